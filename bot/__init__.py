@@ -1,0 +1,1 @@
+"""Answering flow: question -> retriever -> prompt -> answerer -> render -> Discord."""

@@ -1,0 +1,1 @@
+"""Discord layer: thin cogs over the answering code."""

@@ -1,0 +1,1 @@
+"""Indexing flow: files -> loader -> chunker -> embedder -> store."""

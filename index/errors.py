@@ -1,0 +1,43 @@
+"""User-facing errors: a few classes, each with a message a user can act on.
+
+Both flows raise these; `bot` catches them and shows the message, never a traceback.
+"""
+
+from __future__ import annotations
+
+
+class CorpusBotError(Exception):
+    """Base class: `str(err)` is a message fit to show a user."""
+
+
+class ConfigError(CorpusBotError):
+    """A setting is missing or invalid (the message names it)."""
+
+
+class DocumentError(CorpusBotError):
+    """A file could not be loaded (empty, binary, undecodable, unparsable, too large)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class IndexNotReady(CorpusBotError):
+    """There is no index yet, or it was built with a different embedder."""
+
+
+class StoreUnavailable(CorpusBotError):
+    """The vector store (e.g. a Chroma server) cannot be reached right now."""
+
+
+class QuestionRejected(CorpusBotError):
+    """The question is empty, too long, or otherwise unusable."""
+
+
+class LLMError(CorpusBotError):
+    """The LLM failed (timeout, rate limit, quota, bad reply); callers fall back."""
+
+    def __init__(self, message: str, *, kind: str = "error") -> None:
+        super().__init__(message)
+        self.kind = kind  # timeout | rate_limit | quota | server | malformed | connection | budget
