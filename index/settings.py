@@ -6,18 +6,25 @@ the reverse. Every field is documented in `.env.example` and the README.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from index.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        env_ignore_empty=True,  # `NAME=` in .env means "use the default"
     )
 
     # --- corpus and index -------------------------------------------------------------
@@ -57,7 +64,7 @@ class Settings(BaseSettings):
     discord_token: SecretStr | None = None
     discord_guild_id: int | None = None
     discord_allow_dms: bool = True
-    discord_channel_ids: list[int] = Field(default_factory=list)
+    discord_channel_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     discord_shard_count: int | None = Field(None, ge=1)
     user_cooldown_s: float = Field(10.0, ge=0)
     max_concurrent_answers: int = Field(4, ge=1, le=64)
@@ -77,8 +84,9 @@ class Settings(BaseSettings):
             v = v.strip()
             if not v:
                 return []
-            if not v.startswith("["):
-                return [int(x) for x in v.split(",") if x.strip()]
+            if v.startswith("["):
+                return json.loads(v)
+            return [x.strip() for x in v.split(",") if x.strip()]
         return v
 
     @property
@@ -92,3 +100,17 @@ class Settings(BaseSettings):
     @property
     def feedback_db(self) -> Path:
         return self.index_dir / "feedback.sqlite3"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings once; an invalid value becomes a ConfigError naming the setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]) or "settings"
+            problems.append(f"{name.upper()}: {err['msg']}")
+        raise ConfigError("Invalid setting " + "; ".join(problems)) from None
+    except (ValueError, json.JSONDecodeError) as exc:  # e.g. a non-JSON list from the environment
+        raise ConfigError(f"Invalid setting: {exc}") from None

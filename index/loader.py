@@ -1,0 +1,426 @@
+"""Files -> SourceDoc: read each supported file, extract and clean its text and metadata.
+
+Supported: .txt .md .markdown .html .htm .pdf. A file that cannot be used becomes a
+`SkippedFile` (and a warning), never an exception that stops the whole corpus.
+
+Decoding policy: text formats must be UTF-8 (a UTF-8 BOM is fine; a UTF-16 BOM is honoured).
+There is deliberately no cp1252/latin-1 fallback: almost any byte string "decodes" as
+cp1252, so a guess would silently index mojibake. HTML may instead declare its charset in a
+<meta> tag, which is used when the bytes are not UTF-8.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import io
+import logging
+import os
+import re
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import yaml
+from bs4 import BeautifulSoup, NavigableString, Tag
+from bs4.dammit import EncodingDetector
+from bs4.element import PreformattedString
+
+from index.documents import PageSpan, SkippedFile, SourceDoc
+from index.errors import ConfigError, DocumentError
+
+log = logging.getLogger(__name__)
+
+TEXT_EXTS = frozenset({".txt"})
+MARKDOWN_EXTS = frozenset({".md", ".markdown"})
+HTML_EXTS = frozenset({".html", ".htm"})
+PDF_EXTS = frozenset({".pdf"})
+SUPPORTED_EXTS = TEXT_EXTS | MARKDOWN_EXTS | HTML_EXTS | PDF_EXTS
+
+METADATA_KEYS = ("publisher", "site", "author", "date", "url")
+MAX_TITLE_CHARS = 200
+
+# --- normalisation ----------------------------------------------------------------------
+
+_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\ufeff"))
+# Control characters and lone surrogates (broken PDF text maps) break tokenizers and JSON.
+_JUNK = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f\ud800-\udfff]")
+_INNER_SPACES = re.compile(r"(?<=\S)[ \t]{2,}")
+_TRAILING_SPACES = re.compile(r"[ \t]+$", re.M)
+_MANY_NEWLINES = re.compile(r"\n{3,}")
+
+
+def normalize_text(text: str) -> str:
+    """The one text normalisation every format gets; chunk offsets index into its output."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n")
+    text = _JUNK.sub("", text.replace("\u00a0", " ").translate(_ZERO_WIDTH))
+    text = _INNER_SPACES.sub(" ", text)  # leading indentation is kept
+    text = _TRAILING_SPACES.sub("", text)
+    text = _MANY_NEWLINES.sub("\n\n", text)
+    return text.strip()
+
+
+# --- site debris (plain text and markdown) ----------------------------------------------
+
+# Whole-line matches only, so a real sentence that merely contains these words survives.
+_DEBRIS_LINE = re.compile(
+    r"""^(?:
+        Loading(?:\.\.\.|\u2026)
+      | [\u23f4\u2190\u25c0<«‹]?\s*Back\ to\ Blog
+      | Featured\ [Ii]mage\ (?:from|via|by|courtesy\ of)\ [^.!?]{1,80}\.?
+      | (?:Image|Photo)(?:\ [Cc]redits?)?:\ .{1,150}
+      | Last\ [Uu]pdated:?\ [A-Z][a-z]+\ \d{1,2},\ \d{4}(?:\ \d{1,2}:\d{2}\ ?[AP]M)?
+    )$""",
+    re.X,
+)
+_BREADCRUMB_ROOTS = frozenset({"home", "blog", "news"})
+
+
+def _is_breadcrumb(line: str, next_line: str | None) -> bool:
+    """'Home / Section / Title' above the article: its last part is the title line below it,
+    or it starts at a site root. 'Input / Output' alone is a title, not a breadcrumb."""
+    parts = [p.strip() for p in line.split(" / ")]
+    if len(parts) < 2 or not all(parts) or line.startswith("#") or next_line is None:
+        return False
+    return parts[-1] == next_line or parts[0].lower() in _BREADCRUMB_ROOTS
+
+
+def strip_debris(text: str) -> str:
+    """Drop site chrome lines: a top breadcrumb, 'Loading...', captions, a repeated title."""
+    lines = text.split("\n")
+    nonempty = [i for i, line in enumerate(lines) if line.strip()]
+    if nonempty:
+        first = lines[nonempty[0]].strip()
+        second = lines[nonempty[1]].strip() if len(nonempty) > 1 else None
+        if _is_breadcrumb(first, second):
+            del lines[nonempty[0]]
+    kept = [line for line in lines if not _DEBRIS_LINE.match(line.strip())]
+    # A leading exact duplicate of the title line (page title + article heading).
+    nonempty = [i for i, line in enumerate(kept) if line.strip()]
+    if len(nonempty) >= 2 and kept[nonempty[0]].strip() == kept[nonempty[1]].strip():
+        del kept[nonempty[1]]
+    return normalize_text("\n".join(kept))
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+def _first_line_title(text: str, *, markdown: bool = False) -> str | None:
+    for line in text.split("\n"):
+        line = line.strip()
+        if markdown:
+            line = line.lstrip("#").strip()
+        if line:
+            return line[:MAX_TITLE_CHARS]
+    return None
+
+
+def _iso_date(value: object) -> str | None:
+    """yyyy-mm-dd when the value is recognisably a date, else the trimmed string."""
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    text = str(value).strip()
+    if not text:
+        return None
+    with contextlib.suppress(ValueError):
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).date().isoformat()
+    with contextlib.suppress(ValueError):
+        return dt.date.fromisoformat(text[:10]).isoformat()
+    for fmt in ("%B %d, %Y", "%b %d, %Y", "%d %B %Y", "%d %b %Y"):
+        with contextlib.suppress(ValueError):
+            return dt.datetime.strptime(text, fmt).date().isoformat()
+    return text
+
+
+def _http_url(value: object) -> str | None:
+    text = str(value).strip()
+    return text if re.match(r"https?://\S+$", text, re.I) else None
+
+
+def _clean_metadata(raw: dict[str, object]) -> dict[str, str]:
+    """Only known keys, only non-empty str values (Chroma rejects None)."""
+    out: dict[str, str] = {}
+    for key in METADATA_KEYS:
+        value = raw.get(key)
+        if value is None or isinstance(value, dict):
+            continue
+        if isinstance(value, list | tuple):
+            value = ", ".join(str(v).strip() for v in value if v is not None and str(v).strip())
+        if key == "date":
+            text = _iso_date(value)
+        elif key == "url":
+            text = _http_url(value)
+        else:
+            text = " ".join(str(value).split())
+        if text:
+            out[key] = text
+    return out
+
+
+def _decode(raw: bytes) -> str:
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise ValueError("not valid UTF-16 despite its byte order mark") from exc
+    if b"\x00" in raw:
+        raise ValueError("binary file (contains NUL bytes)")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+            "re-save the file as UTF-8"
+        ) from exc
+    if len(_JUNK.findall(text)) > max(8, len(text) // 100):
+        raise ValueError("binary file (control characters)")
+    return text
+
+
+# --- formats ----------------------------------------------------------------------------
+
+
+def _parse_plain(raw: bytes, stem: str) -> tuple[str, str, dict[str, str]]:
+    text = strip_debris(normalize_text(_decode(raw)))
+    return text, _first_line_title(text) or stem, {}
+
+
+_FRONT_MATTER_END = re.compile(r"^(?:---|\.\.\.)[ \t]*$", re.M)
+_H1 = re.compile(r"^#[ \t]+(.+?)[ \t#]*$", re.M)
+
+
+def _parse_markdown(raw: bytes, stem: str) -> tuple[str, str, dict[str, str]]:
+    text = normalize_text(_decode(raw))
+    front: dict[str, object] = {}
+    if re.match(r"---[ \t]*\n", text):
+        header_start = text.index("\n") + 1
+        end = _FRONT_MATTER_END.search(text, header_start)
+        if end is None:
+            raise ValueError("invalid front matter: no closing '---' line")
+        try:
+            parsed = yaml.safe_load(text[header_start : end.start()])
+        except yaml.YAMLError as exc:
+            raise ValueError(f"invalid front matter: {' '.join(str(exc).split())}") from exc
+        if parsed is not None and not isinstance(parsed, dict):
+            raise ValueError("invalid front matter: expected 'key: value' lines")
+        front = {str(k).lower(): v for k, v in (parsed or {}).items()}
+        text = text[end.end() :]
+    text = strip_debris(normalize_text(text))
+    title = front.get("title")
+    title = " ".join(str(title).split()) if title is not None else ""
+    if not title:
+        heading = _H1.search(text)
+        title = heading.group(1).strip()[:MAX_TITLE_CHARS] if heading else ""
+    return text, title or _first_line_title(text, markdown=True) or stem, _clean_metadata(front)
+
+
+_DROP_TAGS = "script style nav header footer aside form noscript iframe svg template button".split()
+_BLOCK_TAGS = frozenset(
+    """address article blockquote dd details dialog div dl dt fieldset figcaption figure h1 h2
+    h3 h4 h5 h6 hr li main ol p pre section summary table tbody thead tfoot tr ul caption""".split()
+)
+_CELL_TAGS = frozenset({"td", "th"})
+
+
+def _html_text(node: Tag) -> str:
+    """Text with blank lines between block elements and inline whitespace collapsed."""
+    parts: list[str] = []
+
+    def walk(el: Tag, pre: bool) -> None:
+        for child in el.children:
+            if isinstance(child, NavigableString):
+                if not isinstance(child, PreformattedString):  # skip comments, doctype, CDATA
+                    parts.append(str(child) if pre else re.sub(r"\s+", " ", str(child)))
+            elif isinstance(child, Tag):
+                name = child.name.lower()
+                if name == "br":
+                    parts.append("\n")
+                elif name in _BLOCK_TAGS:
+                    parts.append("\n\n")
+                    walk(child, pre or name == "pre")
+                    parts.append("\n\n")
+                else:
+                    walk(child, pre)
+                    if name in _CELL_TAGS:
+                        parts.append(" ")
+
+    walk(node, False)
+    lines = (line.strip() for line in "".join(parts).split("\n"))
+    return normalize_text("\n".join(lines))
+
+
+def _meta(soup: BeautifulSoup, *, prop: str | None = None, name: str | None = None) -> str | None:
+    attrs = {"property": prop} if prop else {"name": name}
+    tag = soup.find("meta", attrs=attrs)
+    content = tag.get("content") if isinstance(tag, Tag) else None
+    return content.strip() if isinstance(content, str) and content.strip() else None
+
+
+def _parse_html(raw: bytes, stem: str) -> tuple[str, str, dict[str, str]]:
+    try:
+        markup = _decode(raw)
+    except ValueError as exc:
+        declared = EncodingDetector.find_declared_encoding(raw, is_html=True)
+        if b"\x00" in raw or not declared:
+            raise
+        try:
+            markup = raw.decode(declared)
+        except (LookupError, UnicodeDecodeError):
+            raise exc from None
+    soup = BeautifulSoup(markup, "html.parser")
+
+    head_title = soup.title.get_text(" ", strip=True) if soup.title else ""
+    canonical = soup.find("link", rel="canonical")
+    href = canonical.get("href") if isinstance(canonical, Tag) else None
+    meta: dict[str, object] = {
+        "publisher": _meta(soup, prop="og:site_name"),
+        "author": _meta(soup, name="author"),
+        "date": _meta(soup, prop="article:published_time") or _meta(soup, name="date"),
+        "url": (_http_url(href) if isinstance(href, str) else None) or _meta(soup, prop="og:url"),
+    }
+    og_title = _meta(soup, prop="og:title")
+
+    for tag in soup.find_all(_DROP_TAGS):
+        tag.decompose()
+    # The main content: the longest <article>, else <main>, else <body>.
+    articles = soup.find_all("article")
+    root = (
+        max(articles, key=lambda a: len(a.get_text(strip=True)))
+        if articles
+        else soup.find("main") or soup.body or soup
+    )
+    text = _html_text(root)
+    h1 = soup.find("h1")
+    title = head_title or og_title or (h1.get_text(" ", strip=True) if h1 else "")
+    title = " ".join(title.split())[:MAX_TITLE_CHARS]
+    return text, title or _first_line_title(text) or stem, _clean_metadata(meta)
+
+
+@contextlib.contextmanager
+def _quiet_pypdf() -> Iterator[None]:
+    # pypdf logs a warning per repaired object of a broken file; our one warning is enough.
+    logger = logging.getLogger("pypdf")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _parse_pdf(raw: bytes, stem: str) -> tuple[str, str, dict[str, str], tuple[PageSpan, ...]]:
+    from pypdf import PdfReader  # imported lazily: only corpora with PDFs pay for it
+
+    page_texts: list[str] = []
+    info_title = None
+    try:
+        with _quiet_pypdf():
+            reader = PdfReader(io.BytesIO(raw), strict=False)
+            locked = reader.is_encrypted and not reader.decrypt("")
+            if not locked:
+                page_texts = [normalize_text(page.extract_text() or "") for page in reader.pages]
+                info_title = reader.metadata.title if reader.metadata else None
+    except Exception as exc:  # pypdf raises many types for damaged files
+        raise ValueError(f"unparsable PDF: {exc or type(exc).__name__}") from exc
+    if locked:
+        raise ValueError("unparsable PDF: encrypted (remove the password)")
+
+    spans: list[PageSpan] = []
+    pieces: list[str] = []
+    offset = 0
+    for number, page_text in enumerate(page_texts, start=1):
+        if not page_text.strip():  # blank/scanned pages get no span: nothing can cite them
+            continue
+        if pieces:
+            pieces.append("\n\n")
+            offset += 2
+        pieces.append(page_text)
+        spans.append(PageSpan(page=number, start=offset, end=offset + len(page_text)))
+        offset += len(page_text)
+    text = "".join(pieces)
+    title = " ".join(str(info_title).split())[:MAX_TITLE_CHARS] if info_title else ""
+    return text, title or _first_line_title(text) or stem, {}, tuple(spans)
+
+
+# --- public API -------------------------------------------------------------------------
+
+
+def load_file(path: Path, *, root: Path, max_bytes: int) -> SourceDoc:
+    """Load one file; raise DocumentError with a short reason when it cannot be used."""
+    source = path.relative_to(root).as_posix()
+    ext = path.suffix.lower()
+    if ext not in SUPPORTED_EXTS:
+        raise DocumentError(source, f"unsupported file type {ext or '(none)'}")
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise DocumentError(source, f"too large ({size} bytes, limit {max_bytes})")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DocumentError(source, f"cannot read file: {exc.strerror or exc}") from exc
+    if not raw:
+        raise DocumentError(source, "empty file")
+    if len(raw) > max_bytes:  # grew since stat
+        raise DocumentError(source, f"too large ({len(raw)} bytes, limit {max_bytes})")
+
+    pages: tuple[PageSpan, ...] = ()
+    try:
+        if ext in PDF_EXTS:
+            text, title, metadata, pages = _parse_pdf(raw, path.stem)
+        elif ext in HTML_EXTS:
+            text, title, metadata = _parse_html(raw, path.stem)
+        elif ext in MARKDOWN_EXTS:
+            text, title, metadata = _parse_markdown(raw, path.stem)
+        else:
+            text, title, metadata = _parse_plain(raw, path.stem)
+    except ValueError as exc:
+        raise DocumentError(source, str(exc)) from exc
+    except Exception as exc:  # a parser bug must cost one file, not the whole index
+        log.debug("unexpected error parsing %s", source, exc_info=True)
+        raise DocumentError(source, f"cannot parse: {exc or type(exc).__name__}") from exc
+    if not text.strip():
+        raise DocumentError(source, "no text content")
+    return SourceDoc(
+        source=source,
+        title=title,
+        text=text,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        metadata=metadata,
+        pages=pages,
+    )
+
+
+def _corpus_files(corpus_dir: Path) -> list[Path]:
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(corpus_dir):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            path = Path(dirpath, name)
+            if name.startswith("."):
+                continue
+            if path.suffix.lower() not in SUPPORTED_EXTS:
+                log.debug("ignoring %s: unsupported file type", path)
+                continue
+            found.append(path)
+    return sorted(found, key=lambda p: p.relative_to(corpus_dir).as_posix())
+
+
+def load_corpus(corpus_dir: Path, *, max_bytes: int) -> tuple[list[SourceDoc], list[SkippedFile]]:
+    """Every supported, non-hidden file under corpus_dir, in path order; failures are skipped."""
+    corpus_dir = Path(corpus_dir)
+    if not corpus_dir.is_dir():
+        raise ConfigError(f"CORPUS_DIR is not a directory: {corpus_dir}")
+    docs: list[SourceDoc] = []
+    skipped: list[SkippedFile] = []
+    for path in _corpus_files(corpus_dir):
+        try:
+            docs.append(load_file(path, root=corpus_dir, max_bytes=max_bytes))
+        except DocumentError as err:
+            log.warning("skipping %s: %s", err.path, err.reason)
+            skipped.append(SkippedFile(path=err.path, reason=err.reason))
+    return docs, skipped

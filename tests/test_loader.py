@@ -1,0 +1,380 @@
+"""The loader: formats, metadata, title fallbacks, cleaning, and broken files."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from pypdf import PdfWriter
+
+from index.documents import PageSpan
+from index.errors import ConfigError, DocumentError
+from index.loader import load_corpus, load_file, normalize_text
+from tests.conftest import SEED_CORPUS
+from tests.data.make_pdf import pdf_bytes
+
+DATA = Path(__file__).parent / "data"
+SEEDS = DATA / "seeds"  # copies of the raw scraped pages the seed corpus was cleaned from
+MAX = 1_000_000
+
+
+def write(root: Path, name: str, content: str | bytes) -> Path:
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, str):
+        path.write_text(content, encoding="utf-8")
+    else:
+        path.write_bytes(content)
+    return path
+
+
+def load(root: Path, name: str, content: str | bytes, *, max_bytes: int = MAX):
+    return load_file(write(root, name, content), root=root, max_bytes=max_bytes)
+
+
+def reason(root: Path, name: str, content: str | bytes, *, max_bytes: int = MAX) -> str:
+    with pytest.raises(DocumentError) as info:
+        load(root, name, content, max_bytes=max_bytes)
+    assert info.value.path == name
+    return info.value.reason
+
+
+# --- normalisation --------------------------------------------------------------------
+
+
+def test_normalize_text_rules():
+    raw = "\ufeffTitle\r\n\r\nA\u00a0b  c \t d   \r\n\u200bzero\u200cwidth\u200d\n\n\n\n\nend  \n"
+    assert normalize_text(raw) == "Title\n\nA b c d\nzerowidth\n\nend"
+    assert normalize_text("  indented  line\x07\fnext\ud835") == "indented line\nnext"
+
+
+def test_offsets_refer_to_normalised_text(tmp_path):
+    doc = load(tmp_path, "a.txt", "Head\r\n\r\n\r\n\r\nBody\u00a0\u00a0text.  \r\n")
+    assert doc.text == "Head\n\nBody text."
+
+
+# --- markdown -------------------------------------------------------------------------
+
+
+def test_markdown_front_matter_fixture():
+    doc = load_file(DATA / "front-matter.md", root=DATA, max_bytes=MAX)
+    assert doc.source == "front-matter.md"
+    assert doc.title == "Hash Rate Explained"
+    assert doc.metadata == {
+        "publisher": "Example Press",
+        "author": "Ann Lee, Bo Chen",
+        "date": "2020-05-17",
+        "url": "https://example.org/hash-rate",
+    }
+    assert doc.text.startswith("# A Different Heading\n\nHash rate measures")
+    assert "---" not in doc.text and "tags" not in doc.text
+    assert "Image: a mining rig" not in doc.text  # caption debris
+    assert doc.text.endswith("It is quoted in hashes per second.")
+    assert doc.sha256 == hashlib.sha256((DATA / "front-matter.md").read_bytes()).hexdigest()
+    assert doc.pages == ()
+
+
+def test_markdown_metadata_coercion(tmp_path):
+    doc = load(
+        tmp_path,
+        "m.md",
+        "---\ntitle: 2024\ndate: March 4, 2021\nurl: javascript:alert(1)\nauthor: ''\n"
+        "site: CCN.com\nextra: {nested: 1}\n---\nBody text.\n",
+    )
+    assert doc.title == "2024"
+    assert doc.metadata == {"date": "2021-03-04", "site": "CCN.com"}
+    assert all(isinstance(v, str) for v in doc.metadata.values())
+
+
+@pytest.mark.parametrize(
+    ("value", "iso"),
+    [
+        ("2021-03-04", "2021-03-04"),
+        ("2021-03-04T15:34:00Z", "2021-03-04"),
+        ("'2021-03-04T15:34:00+02:00'", "2021-03-04"),
+        ("4 March 2021", "2021-03-04"),
+        ("Mar 4, 2021", "2021-03-04"),
+        ("spring 2021", "spring 2021"),  # not a date: kept as written
+    ],
+)
+def test_front_matter_dates_become_iso(tmp_path, value, iso):
+    assert load(tmp_path, "d.md", f"---\ndate: {value}\n---\nBody.").metadata == {"date": iso}
+
+
+@pytest.mark.parametrize(
+    ("content", "title"),
+    [
+        ("Intro line\n\n# The Heading\n\nBody.", "The Heading"),  # first '# ' heading
+        ("---\nauthor: X\n---\n## Sub only\n\nBody.", "Sub only"),  # else first line
+        ("plain first line\n\nsecond", "plain first line"),
+        ("x" * 300 + "\n\nbody", "x" * 200),  # trimmed to 200 chars
+    ],
+)
+def test_markdown_title_fallbacks(tmp_path, content, title):
+    assert load(tmp_path, "doc.md", content).title == title
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "---\ntitle: [unclosed\n---\nBody.",
+        "---\n- a\n- b\n---\nBody.",
+        "---\ntitle: no end\n\nBody.",
+    ],
+)
+def test_markdown_broken_front_matter(tmp_path, content):
+    assert reason(tmp_path, "bad.md", content).startswith("invalid front matter: ")
+
+
+def test_markdown_front_matter_only_has_no_text(tmp_path):
+    assert reason(tmp_path, "fm.md", "---\ntitle: T\n---\n\n  \n") == "no text content"
+
+
+def test_seed_corpus_markdown_loads():
+    docs, skipped = load_corpus(SEED_CORPUS, max_bytes=MAX)
+    assert skipped == []
+    assert [d.source for d in docs] == sorted(p.name for p in SEED_CORPUS.glob("*.md"))
+    ccn = next(d for d in docs if "short-lived" in d.source)
+    assert ccn.title == "North Korea Appears to Have Run a Short-Lived Bitcoin Mining Operation"
+    assert ccn.metadata == {
+        "publisher": "CCN",
+        "site": "CCN.com",
+        "author": "Jack Mathis",
+        "date": "2021-03-04",
+    }
+
+
+# --- plain text and debris ------------------------------------------------------------
+
+
+def test_text_title_is_first_non_empty_line(tmp_path):
+    doc = load(tmp_path, "notes.txt", "\n\n  My Notes  \n\nSome body.\n")
+    assert doc.title == "My Notes"
+    assert doc.text == "My Notes\n\nSome body."
+    assert doc.metadata == {}
+
+
+def test_debris_lines_are_removed(tmp_path):
+    content = (
+        "Home / Guides / Cooling Rigs\n\nCooling Rigs\n\nCooling Rigs\n\nLoading...\n\n"
+        "Fans move air.\n\nPhoto: a fan\n\nImage credit: Someone\n\n"
+        "Featured image from Shutterstock.\n\n\u23f4 Back to Blog\n\nBack to Blog\n\nLoading\u2026"
+    )
+    doc = load(tmp_path, "g.txt", content)
+    assert doc.text == "Cooling Rigs\n\nFans move air."
+    assert doc.title == "Cooling Rigs"
+
+
+def test_debris_rules_keep_real_sentences(tmp_path):
+    content = (
+        "Input / Output Basics\n\n"
+        "Loading... the truck took three hours, said the driver.\n\n"
+        "Back to Blog posts: we wrote about fans before.\n\n"
+        "Featured image from the archive shows the plant. It closed in 1990.\n\n"
+        "Image credits are hard to track down.\n\n"
+        "A path like a / b / c appears here."
+    )
+    doc = load(tmp_path, "keep.txt", content)
+    assert doc.text == content  # nothing dropped: the first line is a title, not a breadcrumb
+    assert doc.title == "Input / Output Basics"
+
+
+def _paragraphs(text: str) -> list[str]:
+    return [p.strip() for p in text.split("\n\n") if p.strip()]
+
+
+def test_seed_raw_files_are_cleaned_of_debris():
+    docs, skipped = load_corpus(SEEDS, max_bytes=MAX)
+    assert skipped == [] and len(docs) == 2
+    debris = re.compile(
+        r"^(Loading\.\.\.|\u23f4 Back to Blog|Featured image from .*|Last Updated .*|.+ / .+ / .+)$"
+    )
+    for doc in docs:
+        lines = [line for line in doc.text.split("\n") if line.strip()]
+        assert not [line for line in lines if debris.match(line)], doc.source
+        assert lines.count(doc.title) == 1  # the duplicated title line is gone
+        assert lines[0] == doc.title
+
+    # Every real paragraph survives: each paragraph of the hand-cleaned corpus/*.md body
+    # (headings without their '#') is a paragraph of the cleaned raw seed.
+    by_seed = {d.source: d for d in docs}
+    for md in SEED_CORPUS.glob("*.md"):
+        seed_name = re.search(r"^seed: (\S+)$", md.read_text(encoding="utf-8"), re.M).group(1)
+        cleaned = load_file(md, root=SEED_CORPUS, max_bytes=MAX)
+        seed_paras = set(_paragraphs(by_seed[seed_name].text))
+        for para in _paragraphs(cleaned.text):
+            para = re.sub(r"^#+ ", "", para)
+            assert " ".join(para.split()) in seed_paras, para[:60]
+
+
+def test_utf8_bom_utf16_and_crlf(tmp_path):
+    assert load(tmp_path, "bom.txt", b"\xef\xbb\xbfHello\r\nworld").text == "Hello\nworld"
+    utf16 = "Caf\u00e9 notes\r\n\r\nBody.".encode("utf-16")
+    assert load(tmp_path, "u16.txt", utf16).text == "Caf\u00e9 notes\n\nBody."
+
+
+# --- HTML -----------------------------------------------------------------------------
+
+
+def test_html_article_fixture():
+    doc = load_file(DATA / "article.html", root=DATA, max_bytes=MAX)
+    assert doc.title == "Miners Move North | Example News"
+    assert doc.metadata == {
+        "publisher": "Example News",
+        "author": "Ada Writer",
+        "date": "2021-03-04",
+        "url": "https://example.com/news/miners-move-north",
+    }
+    assert doc.text == (
+        "Miners Move North\n\n"
+        "Bitcoin miners are moving to colder regions, where cooling is cheap.\n\n"
+        "Electricity prices matter more than anything else.\nHosting deals follow.\n\n"
+        "First point.\n\nSecond point."
+    )
+
+
+def test_html_fallbacks(tmp_path):
+    html = (
+        "<html><head><meta property='og:title' content='OG Title'>"
+        "<meta name='date' content='2019-12-31'>"
+        "<link rel='canonical' href='javascript:alert(1)'>"
+        "<meta property='og:url' content='http://example.net/p'></head>"
+        "<body><nav>Menu</nav><main><h2>Part</h2><div>Main text.</div></main>"
+        "<p>Outside main.</p></body></html>"
+    )
+    doc = load(tmp_path, "p.htm", html)
+    assert doc.title == "OG Title"
+    assert doc.metadata == {"date": "2019-12-31", "url": "http://example.net/p"}
+    assert doc.text == "Part\n\nMain text."
+
+    doc = load(tmp_path, "q.html", "<body><h1>Heading One</h1><p>Body  text.</p></body>")
+    assert doc.title == "Heading One"
+    assert doc.text == "Heading One\n\nBody text."
+
+
+def test_html_declared_charset_is_honoured(tmp_path):
+    raw = b"<html><head><meta charset='iso-8859-1'></head><body><p>Caf\xe9 au lait.</p></body>"
+    assert load(tmp_path, "l.html", raw).text == "Caf\u00e9 au lait."
+
+
+def test_html_with_only_chrome_has_no_text(tmp_path):
+    html = "<html><head><script>x=1</script></head><body><nav>Home</nav><footer>c</footer></body>"
+    assert reason(tmp_path, "nav.html", html) == "no text content"
+
+
+# --- PDF ------------------------------------------------------------------------------
+
+PDF_PAGES = [
+    ["Mining Report", "Bitcoin mining uses energy.", "Rigs need cooling."],
+    [],  # a blank page: no span, no text
+    ["Page three starts here.", "It ends here."],
+]
+
+
+def test_pdf_pages_and_title(tmp_path):
+    doc = load(tmp_path, "r.pdf", pdf_bytes(PDF_PAGES, title="The Report"))
+    assert doc.title == "The Report"
+    assert [span.page for span in doc.pages] == [1, 3]
+    p1, p3 = doc.pages
+    assert doc.text[p1.start : p1.end] == "\n".join(PDF_PAGES[0])
+    assert doc.text[p3.start : p3.end] == "\n".join(PDF_PAGES[2])
+    assert doc.text == doc.text[p1.start : p1.end] + "\n\n" + doc.text[p3.start : p3.end]
+    assert p1 == PageSpan(page=1, start=0, end=p1.end) and p3.end == len(doc.text)
+
+
+def test_pdf_title_falls_back_to_first_line(tmp_path):
+    assert load(tmp_path, "r.pdf", pdf_bytes(PDF_PAGES)).title == "Mining Report"
+
+
+def test_pdf_without_text_layer(tmp_path):
+    assert reason(tmp_path, "scan.pdf", pdf_bytes([[], []])) == "no text content"
+
+
+def test_broken_pdfs_are_quiet(tmp_path, caplog):
+    good = pdf_bytes(PDF_PAGES)
+    writer = PdfWriter(clone_from=io.BytesIO(good))
+    writer.encrypt("secret", algorithm="RC4-128")
+    encrypted = io.BytesIO()
+    writer.write(encrypted)
+    caplog.set_level(logging.DEBUG)
+    assert reason(tmp_path, "garbage.pdf", b"%PDF-1.7\n" + bytes(range(256)) * 8).startswith(
+        "unparsable PDF: "
+    )
+    assert reason(tmp_path, "cut.pdf", good[: len(good) // 2]).startswith("unparsable PDF: ")
+    assert reason(tmp_path, "locked.pdf", encrypted.getvalue()) == (
+        "unparsable PDF: encrypted (remove the password)"
+    )
+    assert not [r for r in caplog.records if r.name.startswith("pypdf")]
+    assert logging.getLogger("pypdf").level == logging.NOTSET  # restored
+
+
+# --- broken files and the corpus walk -------------------------------------------------
+
+
+def test_load_corpus_skips_broken_files_and_keeps_good_ones(tmp_path, caplog):
+    root = tmp_path / "corpus"
+    shutil.copytree(SEED_CORPUS, root)
+    write(root, "sub/dir/good.txt", "Nested good file.\n")
+    write(root, "sub/page.html", (DATA / "article.html").read_bytes())
+    write(root, "report.pdf", pdf_bytes(PDF_PAGES))
+    broken = {
+        "empty.txt": b"",
+        "blank.md": "\n   \n\t\n",
+        "binary.txt": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+        "latin1.txt": "caf\u00e9".encode("latin-1"),
+        "huge.txt": "word " * 1200,
+        "bad-front-matter.md": "---\ntitle: [oops\n---\nbody",
+        "garbage.pdf": b"not a pdf at all",
+        "sub/cut.pdf": pdf_bytes(PDF_PAGES)[:200],
+        "nav-only.html": "<body><nav>Home</nav><script>x()</script></body>",
+    }
+    for name, content in broken.items():
+        write(root, name, content)
+    write(root, ".hidden.md", "hidden")
+    write(root, ".git/notes.md", "hidden dir")
+    write(root, "image.png", b"\x89PNG\x00")
+    write(root, "notes.docx", b"PK\x03\x04")
+
+    caplog.set_level(logging.WARNING, logger="index.loader")
+    docs, skipped = load_corpus(root, max_bytes=5000)
+
+    # Good files all load, in sorted POSIX path order; hidden and unsupported are ignored.
+    assert [d.source for d in docs] == [
+        "north-korea-begins-mining-bitcoin.md",
+        "north-korea-short-lived-bitcoin-mining.md",
+        "report.pdf",
+        "sub/dir/good.txt",
+        "sub/page.html",
+    ]
+    assert [s.path for s in skipped] == sorted(broken)
+    reasons = {s.path: s.reason for s in skipped}
+    assert reasons["empty.txt"] == "empty file"
+    assert reasons["blank.md"] == "no text content"
+    assert reasons["binary.txt"] == "binary file (contains NUL bytes)"
+    assert reasons["latin1.txt"].startswith("not valid UTF-8")
+    assert reasons["huge.txt"] == "too large (6000 bytes, limit 5000)"
+    assert reasons["bad-front-matter.md"].startswith("invalid front matter: ")
+    assert reasons["garbage.pdf"].startswith("unparsable PDF: ")
+    assert reasons["sub/cut.pdf"].startswith("unparsable PDF: ")
+    assert reasons["nav-only.html"] == "no text content"
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == len(broken)
+    assert all(any(w.startswith(f"skipping {p}: ") for w in warned) for p in broken)
+
+
+def test_load_corpus_is_deterministic(corpus_dir):
+    assert load_corpus(corpus_dir, max_bytes=MAX) == load_corpus(corpus_dir, max_bytes=MAX)
+
+
+def test_load_corpus_missing_dir(tmp_path):
+    with pytest.raises(ConfigError, match="CORPUS_DIR"):
+        load_corpus(tmp_path / "nope", max_bytes=MAX)
+
+
+def test_unsupported_extension_via_load_file(tmp_path):
+    assert reason(tmp_path, "x.docx", b"PK") == "unsupported file type .docx"
