@@ -1,0 +1,54 @@
+"""The answering chain as LangChain runnables.
+
+{"question", "history"} -> standalone question -> retriever -> answerer -> Answer.
+With an LLM answerer, its failures (LLMError) fall back to the extractive answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from operator import itemgetter
+from typing import Any
+
+from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
+
+from bot.extractive import ExtractiveAnswerer
+from bot.followup import condense
+from bot.models import Answer
+from index.errors import LLMError
+
+log = logging.getLogger(__name__)
+
+
+def create_chain(
+    *,
+    retriever: BaseRetriever,
+    extractive: ExtractiveAnswerer,
+    llm: Any | None = None,  # bot.llm.LLMAnswerer: answers and rewrites follow-ups
+) -> Runnable:
+    def standalone(inputs: dict[str, Any]) -> str:
+        return condense(inputs["question"], inputs.get("history") or (), llm_answerer=llm)
+
+    def answer(inputs: dict[str, Any]) -> Answer:
+        question, docs = inputs["standalone"], inputs["docs"]
+        if llm is None:
+            result = extractive.answer(question, docs)
+        else:
+            try:
+                result = llm.answer(question, docs)
+            except LLMError as err:
+                log.warning("LLM failed (%s): %s; answering extractively", err.kind, err)
+                result = extractive.answer(question, docs)
+                result.mode = "extractive-fallback"
+                result.note = f"LLM unavailable ({err.kind}); showing quoted passages instead."
+        result.question = inputs["question"]
+        if question != inputs["question"]:
+            result.standalone_question = question
+        return result
+
+    return (
+        RunnablePassthrough.assign(standalone=RunnableLambda(standalone))
+        | RunnablePassthrough.assign(docs=itemgetter("standalone") | retriever)
+        | RunnableLambda(answer)
+    ).with_config(run_name="answer_question")

@@ -1,0 +1,149 @@
+"""Hybrid retrieval: dense (Chroma cosine) + lexical (BM25 via bm25s), fused by reciprocal rank.
+
+The BM25 index is built once per index generation from `Snapshot.chunks()` and rebuilt the
+first time a question sees a new generation.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import bm25s
+import numpy as np
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict, PrivateAttr
+
+from bot.sentences import tokenize
+from index.store import get_vectors
+
+log = logging.getLogger(__name__)
+# bm25s pins its logger to DEBUG at import; let the application's logging config decide.
+logging.getLogger("bm25s").setLevel(logging.NOTSET)
+
+RRF_K = 60  # the usual reciprocal-rank-fusion constant (Cormack et al.)
+
+
+class QueryCachedEmbeddings(Embeddings):
+    """Remembers recent query vectors, so the retriever and the answerer embed a question once."""
+
+    def __init__(self, *, inner: Embeddings, size: int = 256) -> None:
+        self.inner = inner
+        self._size = size
+        self._cache: OrderedDict[str, list[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        with self._lock:
+            vec = self._cache.get(text)
+            if vec is not None:
+                self._cache.move_to_end(text)
+                return vec
+        vec = self.inner.embed_query(text)
+        with self._lock:
+            self._cache[text] = vec
+            if len(self._cache) > self._size:
+                self._cache.popitem(last=False)
+        return vec
+
+
+@dataclass
+class _Lexical:
+    generation: str
+    chunks: list[Document]
+    bm25: bm25s.BM25 | None  # None when the generation has no indexable text
+
+
+def _build_lexical(generation: str, chunks: list[Document]) -> _Lexical:
+    tokens = [tokenize(c.page_content) for c in chunks]
+    bm25 = None
+    if any(tokens):
+        bm25 = bm25s.BM25()
+        bm25.index(tokens, show_progress=False)
+    log.info("built BM25 over %d chunks of generation %s", len(chunks), generation)
+    return _Lexical(generation=generation, chunks=chunks, bm25=bm25)
+
+
+def _cosine(a: list[float], b: list[float]) -> float:
+    va, vb = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
+    denom = float(np.linalg.norm(va) * np.linalg.norm(vb))
+    return float(va @ vb) / denom if denom else 0.0
+
+
+class HybridRetriever(BaseRetriever):
+    """Top-k chunks for a question; each copy carries dense_score, bm25_score and rrf_score."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    reader: Any  # index.store.IndexReader
+    k: int = 4
+    mode: Literal["hybrid", "dense"] = "hybrid"
+    fetch_k: int = 20
+
+    _lexical: _Lexical | None = PrivateAttr(default=None)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    def lexical_index(self, snapshot: Any) -> _Lexical:
+        """The BM25 index of this snapshot's generation (built once, thread-safe)."""
+        lex = self._lexical
+        if lex is not None and lex.generation == snapshot.generation:
+            return lex
+        with self._lock:
+            lex = self._lexical
+            if lex is None or lex.generation != snapshot.generation:
+                lex = _build_lexical(snapshot.generation, snapshot.chunks())
+                self._lexical = lex
+            return lex
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        dense = self.reader.dense_search(query, self.fetch_k)
+        snapshot = self.reader.snapshot()
+        lex = self.lexical_index(snapshot)
+        dense_score = {str(d.id): s for d, s in dense}
+        by_id = {str(d.id): d for d, _ in dense}
+        by_id.update((str(c.id), c) for c in lex.chunks)
+
+        bm25_all = np.zeros(len(lex.chunks), dtype=np.float32)
+        q_tokens = tokenize(query)
+        if lex.bm25 is not None and q_tokens:
+            bm25_all = lex.bm25.get_scores(q_tokens)
+        bm25_score = {str(c.id): float(s) for c, s in zip(lex.chunks, bm25_all, strict=True)}
+
+        rrf: dict[str, float] = {}
+        for rank, (doc, _) in enumerate(dense):
+            rrf[str(doc.id)] = 1.0 / (RRF_K + rank + 1)
+        if self.mode == "hybrid":
+            order = np.argsort(-bm25_all, kind="stable")[: self.fetch_k]
+            for rank, i in enumerate(order):
+                if bm25_all[i] <= 0:
+                    break
+                cid = str(lex.chunks[i].id)
+                rrf[cid] = rrf.get(cid, 0.0) + 1.0 / (RRF_K + rank + 1)
+
+        top = sorted(rrf, key=lambda cid: rrf[cid], reverse=True)[: self.k]
+        missing = [cid for cid in top if cid not in dense_score]
+        if missing:
+            # Lexical-only hits: score them against their stored vectors so every doc has one.
+            qvec = snapshot.embeddings.embed_query(query)
+            for cid, vec in get_vectors(snapshot.collection, missing).items():
+                dense_score[cid] = _cosine(qvec, vec)
+        out = []
+        for cid in top:
+            src = by_id[cid]
+            md = dict(src.metadata)
+            md["dense_score"] = float(dense_score.get(cid, 0.0))
+            md["bm25_score"] = bm25_score.get(cid, 0.0)
+            md["rrf_score"] = rrf[cid]
+            out.append(Document(id=cid, page_content=src.page_content, metadata=md))
+        return out

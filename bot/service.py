@@ -1,0 +1,127 @@
+"""AnswerService: the one entry point the CLI and Discord use; build_service wires it up."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import unicodedata
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from langchain_core.runnables import Runnable
+
+from bot.chain import create_chain
+from bot.extractive import ExtractiveAnswerer, load_common_words
+from bot.models import Answer
+from bot.retriever import HybridRetriever, QueryCachedEmbeddings
+from index.errors import CorpusBotError, IndexNotReady, QuestionRejected
+from index.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EMPTY_QUESTION = "Please ask a question about the indexed documents."
+_MENTION = re.compile(r"<(?:@[!&]?|#)\d+>|@(?:everyone|here)\b")
+
+
+def clean_question(raw: str, *, max_chars: int) -> str:
+    """Strip control/zero-width characters and mentions; reject empty or overlong questions."""
+    text = "".join(
+        " " if ch in "\t\n\r" else ch
+        for ch in raw
+        if ch in "\t\n\r" or unicodedata.category(ch) not in ("Cc", "Cf")
+    )
+    text = " ".join(_MENTION.sub(" ", text).split())
+    if not text:
+        raise QuestionRejected(EMPTY_QUESTION)
+    if len(text) > max_chars:
+        raise QuestionRejected(
+            f"That question is {len(text)} characters long; the limit is {max_chars}. "
+            "Please shorten it."
+        )
+    return text
+
+
+class AnswerService:
+    def __init__(self, *, chain: Runnable, reader: Any, settings: Settings) -> None:
+        self._chain = chain
+        self._reader = reader
+        self._settings = settings
+
+    def answer(self, question: str, history: Sequence[tuple[str, str]] = ()) -> Answer:
+        text = clean_question(question, max_chars=self._settings.max_question_chars)
+        started = time.perf_counter()
+        try:
+            result: Answer = self._chain.invoke({"question": text, "history": list(history)})
+        except CorpusBotError:
+            raise
+        except Exception as err:  # noqa: BLE001 - the user gets a message, the log the trace
+            log.exception("answering %r failed", text)
+            raise CorpusBotError("Something went wrong while answering; please try again.") from err
+        result.latency_ms = (time.perf_counter() - started) * 1000
+        return result
+
+    async def aanswer(self, question: str, history: Sequence[tuple[str, str]] = ()) -> Answer:
+        return await asyncio.to_thread(self.answer, question, history)
+
+    def sources(self) -> list[dict[str, Any]]:
+        return self._reader.snapshot().documents()
+
+    def index_info(self) -> dict[str, Any]:
+        info = self._reader.snapshot().info.to_metadata()
+        info["retrieval_mode"] = self._settings.retrieval_mode
+        info["answer_mode"] = "llm" if self._settings.llm_enabled else "extractive"
+        return info
+
+
+def build_service(
+    settings: Settings,
+    *,
+    build_if_missing: bool = True,
+    announce: Callable[[str], None] = log.warning,
+) -> AnswerService:
+    """The composition root: store, embeddings, reader, retriever, answerers, chain."""
+    from index.embedder import TOKENIZER_PATH, embedder_id, make_embeddings
+    from index.pipeline import reindex
+    from index.store import IndexReader, index_exists, make_client
+
+    client = make_client(settings)
+    embeddings = QueryCachedEmbeddings(inner=make_embeddings(settings))
+    if not index_exists(settings, client):
+        if not build_if_missing:
+            raise IndexNotReady("there is no index yet; run python -m index")
+        announce(f"No index yet: building it from {settings.corpus_dir}...")
+        summary = reindex(settings, client=client, embeddings=embeddings.inner)
+        announce(summary.line())
+    reader = IndexReader(
+        client=client,
+        embeddings=embeddings,
+        embedder_id=embedder_id(settings),
+        prefix=settings.collection_prefix,
+    )
+    retriever = HybridRetriever(
+        reader=reader,
+        k=settings.retrieval_k,
+        mode=settings.retrieval_mode,
+        fetch_k=max(20, 4 * settings.retrieval_k),
+    )
+    extractive = ExtractiveAnswerer(
+        reader=reader, embeddings=embeddings, common_words=load_common_words(TOKENIZER_PATH)
+    )
+    llm = _llm_answerer(settings) if settings.llm_enabled else None
+    chain = create_chain(retriever=retriever, extractive=extractive, llm=llm)
+    return AnswerService(chain=chain, reader=reader, settings=settings)
+
+
+def _llm_answerer(settings: Settings) -> Any:
+    from bot.llm import LLMAnswerer, llm_deadline_s, make_chat_model
+    from bot.prompts import load_prompt
+
+    return LLMAnswerer(
+        llm=make_chat_model(settings),
+        prompt=load_prompt(settings.prompts_dir / "answer.md"),
+        condense_prompt=load_prompt(settings.prompts_dir / "condense.md"),
+        max_retries=settings.llm_max_retries,
+        deadline_s=llm_deadline_s(settings),
+    )

@@ -1,0 +1,170 @@
+from __future__ import annotations
+
+import pytest
+
+from bot.followup import condense, needs_context, rule_condense
+from bot.prompts import load_prompt, parse_prompt
+from bot.service import EMPTY_QUESTION, build_service
+from index.errors import ConfigError, LLMError, QuestionRejected
+from index.settings import REPO_ROOT, Settings
+from tests.fakes.openai_server import chat, server_error
+
+
+def _settings(seed: Settings, **extra) -> Settings:
+    return Settings(_env_file=None, corpus_dir=seed.corpus_dir, index_dir=seed.index_dir, **extra)
+
+
+@pytest.fixture(scope="module")
+def service(seed_index):
+    return build_service(_settings(seed_index), build_if_missing=False)
+
+
+# --- the offline chain --------------------------------------------------------------------
+
+
+def test_offline_chain_answers_extractively(service):
+    answer = service.answer("  Which exchange hack is North Korea the prime suspect for?\n")
+    assert answer.mode == "extractive" and not answer.abstained
+    assert answer.question == "Which exchange hack is North Korea the prime suspect for?"
+    assert answer.standalone_question is None
+    assert "Youbit" in answer.citations[0].quote
+    assert answer.latency_ms > 0
+
+
+def test_follow_up_uses_the_previous_question(service):
+    first = "Which cybersecurity firm traced attacks on bitcoin exchanges?"
+    answer = service.answer("And how many?", [(first, "...")])
+    assert answer.standalone_question and "attacks" in answer.standalone_question
+    assert "five different attacks" in answer.citations[0].quote
+
+
+async def test_async_answer(service):
+    answer = await service.aanswer("Why do most countries have sanctions on North Korea?")
+    assert "nuclear missile program" in answer.text
+
+
+def test_sources_and_index_info(service):
+    sources = service.sources()
+    assert [s["source"] for s in sources] == [
+        "north-korea-begins-mining-bitcoin.md",
+        "north-korea-short-lived-bitcoin-mining.md",
+    ]
+    info = service.index_info()
+    assert info["documents"] == 2 and info["chunks"] == sum(s["chunks"] for s in sources)
+    assert info["answer_mode"] == "extractive"
+
+
+# --- validation ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw", ["", "   \n\t ", "<@123456789>", "<@!42> <#7> @everyone", "\u200b\u200d"]
+)
+def test_empty_questions_are_rejected(service, raw):
+    with pytest.raises(QuestionRejected, match="Please ask a question"):
+        service.answer(raw)
+    assert EMPTY_QUESTION.startswith("Please ask a question")
+
+
+def test_too_long_question_names_the_limit(seed_index):
+    small = build_service(_settings(seed_index, max_question_chars=50), build_if_missing=False)
+    with pytest.raises(QuestionRejected, match="limit is 50"):
+        small.answer("why " * 20)
+
+
+def test_control_and_zero_width_characters_are_stripped(service):
+    answer = service.answer(
+        "<@99> Which exchange\u200b hack is North\x00 Korea the prime suspect for?"
+    )
+    assert answer.question == "Which exchange hack is North Korea the prime suspect for?"
+    assert not answer.abstained
+
+
+# --- with an LLM (the fake OpenAI-compatible server on 127.0.0.1) --------------------------
+
+
+@pytest.fixture
+def llm_service(seed_index, openai_fake):
+    settings = _settings(
+        seed_index,
+        openai_base_url=openai_fake.base_url,
+        openai_api_key="sk-test-not-real",
+        llm_max_retries=0,
+        llm_timeout_s=5,
+    )
+    return build_service(settings, build_if_missing=False)
+
+
+def test_llm_answer_is_used(llm_service, openai_fake):
+    openai_fake.script(chat("North Korea started mining Bitcoin on the 17th of May [1]."))
+    answer = llm_service.answer("When did North Korea start mining Bitcoin?")
+    assert answer.mode == "llm"
+    assert answer.citations and "[1]" in answer.text
+    sent = openai_fake.chat_requests[0].json["messages"]
+    assert "17th of May" in sent[-1]["content"]  # the numbered sources reached the model
+
+
+def test_llm_failure_falls_back_to_extractive(llm_service, openai_fake):
+    openai_fake.script(server_error(500))
+    answer = llm_service.answer("When did North Korea start mining Bitcoin?")
+    assert answer.mode == "extractive-fallback"
+    assert answer.note == "LLM unavailable (server); showing quoted passages instead."
+    assert "17th of May" in answer.text and answer.citations
+
+
+def test_llm_condenses_follow_ups_and_rule_covers_its_failure(llm_service, openai_fake):
+    history = [("Which cybersecurity firm traced attacks on bitcoin exchanges?", "FireEye [1]")]
+    openai_fake.script(
+        chat("How many attacks on bitcoin exchanges did FireEye trace?"),
+        chat("FireEye traced five different attacks [1]."),
+    )
+    answer = llm_service.answer("And how many?", history)
+    assert answer.standalone_question == "How many attacks on bitcoin exchanges did FireEye trace?"
+    assert answer.mode == "llm"
+
+    openai_fake.script(server_error(500), server_error(500))
+    answer = llm_service.answer("And how many?", history)
+    assert answer.mode == "extractive-fallback"
+    assert "traced" in answer.standalone_question  # the rule stepped in
+
+
+# --- follow-up rule and prompts -----------------------------------------------------------
+
+
+def test_follow_up_rule():
+    history = [("When did North Korea start mining bitcoin?", "On the 17th of May [1].")]
+    assert needs_context("and why?") and needs_context("What did they do then?")
+    assert not needs_context("Which firm traced attacks on bitcoin exchanges?")
+    assert rule_condense("Why did they stop?", history) == (
+        "Why did they stop? (North Korea start mining bitcoin)"
+    )
+    assert rule_condense("Who is FireEye's research director?", history) == (
+        "Who is FireEye's research director?"
+    )
+    assert condense("and why?", []) == "and why?"
+
+
+def test_condense_falls_back_to_rule_on_llm_error():
+    class Failing:  # stands in for the OpenAI layer only
+        def condense(self, question, history):
+            raise LLMError("down", kind="timeout")
+
+    history = [("Who traced attacks on bitcoin exchanges?", "FireEye [1]")]
+    got = condense("And how many?", history, llm_answerer=Failing())
+    assert got == "And how many? (traced attacks bitcoin exchanges)"
+
+
+def test_prompt_files_parse():
+    answer = load_prompt(REPO_ROOT / "prompts" / "answer.md")
+    assert set(answer.input_variables) == {"question", "sources"}
+    system, human = answer.format_messages(question="Q?", sources="[1] T\ntext")
+    assert (
+        system.type == "system" and "I couldn't find that in the indexed sources." in system.content
+    )
+    assert human.type == "human" and "[1] T\ntext" in human.content
+    condense_prompt = load_prompt(REPO_ROOT / "prompts" / "condense.md")
+    assert set(condense_prompt.input_variables) == {"question", "history"}
+    with pytest.raises(ConfigError):
+        parse_prompt("## system\nno human section")
+    with pytest.raises(ConfigError):
+        load_prompt(REPO_ROOT / "prompts" / "missing.md")

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from bot.retriever import HybridRetriever, QueryCachedEmbeddings
+from index.embedder import embedder_id
+from index.pipeline import reindex
+from index.store import IndexReader, make_client
+
+
+def _reader(settings, embeddings):
+    return IndexReader(
+        client=make_client(settings),
+        embeddings=embeddings,
+        embedder_id=embedder_id(settings),
+        prefix=settings.collection_prefix,
+    )
+
+
+@pytest.fixture(scope="module")
+def reader(seed_index, minilm):
+    return _reader(seed_index, minilm)
+
+
+def test_returns_k_copies_with_all_scores(reader, minilm):
+    retriever = HybridRetriever(reader=reader, k=3)
+    docs = retriever.invoke("Which firm traced attacks on bitcoin exchanges?")
+    assert len(docs) == 3
+    qvec = np.asarray(minilm.embed_query("Which firm traced attacks on bitcoin exchanges?"))
+    chunks = {c.id: c for c in reader.snapshot().chunks()}
+    for d in docs:
+        md = d.metadata
+        assert {"dense_score", "bm25_score", "rrf_score", "source", "start", "end"} <= set(md)
+        assert d.page_content == chunks[d.id].page_content
+        assert "dense_score" not in chunks[d.id].metadata  # the cached chunks are untouched
+        vec = np.asarray(minilm.embed_documents([d.page_content])[0])
+        assert md["dense_score"] == pytest.approx(float(qvec @ vec), abs=0.02)
+    assert [d.metadata["rrf_score"] for d in docs] == sorted(
+        (d.metadata["rrf_score"] for d in docs), reverse=True
+    )
+    assert any("FireEye" in d.page_content for d in docs)
+
+
+def test_hybrid_lifts_an_exact_rare_term_that_dense_misses(reader):
+    # A bare name gives the embedding little to go on; BM25 knows exactly where it is.
+    dense = HybridRetriever(reader=reader, k=4, mode="dense").invoke("Youbit")
+    hybrid = HybridRetriever(reader=reader, k=4, mode="hybrid").invoke("Youbit")
+    assert "Youbit" in hybrid[0].page_content
+    assert "Youbit" not in dense[0].page_content
+    scores = [d.metadata["dense_score"] for d in dense]
+    assert scores == sorted(scores, reverse=True)  # dense mode is pure cosine order
+
+
+def test_lexical_only_hits_get_a_dense_score(reader):
+    # fetch_k=1: dense finds one chunk, BM25 another whose cosine must be looked up.
+    docs = HybridRetriever(reader=reader, k=4, fetch_k=1).invoke("Youbit")
+    assert len(docs) == 2
+    expected = {d.id: s for d, s in reader.dense_search("Youbit", 20)}
+    for d in docs:
+        assert d.metadata["dense_score"] == pytest.approx(expected[d.id], abs=1e-4)
+    lexical_only = [d for d in docs if "Youbit" in d.page_content]
+    assert lexical_only and lexical_only[0].metadata["bm25_score"] > 0
+
+
+def test_bm25_built_once_per_generation_and_rebuilt_on_change(index_settings, minilm):
+    reader = _reader(index_settings, QueryCachedEmbeddings(inner=minilm))
+    retriever = HybridRetriever(reader=reader, k=2)
+    snapshot = reader.snapshot()
+    results = []
+
+    def worker():
+        results.append(retriever.lexical_index(reader.snapshot()))
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(r) for r in results}) == 1 and results[0].generation == snapshot.generation
+
+    (index_settings.corpus_dir / "zebra.md").write_text(
+        "# Zebras\n\nThe quagga zebra went extinct in 1883.\n", encoding="utf-8"
+    )
+    reindex(index_settings, embeddings=minilm)
+    docs = retriever.invoke("quagga")
+    assert docs[0].metadata["source"] == "zebra.md"
+    assert retriever.lexical_index(reader.snapshot()).generation != snapshot.generation
+
+
+def test_query_cache_embeds_each_question_once(minilm):
+    cached = QueryCachedEmbeddings(inner=minilm, size=2)
+    a1 = cached.embed_query("alpha")
+    a2 = cached.embed_query("alpha")
+    assert a1 is a2
+    cached.embed_query("beta")
+    cached.embed_query("gamma")  # evicts alpha
+    assert cached.embed_query("alpha") is not a1
