@@ -1,0 +1,136 @@
+"""The discord.py Bot: wiring only (intents, cogs, command sync) and `run(settings)`.
+
+Shaped like discord.py's examples/advanced_startup.py: dependencies are built outside and
+passed in, `setup_hook` loads the cogs and syncs the slash commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from typing import Any
+
+import discord
+from discord.ext import commands
+
+from bot.discord.cogs import EXTENSIONS
+from bot.discord.feedback import FeedbackStore
+from bot.discord.limits import Limiter
+from bot.discord.views import FeedbackButton
+from bot.service import build_service
+from index.errors import CorpusBotError
+from index.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def bot_intents() -> discord.Intents:
+    intents = discord.Intents.none()
+    intents.guilds = True
+    intents.guild_messages = True
+    intents.dm_messages = True
+    intents.message_content = True  # privileged: needed to read @mention questions
+    return intents
+
+
+class CorpusBot(commands.Bot):
+    def __init__(
+        self,
+        *,
+        service: Any,  # bot.service.AnswerService
+        settings: Settings,
+        feedback: FeedbackStore,
+        limiter: Limiter,
+        **options: Any,
+    ) -> None:
+        options.setdefault("intents", bot_intents())
+        super().__init__(
+            command_prefix=commands.when_mentioned,  # unused: no prefix commands, see on_message
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions.none(),
+            **options,
+        )
+        self.service = service
+        self.settings = settings
+        self.feedback = feedback
+        self.limiter = limiter
+
+    async def setup_hook(self) -> None:
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        self.add_dynamic_items(FeedbackButton)  # feedback clicks work after a restart
+        if self.settings.discord_guild_id:
+            guild = discord.Object(id=self.settings.discord_guild_id)
+            self.tree.copy_global_to(guild=guild)  # guild commands appear at once
+            synced = await self.tree.sync(guild=guild)
+        else:
+            synced = await self.tree.sync()  # global commands can take a while to appear
+        log.info("synced %d application commands", len(synced))
+
+    async def on_ready(self) -> None:
+        log.info("logged in as %s (%s)", self.user, getattr(self.user, "id", "?"))
+
+    async def on_message(self, message: discord.Message) -> None:
+        # Questions are handled by the Ask cog's listener; there are no prefix commands.
+        return
+
+
+class ShardedCorpusBot(CorpusBot, commands.AutoShardedBot):
+    """The same bot over several gateway shards (settings.discord_shard_count)."""
+
+
+def make_bot(
+    *, service: Any, settings: Settings, feedback: FeedbackStore, limiter: Limiter, **options: Any
+) -> CorpusBot:
+    cls = CorpusBot
+    if settings.discord_shard_count:
+        cls = ShardedCorpusBot
+        options.setdefault("shard_count", settings.discord_shard_count)
+    return cls(service=service, settings=settings, feedback=feedback, limiter=limiter, **options)
+
+
+async def _serve(bot: CorpusBot, token: str) -> None:
+    async with bot:
+        await bot.start(token)
+
+
+def run(settings: Settings) -> int:
+    """Run the bot until interrupted; returns the process exit code."""
+    if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
+        print(
+            "DISCORD_TOKEN is not set; put the bot token in .env or the environment.",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        service = build_service(settings)
+    except CorpusBotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    feedback = FeedbackStore(path=settings.feedback_db)
+    limiter = Limiter(
+        cooldown_s=settings.user_cooldown_s, max_concurrent=settings.max_concurrent_answers
+    )
+    bot = make_bot(service=service, settings=settings, feedback=feedback, limiter=limiter)
+    try:
+        asyncio.run(_serve(bot, settings.discord_token.get_secret_value().strip()))
+    except discord.LoginFailure:
+        print(
+            "Discord rejected DISCORD_TOKEN (401 Unauthorized). Copy the bot token again from "
+            "the Developer Portal (Applications > your app > Bot > Reset Token) into .env.",
+            file=sys.stderr,
+        )
+        return 2
+    except discord.PrivilegedIntentsRequired:
+        print(
+            "Discord refused the Message Content intent. Enable it in the Developer Portal "
+            "(Applications > your app > Bot > Privileged Gateway Intents > Message Content).",
+            file=sys.stderr,
+        )
+        return 2
+    except KeyboardInterrupt:
+        pass
+    finally:
+        feedback.close()
+    return 0

@@ -1,0 +1,280 @@
+"""Questions: `/ask`, @mentions (answered in a thread), follow-ups in threads and replies, DMs.
+
+Limits are checked before anything is sent, so a refused user gets one short message; an
+admitted one gets a deferral/typing indicator at once while the answer runs in a worker
+thread (`service.aanswer`), never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.discord.render import (
+    Payload,
+    render_answer,
+    render_error,
+    strip_bot_mention,
+    thread_name,
+)
+from bot.discord.views import feedback_view
+from bot.models import Answer
+from index.errors import CorpusBotError
+
+if TYPE_CHECKING:
+    from bot.discord.client import CorpusBot
+
+log = logging.getLogger(__name__)
+
+NO_MENTIONS = discord.AllowedMentions.none()
+SORRY = "Sorry, something went wrong while answering. Please try again later."
+HINT = "Ask me a question about the indexed documents, e.g. `@me what is ...?`"
+NOT_HERE = "I don't answer questions in this channel."
+HISTORY_PAIRS = 5
+
+Send = Callable[[Payload, discord.ui.View | None], Awaitable[discord.Message | None]]
+
+
+@contextlib.asynccontextmanager
+async def typing(channel: discord.abc.Messageable) -> AsyncIterator[None]:
+    """`channel.typing()`, best effort: a failed typing request must not cost the answer."""
+    indicator = channel.typing()
+    try:
+        await indicator.__aenter__()
+    except discord.HTTPException as exc:
+        log.debug("typing indicator failed: %s", exc)
+        yield
+        return
+    try:
+        yield
+    finally:
+        await indicator.__aexit__(None, None, None)
+
+
+class Ask(commands.Cog):
+    def __init__(self, bot: CorpusBot) -> None:
+        self.bot = bot
+
+    # --- /ask ----------------------------------------------------------------------------
+
+    @app_commands.command(name="ask", description="Ask a question about the indexed documents")
+    @app_commands.describe(question="Your question")
+    async def ask(self, interaction: discord.Interaction, question: str) -> None:
+        channel = interaction.channel
+        if not self._allowed(channel, dm=interaction.guild_id is None):
+            await interaction.response.send_message(NOT_HERE, ephemeral=True)
+            return
+        refusal = self.bot.limiter.admit(interaction.user.id)
+        if refusal is not None:
+            await interaction.response.send_message(refusal.message, ephemeral=True)
+            return
+        try:
+            await interaction.response.defer(thinking=True)  # Discord wants a reply within 3 s
+            history: Sequence[tuple[str, str]] = ()
+            if isinstance(channel, discord.Thread):
+                history = await self._history(channel.id)
+            result = await self._compute(question, history)
+
+            async def send(payload: Payload, view: discord.ui.View | None) -> discord.Message:
+                return await interaction.followup.send(
+                    content=payload.content or discord.utils.MISSING,
+                    embeds=payload.discord_embeds(),
+                    view=view or discord.utils.MISSING,
+                    allowed_mentions=NO_MENTIONS,
+                    suppress_embeds=not payload.embeds,
+                    wait=True,
+                )
+
+            await self._deliver(
+                result,
+                send=send,
+                user_id=interaction.user.id,
+                channel_id=interaction.channel_id or 0,
+                guild_id=interaction.guild_id,
+            )
+        except Exception:
+            log.exception("could not answer /ask")
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.followup.send(SORRY, allowed_mentions=NO_MENTIONS)
+        finally:
+            self.bot.limiter.release()
+
+    # --- messages ------------------------------------------------------------------------
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        me = self.bot.user
+        if message.author.bot or me is None or message.author.id == me.id:
+            return
+        channel = message.channel
+        mentioned = f"<@{me.id}>" in message.content or f"<@!{me.id}>" in message.content
+        plan = await self._plan(message, mentioned=mentioned)
+        if plan is None:
+            return
+        history, in_thread = plan
+
+        question = strip_bot_mention(message.content, me.id)
+        if not question:
+            if mentioned:
+                await self._reply(message, HINT)
+            return
+        refusal = self.bot.limiter.admit(message.author.id)
+        if refusal is not None:
+            await self._reply(message, refusal.message)
+            return
+        try:
+            async with typing(channel):
+                result = await self._compute(question, history)
+            target: discord.abc.Messageable = channel
+            if in_thread and isinstance(result, Answer):
+                target = await self._open_thread(message, question)
+            reference = message.to_reference(fail_if_not_exists=False)
+
+            async def send(payload: Payload, view: discord.ui.View | None) -> discord.Message:
+                nonlocal reference
+                # The first message replies to the question unless it starts a new thread.
+                ref = reference if target is channel else None
+                reference = None
+                return await target.send(
+                    content=payload.content or None,
+                    embeds=payload.discord_embeds(),
+                    view=view,
+                    allowed_mentions=NO_MENTIONS,
+                    suppress_embeds=not payload.embeds,
+                    reference=ref,
+                )
+
+            await self._deliver(
+                result,
+                send=send,
+                user_id=message.author.id,
+                channel_id=getattr(target, "id", channel.id),
+                guild_id=message.guild.id if message.guild else None,
+            )
+        except Exception:
+            log.exception("could not answer message %s", message.id)
+            await self._reply(message, SORRY)
+        finally:
+            self.bot.limiter.release()
+
+    # --- helpers -------------------------------------------------------------------------
+
+    async def _plan(
+        self, message: discord.Message, *, mentioned: bool
+    ) -> tuple[list[tuple[str, str]], bool] | None:
+        """Whether to answer a message: None, or (history, answer in a new thread?)."""
+        channel, me = message.channel, self.bot.user
+        if message.guild is None:
+            if not self.bot.settings.discord_allow_dms:
+                return None
+            return await self._history(channel.id), False  # a DM is one conversation
+        if not self._allowed(channel, dm=False):
+            return None
+        replied = await self._replied_history(message)
+        if isinstance(channel, discord.Thread):
+            followup = channel.owner_id == me.id or await asyncio.to_thread(
+                self.bot.feedback.has_answered_in, channel.id
+            )
+            if mentioned or followup or replied is not None:
+                return await self._history(channel.id), False
+            return None
+        if replied is not None:
+            return replied, False  # a reply to one of our answers, answered in place
+        if mentioned:
+            return [], isinstance(channel, discord.TextChannel)  # threads need a text channel
+        return None
+
+    def _allowed(self, channel: object, *, dm: bool) -> bool:
+        if dm:
+            return self.bot.settings.discord_allow_dms
+        allowed = self.bot.settings.discord_channel_ids
+        if not allowed:
+            return True
+        ids = {getattr(channel, "id", None), getattr(channel, "parent_id", None)}
+        return bool(ids & set(allowed))
+
+    async def _history(self, channel_id: int) -> list[tuple[str, str]]:
+        return await asyncio.to_thread(self.bot.feedback.history, channel_id, limit=HISTORY_PAIRS)
+
+    async def _replied_history(self, message: discord.Message) -> list[tuple[str, str]] | None:
+        """History for a reply to one of our messages (None if it is not one)."""
+        ref = message.reference
+        if ref is None or ref.message_id is None:
+            return None
+        pair = await asyncio.to_thread(self.bot.feedback.answer_for_message, ref.message_id)
+        if pair is not None:
+            return [pair]
+        resolved = ref.resolved
+        if isinstance(resolved, discord.Message) and resolved.author.id == self.bot.user.id:
+            return []  # ours, but not an answer (e.g. an error message)
+        return None
+
+    async def _compute(self, question: str, history: Sequence[tuple[str, str]]) -> Answer | str:
+        """The answer, or a user-facing message saying why there is none."""
+        try:
+            return await self.bot.service.aanswer(question, history)
+        except CorpusBotError as exc:
+            return render_error(str(exc))
+        except Exception:
+            log.exception("answering failed")
+            return SORRY
+
+    async def _open_thread(
+        self, message: discord.Message, question: str
+    ) -> discord.abc.Messageable:
+        try:
+            return await message.create_thread(
+                name=thread_name(question), auto_archive_duration=1440
+            )
+        except discord.HTTPException as exc:  # no permission, or the message is gone
+            log.warning("could not create a thread, answering in place: %s", exc)
+            return message.channel
+
+    async def _deliver(
+        self,
+        result: Answer | str,
+        *,
+        send: Send,
+        user_id: int,
+        channel_id: int,
+        guild_id: int | None,
+    ) -> None:
+        if isinstance(result, str):
+            await send(Payload(content=result), None)
+            return
+        store = self.bot.feedback
+        answer_id = await asyncio.to_thread(
+            store.record_answer,
+            answer=result,
+            user_id=user_id,
+            channel_id=channel_id,
+            guild_id=guild_id,
+        )
+        payloads = render_answer(result)
+        sent = []
+        for i, payload in enumerate(payloads):
+            view = feedback_view(answer_id) if i == len(payloads) - 1 else None
+            sent.append(await send(payload, view))
+        ids = [m.id for m in sent if m is not None]
+        await asyncio.to_thread(store.record_messages, answer_id, ids)
+
+    async def _reply(self, message: discord.Message, text: str) -> None:
+        try:
+            await message.channel.send(
+                text,
+                reference=message.to_reference(fail_if_not_exists=False),
+                allowed_mentions=NO_MENTIONS,
+            )
+        except discord.HTTPException:
+            log.exception("could not reply to message %s", message.id)
+
+
+async def setup(bot: CorpusBot) -> None:
+    await bot.add_cog(Ask(bot))

@@ -1,0 +1,59 @@
+"""👍/👎 feedback buttons that keep working after a restart.
+
+The answer id and the vote live in the custom_id ("fb:<answer_id>:up"), so any instance of
+the bot can handle a click on any old message once `FeedbackButton` is registered with
+`bot.add_dynamic_items`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any
+
+import discord
+
+log = logging.getLogger(__name__)
+
+_VOTES = {"up": 1, "down": -1}
+
+
+class FeedbackButton(
+    discord.ui.DynamicItem[discord.ui.Button],
+    template=r"fb:(?P<answer_id>[0-9]{1,18}):(?P<vote>up|down)",
+):
+    def __init__(self, answer_id: int, vote: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                style=discord.ButtonStyle.secondary,
+                emoji="👍" if vote == "up" else "👎",
+                custom_id=f"fb:{answer_id}:{vote}",
+            )
+        )
+        self.answer_id = answer_id
+        self.vote = vote
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+    ) -> FeedbackButton:
+        return cls(int(match["answer_id"]), match["vote"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        store = interaction.client.feedback  # CorpusBot.feedback
+        stored = await asyncio.to_thread(
+            store.record_vote,
+            answer_id=self.answer_id,
+            user_id=interaction.user.id,
+            vote=_VOTES[self.vote],
+        )
+        text = "Thanks for the feedback" if stored else "That answer is no longer on record."
+        await interaction.response.send_message(text, ephemeral=True)
+
+
+def feedback_view(answer_id: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(FeedbackButton(answer_id, "up"))
+    view.add_item(FeedbackButton(answer_id, "down"))
+    return view

@@ -1,0 +1,382 @@
+"""End to end: the real CorpusBot + a real AnswerService on the seed index, against the fake Discord.
+
+Every test ends by checking every message-creating request the bot made: allowed_mentions
+parse == [] and no live @everyone/@here/<@ in any content.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from bot.discord.client import CorpusBot, make_bot, run
+from bot.discord.feedback import FeedbackStore
+from bot.discord.limits import Limiter
+from bot.service import AnswerService, build_service
+from index.settings import Settings
+from tests.fakes.discord_server import FLAG_EPHEMERAL, FakeDiscord
+from tests.fixtures.discord import FAST_GUILD_READY, running_client
+
+pytestmark = pytest.mark.slow
+
+LIVE_MENTION = re.compile(r"@(everyone|here)|<@[!&]?\d+>", re.IGNORECASE)
+QUESTION = "When did North Korea start mining bitcoin?"
+
+
+@pytest.fixture(scope="module")
+def seed_service(seed_index: Settings) -> AnswerService:
+    return build_service(seed_index, build_if_missing=False)
+
+
+def bot_settings(base: Settings, fake: FakeDiscord, **overrides) -> Settings:
+    values = {
+        "discord_guild_id": fake.guild_id,
+        "user_cooldown_s": 0.0,
+        "max_concurrent_answers": 4,
+    }
+    values.update(overrides)
+    return base.model_copy(update=values)
+
+
+@contextlib.asynccontextmanager
+async def running_bot(
+    fake: FakeDiscord, settings: Settings, service: AnswerService, db: Path
+) -> AsyncIterator[CorpusBot]:
+    feedback = FeedbackStore(path=db)
+    limiter = Limiter(
+        cooldown_s=settings.user_cooldown_s, max_concurrent=settings.max_concurrent_answers
+    )
+    bot = make_bot(
+        service=service,
+        settings=settings,
+        feedback=feedback,
+        limiter=limiter,
+        guild_ready_timeout=FAST_GUILD_READY,
+    )
+    try:
+        async with running_client(bot, fake.token):
+            yield bot
+    finally:
+        feedback.close()
+    assert_no_mentions(fake)
+
+
+def assert_no_mentions(fake: FakeDiscord) -> None:
+    requests = fake.message_requests()
+    assert requests
+    for r in requests:
+        body = r.json["data"] if r.path.startswith("/interactions/") else r.json
+        assert body["allowed_mentions"]["parse"] == [], (r.path, body)
+        assert not LIVE_MENTION.search(body.get("content") or ""), body
+        for embed in body.get("embeds") or []:
+            text = embed.get("description", "") + "".join(
+                f["name"] + f["value"] for f in embed.get("fields", [])
+            )
+            assert not LIVE_MENTION.search(text), embed
+
+
+async def idle(fake: FakeDiscord, bot: CorpusBot) -> None:
+    """Wait until no answer is in flight (all sends of finished handlers are done)."""
+    await fake.wait_for(lambda: bot.limiter.active == 0, timeout=20)
+
+
+def at_least(n: int, items: list) -> list:
+    """`items` once it has n of them (falsy before), for wait_for."""
+    return items if len(items) >= n else []
+
+
+def answers_in(fake: FakeDiscord, channel_id: int) -> list[dict]:
+    """The bot's answer messages (those carrying the feedback buttons) in a channel."""
+    return [m for m in fake.messages_in(channel_id, author_id=fake.bot_id) if m["components"]]
+
+
+def custom_ids(message: dict) -> list[str]:
+    return [c["custom_id"] for row in message["components"] for c in row["components"]]
+
+
+def sources_text(message: dict) -> str:
+    return "\n".join(f["name"] + "\n" + f["value"] for e in message["embeds"] for f in e["fields"])
+
+
+async def test_mention_opens_thread_and_follow_up_uses_history(
+    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+) -> None:
+    fake = fake_discord
+    general = fake.channel_ids["general"]
+    settings = bot_settings(seed_index, fake)
+    async with running_bot(fake, settings, seed_service, tmp_path / "fb.sqlite3") as bot:
+        question = fake.send_message(general, "alice", f"<@{fake.bot_id}> {QUESTION}")
+        thread_id = int(question["id"])  # Discord gives a thread started from a message its id
+        (answer,) = await fake.wait_for(lambda: answers_in(fake, thread_id), timeout=20)
+        thread = next(r for r in fake.requests if r.path.endswith(f"/{thread_id}/threads"))
+        assert thread.json["name"] == QUESTION
+        assert "17th of May" in answer["content"] and "[1]" in answer["content"]
+        assert answer["embeds"][0]["title"] == "Sources"
+        assert "[1] North Korea" in sources_text(answer)
+        assert "> " in sources_text(answer)  # the quoted passage
+        assert custom_ids(answer)[0].startswith("fb:")
+        assert not answers_in(fake, general)  # nothing but the thread in the channel
+        assert any(r.path == f"/channels/{general}/typing" for r in fake.requests)
+
+        # A follow-up without a mention; it only makes sense with the thread's history.
+        fake.send_message(thread_id, "alice", "And when did they start?")
+        answers = await fake.wait_for(lambda: at_least(2, answers_in(fake, thread_id)), timeout=20)
+        assert "17th of May" in answers[1]["content"]
+        await idle(fake, bot)
+        history = bot.feedback.history(thread_id)
+        assert [q for q, _ in history] == [QUESTION, "And when did they start?"]
+
+        # Chatter without a mention in a channel is ignored; a later mention is answered.
+        fake.send_message(general, "bob", "hello people, no bot here")
+        later = fake.send_message(general, "bob", f"<@{fake.bot_id}> {QUESTION}")
+        await fake.wait_for(lambda: answers_in(fake, int(later["id"])), timeout=20)
+        await idle(fake, bot)
+        assert not fake.messages_in(general, author_id=fake.bot_id)
+
+
+async def test_reply_to_bot_message_is_a_follow_up(
+    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+) -> None:
+    fake = fake_discord
+    general = fake.channel_ids["general"]
+    settings = bot_settings(seed_index, fake)
+    async with running_bot(fake, settings, seed_service, tmp_path / "fb.sqlite3") as bot:
+        fake.send_slash("ask", {"question": QUESTION}, user="bob", channel_id=general)
+        (first,) = await fake.wait_for(lambda: answers_in(fake, general), timeout=20)
+        await idle(fake, bot)
+        fake.send_message(general, "bob", "And when did they start?", message_reference=first)
+        answers = await fake.wait_for(lambda: at_least(2, answers_in(fake, general)), timeout=20)
+        assert "17th of May" in answers[1]["content"]
+        assert answers[1]["message_reference"]["message_id"] is not None
+
+
+async def test_slash_ask_defers_then_answers_with_sources(
+    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+) -> None:
+    fake = fake_discord
+    general = fake.channel_ids["general"]
+    settings = bot_settings(seed_index, fake)
+    async with running_bot(fake, settings, seed_service, tmp_path / "fb.sqlite3") as bot:
+        assert {c["name"] for c in fake.commands(fake.guild_id)} >= {
+            "ask",
+            "stats",
+            "reindex",
+            "sources",
+        }
+        fake.send_slash("ask", {"question": QUESTION}, user="bob", channel_id=general)
+        (answer,) = await fake.wait_for(lambda: answers_in(fake, general), timeout=20)
+        await idle(fake, bot)
+        callbacks = [r for r in fake.requests if r.path.startswith("/interactions/")]
+        followups = [r for r in fake.requests if r.path.startswith("/webhooks/")]
+        assert [c.json["type"] for c in callbacks] == [5]  # deferred first ...
+        assert fake.requests.index(callbacks[0]) < fake.requests.index(followups[0])  # ... then
+        assert "17th of May" in followups[-1].json["content"]
+        assert followups[-1].json["embeds"][0]["title"] == "Sources"
+        assert "[1] North Korea" in sources_text(answer)
+
+        # Feedback: the click is stored in SQLite, once per user; a re-click changes it.
+        up, down = custom_ids(answer)
+        answer_id = int(up.split(":")[1])
+
+        def thanks() -> list:
+            return [
+                r.json["data"]
+                for r in fake.message_requests()
+                if r.path.startswith("/interactions/") and "Thanks" in r.json["data"]["content"]
+            ]
+
+        for n, (custom_id, user) in enumerate([(up, "alice"), (up, "bob"), (down, "bob")], 1):
+            fake.click_button(answer, custom_id, user=user)
+            await fake.wait_for(lambda n=n: at_least(n, thanks()))
+        assert all(d["flags"] & FLAG_EPHEMERAL for d in thanks())
+        assert bot.feedback.votes(answer_id) == {"up": 1, "down": 1}
+
+
+async def test_declined_question_and_stats(
+    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+) -> None:
+    fake = fake_discord
+    general = fake.channel_ids["general"]
+    settings = bot_settings(seed_index, fake)
+    async with running_bot(fake, settings, seed_service, tmp_path / "fb.sqlite3") as bot:
+        fake.send_slash("ask", {"question": QUESTION}, user="bob", channel_id=general)
+        fake.send_slash(
+            "ask", {"question": "What is the capital of France?"}, user="alice", channel_id=general
+        )
+        await fake.wait_for(lambda: at_least(2, answers_in(fake, general)), timeout=20)
+        await idle(fake, bot)
+        declined = next(m for m in answers_in(fake, general) if "couldn't" in m["content"])
+        assert not declined["embeds"] or declined["embeds"][0]["title"] == "Nearest sources"
+
+        fake.send_slash("stats", user="bob", channel_id=general)  # not an admin
+        fake.send_slash("stats", user="alice", channel_id=general)
+        replies = await fake.wait_for(
+            lambda: at_least(
+                2,
+                [
+                    r.json["data"]
+                    for r in fake.message_requests()
+                    if r.path.startswith("/interactions/")
+                ],
+            ),
+            timeout=10,
+        )
+        refused, stats = sorted(replies, key=lambda d: "Answered" in d["content"])
+        assert "Manage Server" in refused["content"]
+        assert "**Answered:** 1  **Declined:** 1" in stats["content"]
+        assert "What is the capital of France?" in stats["content"]
+        assert stats["flags"] & FLAG_EPHEMERAL
+
+        fake.send_slash("sources", user="bob", channel_id=general)  # for everyone
+        (listing,) = await fake.wait_for(
+            lambda: [
+                e
+                for r in fake.requests
+                if r.path.startswith("/webhooks/")
+                for e in r.json.get("embeds", [])
+                if e.get("title") == "Indexed documents"
+            ]
+        )
+        info = seed_service.index_info()
+        assert (
+            f"{info['documents']} documents, {info['chunks']} chunks; built <t:"
+            in (listing["description"])
+        )
+        for doc in seed_service.sources():
+            assert f"**{doc['title']}** ({doc['chunks']} chunks)" in listing["description"]
+        assert "· CCN · 2021-03-04" in listing["description"]
+
+
+async def test_reindex_refused_for_non_admin_and_run_for_admin(
+    fake_discord: FakeDiscord, index_settings: Settings, tmp_path: Path
+) -> None:
+    fake = fake_discord
+    general = fake.channel_ids["general"]
+    settings = bot_settings(index_settings, fake)
+    service = build_service(settings, build_if_missing=False)
+    async with running_bot(fake, settings, service, tmp_path / "fb.sqlite3") as bot:
+        # bob may run the command (the fake, like a server with overridden defaults, lets him),
+        # but the bot checks Manage Server itself.
+        fake.send_slash("reindex", user="bob", channel_id=general)
+        refusal = await fake.wait_for(
+            lambda: [
+                r.json["data"]
+                for r in fake.message_requests()
+                if r.path.startswith("/interactions/")
+            ],
+        )
+        assert "Manage Server" in refusal[0]["content"]
+        assert service.index_info()["documents"] == 2
+
+        # A new document mentioning @everyone and a user; an admin re-indexes.
+        (settings.corpus_dir / "eclipse.md").write_text(
+            "# Eclipse schedule\n\nThe lunar eclipse viewing party starts at nine in the evening "
+            "on the observatory roof; tell @everyone and <@123456789012345678> to bring warm coats.\n",
+            encoding="utf-8",
+        )
+        fake.send_slash("reindex", user="alice", channel_id=general)
+        done = await fake.wait_for(
+            lambda: [r.json for r in fake.requests if r.path.startswith("/webhooks/")], timeout=60
+        )
+        assert "3 documents" in done[0]["content"] and "added 1" in done[0]["content"]
+        assert done[0]["flags"] & FLAG_EPHEMERAL
+        assert service.index_info()["documents"] == 3  # the running bot sees the new generation
+
+        fake.send_message(
+            general, "bob", f"<@{fake.bot_id}> When does the lunar eclipse viewing party start?"
+        )
+        thread_id = int(fake.messages_in(general)[-1]["id"])
+        (answer,) = await fake.wait_for(lambda: answers_in(fake, thread_id), timeout=20)
+        assert "nine in the evening" in answer["content"] + sources_text(answer)
+        assert "@\u200beveryone" in answer["content"] + sources_text(answer)  # quoted, defused
+        await idle(fake, bot)
+
+
+async def test_cooldown_second_question_gets_short_message(
+    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+) -> None:
+    fake = fake_discord
+    general = fake.channel_ids["general"]
+    settings = bot_settings(seed_index, fake, user_cooldown_s=3600)
+    async with running_bot(fake, settings, seed_service, tmp_path / "fb.sqlite3") as bot:
+        fake.send_slash("ask", {"question": QUESTION}, user="bob", channel_id=general)
+        fake.send_slash("ask", {"question": QUESTION}, user="bob", channel_id=general)
+        fake.send_message(general, "bob", f"<@{fake.bot_id}> {QUESTION}")
+        await fake.wait_for(lambda: answers_in(fake, general), timeout=20)
+        await idle(fake, bot)
+        callbacks = [r.json for r in fake.requests if r.path.startswith("/interactions/")]
+        assert sorted(c["type"] for c in callbacks) == [4, 5]
+        (cooldown,) = [c["data"] for c in callbacks if c["type"] == 4]
+        assert "try again in" in cooldown["content"] and cooldown["flags"] & FLAG_EPHEMERAL
+        (reply,) = await fake.wait_for(
+            lambda: [
+                m
+                for m in fake.messages_in(general, author_id=fake.bot_id)
+                if "try again in" in m["content"] and not m["flags"] & FLAG_EPHEMERAL
+            ]
+        )
+        assert reply["message_reference"]  # the mention got a reply, not a thread
+        assert len(answers_in(fake, general)) == 1
+
+
+async def test_rate_limited_send_is_retried_once(
+    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+) -> None:
+    fake = fake_discord
+    general = fake.channel_ids["general"]
+    settings = bot_settings(seed_index, fake)
+    async with running_bot(fake, settings, seed_service, tmp_path / "fb.sqlite3") as bot:
+        fake.fail_next("POST", r"^/channels/\d+/messages$", status=429, retry_after=0.2)
+        question = fake.send_message(general, "alice", f"<@{fake.bot_id}> {QUESTION}")
+        thread_id = int(question["id"])
+        await fake.wait_for(lambda: answers_in(fake, thread_id), timeout=20)
+        await idle(fake, bot)
+        posts = [
+            r
+            for r in fake.requests
+            if r.method == "POST" and r.path == f"/channels/{thread_id}/messages"
+        ]
+        assert [r.status for r in posts] == [429, 200]
+        assert len(fake.messages_in(thread_id, author_id=fake.bot_id)) == 1
+
+
+async def test_overlong_question_rejected_in_place(
+    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+) -> None:
+    fake = fake_discord
+    general = fake.channel_ids["general"]
+    settings = bot_settings(seed_index, fake)
+    async with running_bot(fake, settings, seed_service, tmp_path / "fb.sqlite3") as bot:
+        fake.send_message(general, "alice", f"<@{fake.bot_id}> {'why ' * 400}")
+        (reply,) = await fake.wait_for(lambda: fake.messages_in(general, author_id=fake.bot_id))
+        await idle(fake, bot)
+        assert "characters long; the limit is 1000" in reply["content"]
+        assert reply["message_reference"] and not any(
+            r.path.endswith("/threads") for r in fake.requests
+        )
+
+        fake.send_slash("ask", {"question": "   "}, user="bob", channel_id=general)
+        await fake.wait_for(lambda: [r for r in fake.requests if r.path.startswith("/webhooks/")])
+        await idle(fake, bot)
+        (followup,) = [r.json for r in fake.requests if r.path.startswith("/webhooks/")]
+        assert followup["content"] == "Please ask a question about the indexed documents."
+
+
+def test_bad_token_exits_2_with_clear_message(
+    fake_discord: FakeDiscord,
+    index_settings: Settings,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    token = SecretStr("not-the-right-token-xyz")
+    settings = bot_settings(index_settings, fake_discord, discord_token=token)
+    assert run(settings) == 2
+    err = capsys.readouterr().err
+    assert "Discord rejected DISCORD_TOKEN" in err
+    assert token.get_secret_value() not in err + caplog.text and "Traceback" not in err
+    assert any(r.path == "/users/@me" and r.status == 401 for r in fake_discord.requests)
