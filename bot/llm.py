@@ -1,0 +1,467 @@
+"""OpenAI-compatible answerer (langchain-openai) with verified citations and bounded time.
+
+The model only proposes: its [n] markers are checked against the retrieved chunks, each kept
+citation gets a verbatim quote chosen from its chunk, and the text is sanitised (foreign URLs,
+Discord mentions, markdown images). Every failure becomes `LLMError(kind=...)` so the chain
+can fall back to the extractive answer.
+
+Retries are ours, not the SDK's: the openai client retries every 429, including
+`insufficient_quota`, which never recovers. So the SDK gets max_retries=0 and `LLMAnswerer`
+retries transient failures itself, inside one overall deadline.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+from langchain_core.documents import Document
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
+from langchain_core.prompts import ChatPromptTemplate
+
+from bot.models import Answer, Citation
+from bot.sentences import Sentence, best_sentences, split_sentences, tokenize
+from index.errors import LLMError
+from index.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ABSTAIN_TEXT = "I couldn't find that in the indexed sources."
+CONDENSE_MAX_TOKENS = 96
+CONDENSE_MAX_CHARS = 300
+CONDENSE_DEADLINE_S = 5.0  # a follow-up rewrite must leave the answer most of the 30 s
+_GRACE_S = 0.5  # the watchdog fires this long after the HTTP timeout should have
+_RETRYABLE = frozenset({"timeout", "rate_limit", "server", "connection"})
+
+USER_MESSAGES = {
+    "timeout": "The language model took too long to answer.",
+    "rate_limit": "The language model is rate-limited right now.",
+    "quota": "The language model's API quota is used up.",
+    "server": "The language model service had an error.",
+    "connection": "Could not reach the language model service.",
+    "malformed": "The language model returned an unusable reply.",
+    "auth": "The language model API key was rejected.",
+    "bad_request": "The language model service rejected the request.",
+}
+
+# [1], [1, 2], [1 and 2], [Source 1]; not [1](url), which is a markdown link.
+_MARKER = re.compile(r"\[\s*(?:sources?\s*)?(\d{1,3}(?:\s*(?:,|and)\s*\d{1,3})*)\s*\](?!\()", re.I)
+_IMAGE = re.compile(r"!\[[^\]\n]*\](?:\([^)\n]*\)|\[[^\]\n]*\])")
+_LINK = re.compile(r"\[([^\]\n]*)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"\n]*\")?\s*\)")
+_AUTOLINK = re.compile(r"<((?:https?|ftp)://[^>\s]+)>")
+_URL = re.compile(r"(?:https?|ftp)://[^\s<>()\[\]{}\"'`]+|\bwww\.[^\s<>()\[\]{}\"'`]+", re.I)
+_MASS_MENTION = re.compile(r"@(everyone|here)\b", re.I)
+_MENTION = re.compile(r"<(@[!&]?|#)(\d+)>")
+_REFUSAL = re.compile(
+    r"(?:could\s*n[o']t|can\s*n?[o']t|cannot|unable to|did\s*n[o']t|do\s*n[o']t|was\s*n[o']t able to)"
+    r"\s+(?:find|locate|answer|know)"
+    r"|\bno (?:relevant )?information\b|\bnot (?:enough|sufficient) information\b"
+    r"|\b(?:sources?|context|documents?) (?:do|does)\s*(?:n[o']t| not) (?:contain|mention|say|cover)",
+    re.I,
+)
+_SECRET = re.compile(r"\b(?:sk|rk|pk)-[A-Za-z0-9_\-*]{6,}")
+# A rewrite that starts like a transcript line echoes the history instead of asking.
+_ROLE_ECHO = re.compile(r"^\s*(?:user|bot|assistant|ai|human)\s*:", re.I)
+_LABEL = re.compile(r"^\s*(?:standalone\s+)?(?:question|rewritten(?: question)?)\s*:\s*", re.I)
+
+
+def make_chat_model(settings: Settings) -> BaseChatModel | None:
+    """ChatOpenAI for the configured endpoint, or None when no key and no base URL are set."""
+    if not settings.llm_enabled:
+        return None
+    from langchain_openai import ChatOpenAI  # only needed when an LLM is configured
+
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "not-needed"
+    return ChatOpenAI(
+        model=settings.openai_model,
+        api_key=key,
+        base_url=settings.openai_base_url,
+        timeout=settings.llm_timeout_s,
+        max_retries=0,  # LLMAnswerer retries (never on insufficient_quota)
+        max_tokens=settings.llm_max_tokens,
+        temperature=settings.llm_temperature,
+    )
+
+
+def llm_deadline_s(settings: Settings) -> float:
+    """Wall-clock bound for one answer step: every attempt at full timeout, plus slack."""
+    return settings.llm_timeout_s * (settings.llm_max_retries + 1) + 2.0
+
+
+def format_sources(docs: Sequence[Document]) -> str:
+    """Numbered sources for the prompt: "[n] title (publisher, date)" then the chunk text."""
+    parts = []
+    for n, doc in enumerate(docs, 1):
+        meta = doc.metadata
+        title = meta.get("title") or meta.get("source") or "Untitled"
+        details = ", ".join(str(meta[k]) for k in ("publisher", "date") if meta.get(k))
+        head = f"[{n}] {title}" + (f" ({details})" if details else "")
+        parts.append(f"{head}\n{doc.page_content.strip()}")
+    return "\n\n".join(parts)
+
+
+def format_history(history: Sequence[tuple[str, str]]) -> str:
+    """(question, answer) pairs, oldest first, as a short transcript."""
+    lines = []
+    for question, answer in history:
+        lines.append(f"User: {question}")
+        if answer:
+            lines.append(f"Bot: {answer}")
+    return "\n".join(lines)
+
+
+@dataclass
+class _Claim:
+    """One [..] marker in the model text and the sentence it supports."""
+
+    start: int
+    end: int
+    numbers: list[int]  # as written, 1-based, already deduplicated
+    claim: str
+    kept: list[int] = field(default_factory=list)  # doc indexes (0-based) that verified
+
+
+class LLMAnswerer:
+    def __init__(
+        self,
+        *,
+        llm: BaseChatModel,
+        prompt: ChatPromptTemplate,
+        condense_prompt: ChatPromptTemplate | None = None,
+        max_retries: int,
+        deadline_s: float,
+        condense_deadline_s: float = CONDENSE_DEADLINE_S,
+    ) -> None:
+        self._llm = llm
+        self._prompt = prompt
+        self._condense_prompt = condense_prompt
+        self._max_retries = max_retries
+        self._deadline_s = deadline_s
+        self._condense_deadline_s = condense_deadline_s
+
+    # --- public ---------------------------------------------------------------------------
+
+    def answer(self, question: str, docs: Sequence[Document]) -> Answer:
+        started = time.monotonic()
+        docs = list(docs)
+        messages = self._prompt.format_messages(question=question, sources=format_sources(docs))
+        raw = self._invoke(
+            messages, deadline_s=self._deadline_s, max_retries=self._max_retries, what="answer"
+        )
+        answer = self._verify(question, raw, docs)
+        answer.latency_ms = (time.monotonic() - started) * 1000
+        return answer
+
+    def condense(self, question: str, history: Sequence[tuple[str, str]]) -> str:
+        """Rewrite a follow-up as a standalone question; LLMError when the reply is unusable."""
+        if self._condense_prompt is None:
+            raise LLMError(USER_MESSAGES["malformed"], kind="malformed")
+        messages = self._condense_prompt.format_messages(
+            question=question, history=format_history(history)
+        )
+        raw = self._invoke(
+            messages,
+            deadline_s=min(self._deadline_s, self._condense_deadline_s),
+            max_retries=0,  # the caller's rule is a fine fallback; don't spend the budget
+            what="condense",
+            max_tokens=CONDENSE_MAX_TOKENS,
+        )
+        lines = [ln.strip() for ln in raw.strip().splitlines() if ln.strip()]
+        text = _LABEL.sub("", lines[0]).strip().strip("\"'“”").strip() if lines else ""
+        if not text or len(text) > CONDENSE_MAX_CHARS or _ROLE_ECHO.match(text):
+            log.warning("LLM condense gave an unusable rewrite (%d chars)", len(raw))
+            raise LLMError(USER_MESSAGES["malformed"], kind="malformed")
+        return _neutralise_mentions(text)
+
+    # --- the bounded call -----------------------------------------------------------------
+
+    def _invoke(
+        self,
+        messages: list[BaseMessage],
+        *,
+        deadline_s: float,
+        max_retries: int,
+        what: str,
+        **kwargs: Any,
+    ) -> str:
+        deadline = time.monotonic() + deadline_s
+        attempts = max_retries + 1
+        for attempt in range(1, attempts + 1):
+            remaining = deadline - time.monotonic()
+            # Split what is left evenly so a hung first attempt still leaves room for a retry;
+            # the HTTP timeout fires first, the watchdog only if the reply drips in.
+            timeout = (remaining - _GRACE_S) / (attempts - attempt + 1)
+            try:
+                if timeout <= 0.05:
+                    raise LLMError(USER_MESSAGES["timeout"], kind="timeout")
+                message = _call_with_deadline(
+                    lambda t=timeout: self._llm.invoke(messages, timeout=t, **kwargs),
+                    timeout + _GRACE_S,
+                )
+                text = _message_text(message)
+                if not text.strip():
+                    raise LLMError(USER_MESSAGES["malformed"], kind="malformed")
+                return text
+            except Exception as exc:  # noqa: BLE001 - every failure maps to one LLMError
+                cause = exc
+                err, detail, wait_s = _classify(exc)
+            last = attempt == attempts or err.kind not in _RETRYABLE
+            if not last:
+                if wait_s is None:  # no retry-after: short exponential backoff
+                    wait_s = 0.0 if err.kind == "timeout" else min(0.25 * 2**attempt, 2.0)
+                if time.monotonic() + wait_s >= deadline:
+                    last = True  # the wait alone would overrun the deadline: give up now
+            log.warning(
+                "LLM %s failed (%s, attempt %d/%d): %s%s",
+                what,
+                err.kind,
+                attempt,
+                attempts,
+                detail,
+                "" if last else f"; retrying in {wait_s:.2f}s",
+            )
+            if last:
+                raise err from (None if cause is err else cause)
+            time.sleep(wait_s)
+        raise AssertionError("unreachable")
+
+    # --- verification ---------------------------------------------------------------------
+
+    def _verify(self, question: str, raw: str, docs: list[Document]) -> Answer:
+        text = _IMAGE.sub("", raw).strip()
+        claims = _find_claims(text)
+        q_terms = set(tokenize(question))
+        doc_terms = [set(tokenize(d.page_content)) for d in docs]
+        for c in claims:
+            terms = set(tokenize(c.claim)) or q_terms
+            for n in c.numbers:
+                # Kept only if the number names a retrieved chunk that shares a term with the claim.
+                if 1 <= n <= len(docs) and terms & doc_terms[n - 1]:
+                    c.kept.append(n - 1)
+
+        order: list[int] = []  # doc indexes in order of first citation
+        for c in claims:
+            order.extend(i for i in c.kept if i not in order)
+        if not order or _REFUSAL.search(_first_sentence(text)):
+            return self._abstain(question)
+
+        renumber = {i: k for k, i in enumerate(order, 1)}
+        out, pos = [], 0
+        for c in claims:
+            out.append(text[pos : c.start])
+            new = "".join(f"[{renumber[i]}]" for i in c.kept)
+            if not new and out:
+                out[-1] = out[-1].rstrip(" \t")  # "foo [9]." -> "foo."
+            out.append(new)
+            pos = c.end
+        out.append(text[pos:])
+        body = "".join(out)
+
+        cited = [docs[i] for i in order]
+        body = _strip_foreign_urls(body, _allowed_urls(cited))
+        body = _neutralise_mentions(body)
+        body = re.sub(r"[ \t]{2,}", " ", body)
+        body = re.sub(r"\n{3,}", "\n\n", body).strip()
+        if not _MARKER.search(body):
+            return self._abstain(question)
+
+        citations = []
+        for i in order:
+            query = " ".join(c.claim for c in claims if i in c.kept) or question
+            citations.append(_citation(renumber[i], docs[i], query))
+        return Answer(question=question, text=body, citations=citations, mode="llm")
+
+    @staticmethod
+    def _abstain(question: str) -> Answer:
+        return Answer(question=question, text=ABSTAIN_TEXT, abstained=True, mode="llm")
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _call_with_deadline(fn: Callable[[], BaseMessage], limit_s: float) -> BaseMessage:
+    """Run fn in a daemon thread and stop waiting at limit_s.
+
+    The HTTP timeout bounds each socket read, not the whole reply (a server can drip bytes);
+    this is the hard bound. An abandoned call runs on in its daemon thread, result unused.
+    """
+    box: dict[str, Any] = {}
+    ctx = contextvars.copy_context()  # keep LangChain callbacks/tracing parentage
+
+    def run() -> None:
+        try:
+            box["value"] = ctx.run(fn)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=run, name="llm-call", daemon=True)
+    worker.start()
+    worker.join(limit_s)
+    if worker.is_alive():
+        raise LLMError(USER_MESSAGES["timeout"], kind="timeout")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _message_text(message: BaseMessage) -> str:
+    content = message.content
+    if isinstance(content, str):
+        return content
+    return "".join(
+        p if isinstance(p, str) else str(p.get("text", ""))
+        for p in content
+        if isinstance(p, str) or p.get("type") == "text"
+    )
+
+
+def _classify(exc: BaseException) -> tuple[LLMError, str, float | None]:
+    """(error to raise, log detail without secrets, server-requested wait in seconds)."""
+    if isinstance(exc, LLMError):
+        return exc, exc.kind, None
+    wait_s = None
+    if isinstance(exc, openai.APITimeoutError):
+        kind = "timeout"
+    elif isinstance(exc, openai.APIConnectionError):
+        kind = "connection"
+    elif isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        if status == 429:
+            quota = "insufficient_quota" in (exc.code, exc.type)
+            kind = "quota" if quota else "rate_limit"
+            wait_s = None if quota else _retry_after(exc.response.headers)
+        elif status in (401, 403):
+            kind = "auth"
+        elif status >= 500:
+            kind = "server"
+        else:
+            kind = "bad_request"
+    elif isinstance(exc, openai.APIResponseValidationError | ValueError | KeyError | TypeError):
+        kind = "malformed"  # non-JSON body, missing/empty choices, wrong shapes
+    elif isinstance(exc, IndexError):
+        kind = "malformed"  # empty generations
+    else:
+        kind = "connection" if isinstance(exc, OSError) else "malformed"
+    if kind == "auth":
+        # The provider's message may echo the key; keep only what cannot contain it.
+        detail = f"{type(exc).__name__}: HTTP {exc.status_code}"  # type: ignore[attr-defined]
+    else:
+        detail = f"{type(exc).__name__}: {_SECRET.sub('[redacted]', str(exc))[:300]}"
+    return LLMError(USER_MESSAGES[kind], kind=kind), detail, wait_s
+
+
+def _retry_after(headers: Any) -> float | None:
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value) / scale)
+        except ValueError:
+            return None  # an HTTP date: fall back to our own backoff
+    return None
+
+
+def _find_claims(text: str) -> list[_Claim]:
+    sentences = split_sentences(text)
+    claims = []
+    for m in _MARKER.finditer(text):
+        numbers = list(dict.fromkeys(int(x) for x in re.findall(r"\d+", m.group(1))))
+        claims.append(_Claim(m.start(), m.end(), numbers, _claim_text(sentences, m.start())))
+    return claims
+
+
+def _claim_text(sentences: list[Sentence], pos: int) -> str:
+    """The sentence a marker at pos belongs to; a marker standing alone cites the one before."""
+    best = ""
+    for s in sentences:
+        if s.start > pos:
+            break
+        text = _MARKER.sub(" ", s.text).strip()
+        if re.search(r"\w", text):
+            best = text
+        if s.start <= pos < s.end and re.search(r"\w", text):
+            return text
+    return best
+
+
+def _first_sentence(text: str) -> str:
+    sentences = split_sentences(text)
+    return sentences[0].text if sentences else text
+
+
+def _citation(n: int, doc: Document, query: str) -> Citation:
+    """A Citation whose quote is an exact slice of the chunk: the best sentence, or the best
+    two when they are adjacent."""
+    meta = doc.metadata
+    base = int(meta.get("start", 0))
+    best = best_sentences(query, doc, max_sentences=2)
+    first = best[0]
+    start, end = first.start, first.end
+    if len(best) > 1:
+        a, b = sorted(best[:2], key=lambda s: s.start)
+        if not doc.page_content[a.end - base : b.start - base].strip():
+            start, end = a.start, b.end
+    quote = doc.page_content[start - base : end - base]
+    return Citation(
+        n=n,
+        title=str(meta.get("title") or meta.get("source") or "Untitled"),
+        source=str(meta.get("source", "")),
+        quote=quote,
+        start=start,
+        end=end,
+        page=meta.get("page"),
+        publisher=meta.get("publisher"),
+        author=meta.get("author"),
+        date=meta.get("date"),
+        url=meta.get("url"),
+        chunk_id=doc.id,
+    )
+
+
+def _allowed_urls(docs: Sequence[Document]) -> set[str]:
+    urls = set()
+    for d in docs:
+        if d.metadata.get("url"):
+            urls.add(_norm_url(str(d.metadata["url"])))
+        urls.update(_norm_url(u) for u in _URL.findall(d.page_content))
+    return urls
+
+
+def _norm_url(url: str) -> str:
+    return url.rstrip(".,;:!?").rstrip("/").lower()
+
+
+def _strip_foreign_urls(text: str, allowed: set[str]) -> str:
+    """Keep only URLs that appear in the cited chunks (their text or `url` metadata)."""
+
+    def link(m: re.Match[str]) -> str:
+        return m.group(0) if _norm_url(m.group(2)) in allowed else m.group(1)
+
+    def auto(m: re.Match[str]) -> str:
+        return m.group(0) if _norm_url(m.group(1)) in allowed else ""
+
+    def bare(m: re.Match[str]) -> str:
+        url = m.group(0)
+        trail = url[len(url.rstrip(".,;:!?")) :]
+        return url if _norm_url(url) in allowed else trail
+
+    text = _LINK.sub(link, text)
+    text = _AUTOLINK.sub(auto, text)
+    # Bare URLs outside kept markdown links: split so a kept link's target is not re-checked.
+    parts = re.split(r"(\[[^\]\n]*\]\([^)\s]+\))", text)
+    return "".join(p if i % 2 else _URL.sub(bare, p) for i, p in enumerate(parts))
+
+
+def _neutralise_mentions(text: str) -> str:
+    """A zero-width space stops Discord from resolving mass, user, role and channel mentions."""
+    text = _MASS_MENTION.sub("@\u200b\\1", text)
+    return _MENTION.sub("<\\1\u200b\\2>", text)
