@@ -1,0 +1,308 @@
+"""Re-index: load -> chunk -> embed only what is new -> write a new generation -> switch.
+
+Only one re-index runs at a time per index_dir: a second one *waits* on an flock of
+`index_dir/reindex.lock` (and then usually finds nothing to do). The lock is released by the
+kernel if the holder dies, so a killed run never blocks the next one. With a Chroma server the
+lock only covers re-indexes started on this machine with the same INDEX_DIR.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from chromadb.api import ClientAPI
+from chromadb.api.models.Collection import Collection
+from chromadb.errors import NotFoundError
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+from tqdm import tqdm
+
+from index import store
+from index.chunker import chunk_document
+from index.documents import SourceDoc
+from index.embedder import embedder_id as get_embedder_id
+from index.embedder import make_embeddings
+from index.errors import CorpusBotError
+from index.loader import load_corpus
+from index.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Bump when the loader or chunker produce different output for the same file bytes, so the
+# unchanged fast path does not keep an index built by older code.
+LOADER_VERSION = "1"
+
+# Test hook: "embed:N" pauses after N chunks were embedded, "before_switch" after validation;
+# the run writes index_dir/paused.<point> and sleeps so a test can kill it at a known point.
+PAUSE_ENV = "CORPUSBOT_TEST_PAUSE_AT"
+
+
+@dataclass
+class IndexSummary:
+    documents: int = 0
+    chunks: int = 0
+    added: int = 0  # document counts vs the previous generation
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    embedded: int = 0  # chunks embedded in this run
+    reused: int = 0  # chunks whose vectors were copied from the previous generation
+    skipped: int = 0
+    skipped_files: list[dict[str, str]] = field(default_factory=list)
+    generation: str = ""
+    seconds: float = 0.0
+    full: bool = False
+    changed: bool = False
+    note: str | None = None  # e.g. why a full rebuild happened
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def line(self) -> str:
+        text = (
+            f"indexed {self.documents} documents, {self.chunks} chunks (added {self.added}, "
+            f"updated {self.updated}, unchanged {self.unchanged}, deleted {self.deleted}; "
+            f"embedded {self.embedded}, reused {self.reused}) in {self.seconds:.1f} s"
+        )
+        if not self.changed:
+            text += "; index unchanged"
+        if self.note:
+            text += f"; {self.note}"
+        if self.skipped_files:
+            files = ", ".join(f"{s['path']} ({s['reason']})" for s in self.skipped_files)
+            text += f"; skipped {self.skipped} file{'s' if self.skipped != 1 else ''}: {files}"
+        return text
+
+
+def fingerprint(docs: list[SourceDoc], settings: Settings, embedder_id: str) -> str:
+    h = hashlib.sha256()
+    for source, sha in sorted((d.source, d.sha256) for d in docs):
+        h.update(f"{source}\0{sha}\n".encode())
+    h.update(
+        f"{settings.chunk_size}\0{settings.chunk_overlap}\0{embedder_id}\0{LOADER_VERSION}".encode()
+    )
+    return h.hexdigest()
+
+
+@contextmanager
+def reindex_lock(index_dir: Path) -> Iterator[None]:
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / "reindex.lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.warning("another re-index is running on %s; waiting for it to finish", index_dir)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _pause(point: str, index_dir: Path) -> None:
+    (index_dir / f"paused.{point.replace(':', '_')}").write_text(str(os.getpid()))
+    log.warning("%s=%s: pausing until killed", PAUSE_ENV, point)
+    while True:
+        time.sleep(3600)
+
+
+def reindex(
+    settings: Settings,
+    *,
+    full: bool = False,
+    progress: bool = False,
+    client: ClientAPI | None = None,
+    embeddings: Embeddings | None = None,
+) -> IndexSummary:
+    started = time.perf_counter()
+    where = f"{settings.chroma_host}:{settings.chroma_port}" if settings.chroma_host else ""
+    with reindex_lock(settings.index_dir), store.connection_errors(where):
+        summary = _reindex(
+            settings, full=full, progress=progress, client=client, embeddings=embeddings
+        )
+    summary.seconds = round(time.perf_counter() - started, 3)
+    log.debug("%s", summary.line())
+    return summary
+
+
+def _reindex(
+    settings: Settings,
+    *,
+    full: bool,
+    progress: bool,
+    client: ClientAPI | None,
+    embeddings: Embeddings | None,
+) -> IndexSummary:
+    client = client or store.make_client(settings)
+    prefix = settings.collection_prefix
+    eid = get_embedder_id(settings)
+
+    docs, skipped = load_corpus(settings.corpus_dir, max_bytes=settings.max_document_bytes)
+    summary = IndexSummary(
+        documents=len(docs),
+        skipped=len(skipped),
+        skipped_files=[{"path": s.path, "reason": s.reason} for s in skipped],
+        full=full,
+    )
+    fp = fingerprint(docs, settings, eid)
+
+    pointer = active = store.read_pointer(client, prefix)
+    previous = None
+    if active is not None:
+        try:
+            previous = client.get_collection(active.generation)
+        except NotFoundError:
+            log.warning("active generation %s is missing; rebuilding everything", active.generation)
+            active = None
+    if active is not None and active.embedder != eid:
+        summary.full = True
+        summary.note = f"embedder changed from {active.embedder} to {eid}: rebuilt everything"
+
+    if active is not None and not summary.full and active.fingerprint == fp:
+        # Fast path: same files, same chunking, same embedder -> nothing to do.
+        summary.chunks = active.chunks
+        summary.unchanged = len(docs)
+        summary.generation = active.generation
+        store.prune_generations(client, prefix, info=active, keep=settings.keep_generations)
+        return summary
+
+    chunks = _chunk_all(docs, settings)
+    summary.chunks = len(chunks)
+
+    prev_ids: set[str] = set()
+    if previous is not None:
+        prev_docs: dict[str, str] = {}
+        for cid, _, md in store.iter_rows(previous, ["metadatas"]):
+            prev_ids.add(cid)
+            prev_docs[str(md.get("source", ""))] = str(md.get("doc_sha256", ""))
+        for doc in docs:
+            old = prev_docs.pop(doc.source, None)
+            if old is None:
+                summary.added += 1
+            elif old == doc.sha256:
+                summary.unchanged += 1
+            else:
+                summary.updated += 1
+        summary.deleted = len(prev_docs)
+    else:
+        summary.added = len(docs)
+
+    name = store.new_generation_name(prefix)
+    log.info("building generation %s (%d chunks)", name, len(chunks))
+    collection = store.create_generation(client, name, embedder_id=eid)
+    try:
+        _fill(
+            settings,
+            summary,
+            client=client,
+            collection=collection,
+            chunks=chunks,
+            source=None if summary.full else previous,
+            prev_ids=prev_ids,
+            embeddings=embeddings,
+            progress=progress,
+        )
+    except BaseException:
+        # Nobody can see this generation yet: drop it now rather than leave it to pruning.
+        try:
+            client.delete_collection(name)
+        except Exception:  # noqa: BLE001 - the original error matters more
+            log.warning("could not delete the unfinished generation %s", name)
+        raise
+    store.mark_ready(collection, embedder_id=eid)
+    if os.environ.get(PAUSE_ENV) == "before_switch":
+        _pause("before_switch", settings.index_dir)
+
+    fields = {
+        "generation": name,
+        "embedder": eid,
+        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "fingerprint": fp,
+        "documents": len(docs),
+        "chunks": len(chunks),
+    }
+    info = pointer.successor(**fields) if pointer is not None else store.IndexInfo(**fields)
+    store.write_pointer(client, prefix, info)
+    summary.generation = name
+    summary.changed = True
+    store.prune_generations(client, prefix, info=info, keep=settings.keep_generations)
+    return summary
+
+
+def _fill(
+    settings: Settings,
+    summary: IndexSummary,
+    *,
+    client: ClientAPI,
+    collection: Collection,
+    chunks: list[Document],
+    source: Collection | None,
+    prev_ids: set[str],
+    embeddings: Embeddings | None,
+    progress: bool,
+) -> None:
+    """Copy reusable vectors from `source`, embed the rest, then validate the generation."""
+    reuse = (
+        store.get_vectors(source, [str(c.id) for c in chunks if c.id in prev_ids]) if source else {}
+    )
+    if reuse:
+        copied = [c for c in chunks if c.id in reuse]
+        store.add_chunks(client, collection, copied, [reuse[str(c.id)] for c in copied])
+    summary.reused = len(reuse)
+
+    # Similar lengths per batch pad less, so embedding runs at the raw embedder's speed.
+    todo = sorted((c for c in chunks if c.id not in reuse), key=lambda c: len(c.page_content))
+    pause_at = os.environ.get(PAUSE_ENV, "")
+    if todo:
+        embeddings = embeddings or make_embeddings(settings)
+        bar = tqdm(
+            total=len(todo),
+            desc="embedding",
+            unit="chunk",
+            disable=not (progress and sys.stderr.isatty()),
+        )
+        with bar:
+            step = settings.embed_batch_size
+            for i in range(0, len(todo), step):
+                batch = todo[i : i + step]
+                vectors = embeddings.embed_documents([c.page_content for c in batch])
+                store.add_chunks(client, collection, batch, vectors)
+                summary.embedded += len(batch)
+                bar.update(len(batch))
+                if pause_at.startswith("embed:") and summary.embedded >= int(pause_at[6:]):
+                    _pause(pause_at, settings.index_dir)
+
+    # Validate before anyone can see it: exactly the expected ids, nothing more or less.
+    expected = {str(c.id) for c in chunks}
+    got = store.all_ids(collection)
+    if got != expected:
+        raise CorpusBotError(
+            f"generation {collection.name} failed validation: {len(expected - got)} chunks "
+            f"missing, {len(got - expected)} unexpected"
+        )
+
+
+def _chunk_all(docs: list[SourceDoc], settings: Settings) -> list[Document]:
+    chunks: list[Document] = []
+    seen: set[str] = set()
+    for doc in docs:
+        for chunk in chunk_document(
+            doc, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap
+        ):
+            # Ids hash source + text + occurrence, so a repeat means a chunker bug.
+            if chunk.id in seen:
+                raise CorpusBotError(f"duplicate chunk id {chunk.id} in {doc.source}")
+            seen.add(str(chunk.id))
+            chunks.append(chunk)
+    return chunks

@@ -1,0 +1,408 @@
+"""Chroma storage: client factory, index generations, the active pointer, and the reader.
+
+Layout inside one Chroma database (embedded or server), for `prefix = COLLECTION_PREFIX`:
+
+* `{prefix}__g{UTC yyyymmddHHMMSS}_{6 hex}` — one collection per generation (cosine HNSW;
+  metadata `embedder`, `state` = building, then ready once validated). Never modified after
+  the pointer names it.
+* `{prefix}__active` — the pointer: a vector-less collection whose *metadata* names the active
+  generation (plus embedder, built_at, fingerprint, documents, chunks, and the previous
+  generations, which pruning keeps). It is replaced in one `collection.modify(metadata=...)`
+  call, a single transaction.
+
+Why a metadata pointer works across processes (checked with chromadb 1.5.9, see
+bench/README.md): collection metadata is read from SQLite on every `get_collection`, so a
+long-lived `PersistentClient` in another process sees the new pointer on its next call, and a
+brand-new generation collection is visible to it at once. Stale-HNSW caching in long-lived
+clients (chroma issue #3792) only bites collections modified *after* a reader loaded them;
+generations are never modified after the switch, so readers never hit it. A reader holding a
+generation that a later run deleted gets NotFound and re-resolves the pointer once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import chromadb
+import chromadb.config
+import httpx
+from chromadb.api import ClientAPI
+from chromadb.api.models.Collection import Collection
+from chromadb.errors import NotFoundError
+from langchain_chroma import Chroma
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+
+from index.errors import IndexNotReady, StoreUnavailable
+from index.settings import Settings
+
+log = logging.getLogger(__name__)
+
+POINTER_SUFFIX = "__active"
+GENERATION_INFIX = "__g"
+COSINE = {"hnsw": {"space": "cosine"}}
+_PAGE = 5000  # rows per get() page when reading a whole generation
+_HISTORY = 10  # previous generations remembered in the pointer (KEEP_GENERATIONS <= 10)
+
+# What a broken connection to a Chroma server looks like from the client.
+_CONNECTION_ERRORS = (httpx.TransportError, ConnectionError)
+
+
+@contextmanager
+def connection_errors(where: str = "") -> Iterator[None]:
+    """Turn a dropped Chroma server connection into StoreUnavailable (a user-facing error)."""
+    try:
+        yield
+    except _CONNECTION_ERRORS as err:
+        at = f" at {where}" if where else ""
+        raise StoreUnavailable(f"the Chroma server{at} is unreachable: {err}") from err
+
+
+def make_client(settings: Settings) -> ClientAPI:
+    """An embedded PersistentClient under index_dir, or an HttpClient when CHROMA_HOST is set."""
+    chroma_settings = chromadb.config.Settings(anonymized_telemetry=False)
+    if not settings.chroma_host:
+        settings.chroma_path.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
+    where = f"{settings.chroma_host}:{settings.chroma_port}"
+    try:
+        return chromadb.HttpClient(
+            host=settings.chroma_host,
+            port=settings.chroma_port,
+            ssl=settings.chroma_ssl,
+            settings=chroma_settings,
+        )
+    except (ValueError, *_CONNECTION_ERRORS) as err:
+        # chromadb turns a refused connection into ValueError("Could not connect ...").
+        raise StoreUnavailable(
+            f"cannot reach the Chroma server at {where} ({err}); is `chroma run` up? "
+            "Unset CHROMA_HOST to use the embedded store."
+        ) from err
+
+
+def pointer_name(prefix: str) -> str:
+    return f"{prefix}{POINTER_SUFFIX}"
+
+
+def new_generation_name(prefix: str) -> str:
+    # The 6 hex digits are the microseconds, so names sort by creation time even within
+    # one second (pruning relies on that); a clash makes create_collection fail loudly.
+    now = datetime.now(UTC)
+    return f"{prefix}{GENERATION_INFIX}{now:%Y%m%d%H%M%S}_{now.microsecond:06x}"
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """What the active pointer says about the active generation."""
+
+    generation: str
+    embedder: str
+    built_at: str
+    fingerprint: str
+    documents: int
+    chunks: int
+    previous: tuple[str, ...] = ()  # earlier active generations, newest first
+
+    def to_metadata(self) -> dict[str, Any]:
+        return {
+            "generation": self.generation,
+            "embedder": self.embedder,
+            "built_at": self.built_at,
+            "fingerprint": self.fingerprint,
+            "documents": self.documents,
+            "chunks": self.chunks,
+            # Chroma metadata values are scalars: a comma-joined list.
+            "previous": ",".join(self.previous),
+        }
+
+    @classmethod
+    def from_metadata(cls, md: dict[str, Any] | None) -> IndexInfo | None:
+        if not md or not md.get("generation"):
+            return None
+        return cls(
+            generation=str(md["generation"]),
+            embedder=str(md.get("embedder", "")),
+            built_at=str(md.get("built_at", "")),
+            fingerprint=str(md.get("fingerprint", "")),
+            documents=int(md.get("documents", 0)),
+            chunks=int(md.get("chunks", 0)),
+            previous=tuple(g for g in str(md.get("previous", "")).split(",") if g),
+        )
+
+    def successor(self, **fields: Any) -> IndexInfo:
+        """The pointer for a new generation that replaces this one (history kept short)."""
+        return IndexInfo(previous=(self.generation, *self.previous)[:_HISTORY], **fields)
+
+
+def read_pointer(client: ClientAPI, prefix: str) -> IndexInfo | None:
+    """The active generation, or None when nothing was ever indexed."""
+    try:
+        return IndexInfo.from_metadata(client.get_collection(pointer_name(prefix)).metadata)
+    except NotFoundError:
+        return None
+
+
+def write_pointer(client: ClientAPI, prefix: str, info: IndexInfo) -> None:
+    """Switch the active generation: one metadata replacement (a single transaction)."""
+    name = pointer_name(prefix)
+    try:
+        client.get_collection(name).modify(metadata=info.to_metadata())
+    except NotFoundError:
+        client.create_collection(name, metadata=info.to_metadata())
+
+
+def create_generation(client: ClientAPI, name: str, *, embedder_id: str) -> Collection:
+    return client.create_collection(
+        name,
+        configuration=COSINE,
+        metadata={"embedder": embedder_id, "state": "building"},
+        embedding_function=None,
+    )
+
+
+def mark_ready(collection: Collection, *, embedder_id: str) -> None:
+    collection.modify(metadata={"embedder": embedder_id, "state": "ready"})
+
+
+def add_chunks(
+    client: ClientAPI,
+    collection: Collection,
+    chunks: Sequence[Document],
+    vectors: Sequence[Sequence[float]],
+) -> None:
+    """Add chunks with precomputed vectors, in batches Chroma accepts."""
+    step = client.get_max_batch_size()
+    for i in range(0, len(chunks), step):
+        part = chunks[i : i + step]
+        collection.add(
+            ids=[str(c.id) for c in part],
+            embeddings=[list(map(float, v)) for v in vectors[i : i + step]],
+            documents=[c.page_content for c in part],
+            metadatas=[dict(c.metadata) for c in part],
+        )
+
+
+def get_vectors(collection: Collection, ids: Sequence[str]) -> dict[str, list[float]]:
+    """Stored vectors by chunk id (ids missing from the collection are simply absent)."""
+    out: dict[str, list[float]] = {}
+    for i in range(0, len(ids), _PAGE):
+        got = collection.get(ids=list(ids[i : i + _PAGE]), include=["embeddings"])
+        for cid, vec in zip(got["ids"], got["embeddings"], strict=True):
+            out[cid] = [float(x) for x in vec]
+    return out
+
+
+def iter_rows(collection: Collection, include: list[str]) -> Iterator[tuple[str, str | None, dict]]:
+    """(id, document, metadata) for every row, paged so big generations fit in memory."""
+    offset = 0
+    while True:
+        got = collection.get(include=include, limit=_PAGE, offset=offset)
+        ids = got["ids"]
+        docs = got.get("documents") or [None] * len(ids)
+        metas = got.get("metadatas") or [{}] * len(ids)
+        yield from zip(ids, docs, [m or {} for m in metas], strict=True)
+        if len(ids) < _PAGE:
+            return
+        offset += len(ids)
+
+
+def all_ids(collection: Collection) -> set[str]:
+    return {cid for cid, _, _ in iter_rows(collection, [])}
+
+
+def list_generations(client: ClientAPI, prefix: str) -> list[Collection]:
+    """This prefix's generation collections, oldest first (names sort by creation time)."""
+    start = f"{prefix}{GENERATION_INFIX}"
+    cols = [c for c in client.list_collections() if c.name.startswith(start)]
+    return sorted(cols, key=lambda c: c.name)
+
+
+def prune_generations(client: ClientAPI, prefix: str, *, info: IndexInfo, keep: int) -> list[str]:
+    """Delete generations other than the active one and its `keep - 1` predecessors.
+
+    Only generations older than the active one are candidates: those were either active
+    once or left half-built by a killed run. A newer one may be a run in progress elsewhere
+    (server mode), so it is left for a later run to clean up.
+    """
+    keep_names = {info.generation, *info.previous[: keep - 1]}
+    deleted: list[str] = []
+    for col in list_generations(client, prefix):
+        if col.name in keep_names or col.name > info.generation:
+            continue
+        try:
+            client.delete_collection(col.name)
+            deleted.append(col.name)
+        except Exception as err:  # noqa: BLE001 - cleanup must never fail an index run
+            log.warning("could not delete old generation %s: %s", col.name, err)
+    if deleted:
+        log.info("deleted old generations: %s", ", ".join(deleted))
+    return deleted
+
+
+def index_exists(settings: Settings, client: ClientAPI | None = None) -> bool:
+    """True when an active generation exists (whatever embedder built it)."""
+    if client is None:
+        if not settings.chroma_host and not settings.chroma_path.exists():
+            return False
+        client = make_client(settings)
+    info = read_pointer(client, settings.collection_prefix)
+    if info is None:
+        return False
+    try:
+        client.get_collection(info.generation)
+    except NotFoundError:
+        return False
+    return True
+
+
+# ----------------------------------------------------------------------------------------
+# Reading (the bot)
+
+
+def _mismatch(info: IndexInfo, embedder_id: str) -> IndexNotReady:
+    return IndexNotReady(
+        f"index was built with {info.embedder} but settings select {embedder_id}; "
+        "run python -m index --full"
+    )
+
+
+@dataclass
+class Snapshot:
+    """One immutable generation, bound to the query embeddings."""
+
+    generation: str
+    info: IndexInfo
+    collection: Collection
+    vectorstore: Chroma
+    embeddings: Embeddings
+    _chunks: list[Document] | None = field(default=None, repr=False)
+
+    def chunks(self) -> list[Document]:
+        """Every chunk (id, text, metadata), in document order; loaded once."""
+        if self._chunks is None:
+            docs = [
+                Document(id=cid, page_content=text or "", metadata=md)
+                for cid, text, md in iter_rows(self.collection, ["documents", "metadatas"])
+            ]
+            docs.sort(
+                key=lambda d: (d.metadata.get("source", ""), d.metadata.get("chunk_index", 0))
+            )
+            self._chunks = docs
+        return self._chunks
+
+    def documents(self) -> list[dict[str, Any]]:
+        """One entry per source document: source, title, chunks, and publisher/date/... if known."""
+        by_source: dict[str, dict[str, Any]] = {}
+        for doc in self.chunks():
+            md = doc.metadata
+            entry = by_source.get(md.get("source", ""))
+            if entry is None:
+                entry = {"source": md.get("source", ""), "title": md.get("title", ""), "chunks": 0}
+                for key in ("publisher", "author", "date", "url"):
+                    if key in md:
+                        entry[key] = md[key]
+                by_source[entry["source"]] = entry
+            entry["chunks"] += 1
+        return sorted(by_source.values(), key=lambda e: e["source"])
+
+    def dense_search(self, query: str, k: int) -> list[tuple[Document, float]]:
+        """Top-k chunks with cosine similarity (1 - cosine distance), best first."""
+        n = min(k, self.info.chunks)
+        if n <= 0:
+            return []
+        vector = self.embeddings.embed_query(query)
+        res = self.collection.query(
+            query_embeddings=[vector],
+            n_results=n,
+            include=["documents", "metadatas", "distances"],
+        )
+        return [
+            (Document(id=cid, page_content=text or "", metadata=md or {}), 1.0 - float(dist))
+            for cid, text, md, dist in zip(
+                res["ids"][0],
+                res["documents"][0],
+                res["metadatas"][0],
+                res["distances"][0],
+                strict=True,
+            )
+        ]
+
+
+class IndexReader:
+    """Resolves the active generation on every call; caches its Snapshot while it is unchanged."""
+
+    def __init__(
+        self, *, client: ClientAPI, embeddings: Embeddings, embedder_id: str, prefix: str
+    ) -> None:
+        self._client = client
+        self._embeddings = embeddings
+        self._embedder_id = embedder_id
+        self._prefix = prefix
+        self._snapshot: Snapshot | None = None
+
+    def snapshot(self) -> Snapshot:
+        with connection_errors():
+            return self._resolve()
+
+    def _resolve(self) -> Snapshot:
+        for attempt in range(2):
+            info = read_pointer(self._client, self._prefix)
+            if info is None:
+                raise IndexNotReady("there is no index yet; run python -m index")
+            if info.embedder != self._embedder_id:
+                raise _mismatch(info, self._embedder_id)
+            if self._snapshot is not None and self._snapshot.generation == info.generation:
+                return self._snapshot
+            try:
+                collection = self._client.get_collection(info.generation)
+                break
+            except NotFoundError as err:
+                if attempt:  # still missing after re-reading the pointer: a broken index
+                    raise IndexNotReady(
+                        f"the active index generation {info.generation} is missing; "
+                        "run python -m index --full"
+                    ) from err
+        vectorstore = Chroma(
+            client=self._client,
+            collection_name=info.generation,
+            embedding_function=self._embeddings,
+            create_collection_if_not_exists=False,
+        )
+        self._snapshot = Snapshot(
+            generation=info.generation,
+            info=info,
+            collection=collection,
+            vectorstore=vectorstore,
+            embeddings=self._embeddings,
+        )
+        log.info("using index generation %s (%d chunks)", info.generation, info.chunks)
+        return self._snapshot
+
+    def search(self, query: str, k: int) -> tuple[Snapshot, list[tuple[Document, float]]]:
+        """Dense search plus the snapshot that answered it (so BM25 can use the same one).
+
+        Re-resolves once if the generation was deleted between resolving and querying.
+        """
+        with connection_errors():
+            snap = self.snapshot()
+            try:
+                return snap, snap.dense_search(query, k)
+            except NotFoundError:
+                log.info("index generation %s vanished mid-question; re-resolving", snap.generation)
+                self._snapshot = None
+            snap = self.snapshot()
+            try:
+                return snap, snap.dense_search(query, k)
+            except NotFoundError as err:
+                raise IndexNotReady(
+                    "the index changed twice during one question; ask again"
+                ) from err
+
+    def dense_search(self, query: str, k: int) -> list[tuple[Document, float]]:
+        """`search` without the snapshot: top-k chunks with cosine similarity."""
+        return self.search(query, k)[1]

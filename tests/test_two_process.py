@@ -1,0 +1,230 @@
+"""A long-lived reader process keeps answering while re-indexes run, finish and get killed.
+
+Embedded Chroma, real MiniLM, real processes: the reader holds ONE IndexReader for its whole
+life, like the bot does, and logs every search as a JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from index import store
+from index.chunker import chunk_document
+from index.loader import load_corpus
+from index.pipeline import PAUSE_ENV, reindex
+from index.settings import REPO_ROOT, Settings
+
+READER = """
+import json, sys, time
+from pathlib import Path
+from index.embedder import MiniLMEmbeddings, embedder_id
+from index.settings import Settings
+from index.store import IndexReader, make_client
+
+out, mark, stop = (Path(a) for a in sys.argv[1:4])
+settings = Settings()
+reader = IndexReader(
+    client=make_client(settings),
+    embeddings=MiniLMEmbeddings(threads=1),
+    embedder_id=embedder_id(settings),
+    prefix=settings.collection_prefix,
+)
+questions = [
+    "When did North Korea start mining bitcoin?",
+    "Which firm reported the mining operation?",
+    "How were the exchanges attacked?",
+]
+with out.open("w") as fh:
+    n = 0
+    while not stop.exists():
+        seen = int(mark.read_text()) if mark.exists() else 0
+        rec = {"mark": seen}
+        try:
+            snap, hits = reader.search(questions[n % len(questions)], 4)
+            rec.update(
+                generation=snap.generation,
+                chunks=snap.info.chunks,
+                ids=[d.id for d, _ in hits],
+                docs_ok=all(d.page_content and d.metadata.get("source") for d, _ in hits),
+            )
+        except Exception as err:
+            rec["error"] = f"{type(err).__name__}: {err}"
+        fh.write(json.dumps(rec) + "\\n")
+        fh.flush()
+        n += 1
+        time.sleep(0.02)
+"""
+
+EXTRA = [
+    (
+        "exchange-hacks.md",
+        "# Exchange hacks\n\nSeveral South Korean exchanges reported intrusions in 2017. "
+        "The attackers sent job applications carrying malicious documents to exchange staff.\n",
+    ),
+    (
+        "sanctions.md",
+        "# Sanctions\n\nThe UN Security Council capped oil imports and banned textile exports. "
+        "Analysts expected the regime to look for other sources of hard currency.\n",
+    ),
+    (
+        "monero.md",
+        "# Monero\n\nLater reports described mining of Monero, a privacy coin, by machines "
+        "inside the country. The mining software reported to a university server.\n",
+    ),
+]
+
+
+def _expected_ids(settings: Settings) -> set[str]:
+    docs, _ = load_corpus(settings.corpus_dir, max_bytes=settings.max_document_bytes)
+    return {
+        str(c.id)
+        for d in docs
+        for c in chunk_document(
+            d, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap
+        )
+    }
+
+
+def _wait(cond: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+class ReaderLog:
+    def __init__(self, path: Path, mark: Path) -> None:
+        self.path, self.mark, self.n = path, mark, 0
+
+    def lines(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        text = self.path.read_text()
+        return [json.loads(x) for x in text.splitlines()[: text.count("\n")]]
+
+    def advance(self) -> int:
+        """Tell the reader a new phase began; return once it answered a question in it."""
+        self.n += 1
+        tmp = self.mark.with_suffix(".tmp")
+        tmp.write_text(str(self.n))
+        os.replace(tmp, self.mark)  # atomic: the reader never reads a half-written mark
+        _wait(lambda: any(r["mark"] >= self.n for r in self.lines()), f"reader mark {self.n}")
+        return self.n
+
+
+def _env(settings: Settings, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "CORPUS_DIR": str(settings.corpus_dir),
+        "INDEX_DIR": str(settings.index_dir),
+        "PYTHONPATH": str(REPO_ROOT),
+        **extra,
+    }
+
+
+@pytest.mark.slow
+def test_reader_process_survives_reindexes_and_killed_runs(
+    tmp_path: Path, corpus_dir: Path, make_settings, minilm
+):
+    settings = make_settings(corpus_dir=corpus_dir)
+    client = store.make_client(settings)
+    gen_ids: dict[str, set[str]] = {}  # every generation that ever became active -> its ids
+    order: list[str] = []
+    expected_at: dict[int, str] = {0: ""}  # reader mark -> generation it must (at least) see
+
+    def record(generation: str) -> None:
+        gen_ids[generation] = store.all_ids(client.get_collection(generation))
+        order.append(generation)
+
+    record(reindex(settings, embeddings=minilm).generation)
+    expected_at[0] = order[-1]
+
+    script = tmp_path / "reader.py"
+    script.write_text(READER)
+    log = ReaderLog(tmp_path / "reader.jsonl", tmp_path / "mark")
+    stop = tmp_path / "stop"
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(log.path), str(log.mark), str(stop)],
+        env=_env(settings),
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait(lambda: bool(log.lines()), "the reader's first answer")
+
+        # (b) Completed re-indexes (add, edit, delete) are visible on the next question.
+        changes = [
+            lambda: (corpus_dir / EXTRA[0][0]).write_text(EXTRA[0][1]),
+            lambda: (corpus_dir / EXTRA[0][0]).write_text(EXTRA[0][1] + "\nAn edit.\n"),
+            lambda: (corpus_dir / "north-korea-short-lived-bitcoin-mining.md").unlink(),
+        ]
+        for change in changes:
+            change()
+            summary = reindex(settings, embeddings=minilm)
+            assert summary.changed
+            record(summary.generation)
+            expected_at[log.advance()] = summary.generation
+
+        # (c) Re-indexes killed at known points leave the reader on the previous generation.
+        for (name, text), point in zip(EXTRA[1:], ["embed:2", "before_switch"], strict=True):
+            (corpus_dir / name).write_text(text)
+            marker = settings.index_dir / f"paused.{point.replace(':', '_')}"
+            run = subprocess.Popen(
+                [sys.executable, "-m", "index", "--json", "--full"],  # --full: many embeddings
+                env=_env(settings, **{PAUSE_ENV: point, "EMBED_BATCH_SIZE": "1"}),
+                cwd=tmp_path,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                _wait(
+                    lambda: marker.exists() or run.poll() is not None,  # noqa: B023
+                    f"the re-index to pause at {point}",
+                )
+                assert run.poll() is None, f"the re-index ended without pausing at {point}"
+                expected_at[log.advance()] = order[-1]  # paused: still the old generation
+            finally:
+                run.send_signal(signal.SIGKILL)
+                run.wait()
+            marker.unlink()
+            assert store.read_pointer(client, "corpus").generation == order[-1]
+            expected_at[log.advance()] = order[-1]  # killed: still the old generation
+
+        # A rerun completes with exactly the corpus' chunk ids and cleans up the debris.
+        killed = {c.name for c in store.list_generations(client, "corpus")} - set(order)
+        assert len(killed) == 2
+        summary = reindex(settings, embeddings=minilm)
+        assert summary.added == 2 and summary.changed
+        record(summary.generation)
+        assert gen_ids[summary.generation] == _expected_ids(settings)
+        assert not killed & {c.name for c in store.list_generations(client, "corpus")}
+        expected_at[log.advance()] = summary.generation
+    finally:
+        stop.touch()
+        try:
+            proc.wait(timeout=30)
+        finally:
+            proc.kill()
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+
+    lines = log.lines()
+    assert len(lines) > len(expected_at)
+    for rec in lines:
+        # (a) Never an error, never an empty or ghost result, never a half-built generation.
+        assert "error" not in rec, rec
+        assert rec["generation"] in gen_ids, rec
+        assert rec["docs_ok"] and len(rec["ids"]) == min(4, rec["chunks"]), rec
+        assert set(rec["ids"]) <= gen_ids[rec["generation"]], rec
+        # (b) A question asked after a switch uses that generation (or a later one).
+        assert order.index(rec["generation"]) >= order.index(expected_at[rec["mark"]]), rec
