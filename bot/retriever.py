@@ -107,8 +107,8 @@ class HybridRetriever(BaseRetriever):
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun
     ) -> list[Document]:
-        dense = self.reader.dense_search(query, self.fetch_k)
-        snapshot = self.reader.snapshot()
+        # One snapshot for both halves, so a re-index landing mid-question can't mix generations.
+        snapshot, dense = self.reader.search(query, self.fetch_k)
         lex = self.lexical_index(snapshot)
         dense_score = {str(d.id): s for d, s in dense}
         by_id = {str(d.id): d for d, _ in dense}
