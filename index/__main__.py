@@ -11,11 +11,9 @@ import logging
 import sys
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from index.errors import CorpusBotError
 from index.pipeline import reindex
-from index.settings import Settings
+from index.settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +36,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     try:
-        settings = Settings()
-    except ValidationError as err:
-        print(f"error: invalid settings: {err}", file=sys.stderr)
+        settings = load_settings()
+    except CorpusBotError as err:  # ConfigError names the setting
+        print(f"error: {err}", file=sys.stderr)
         return EXIT_FATAL
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else settings.log_level.upper(),
