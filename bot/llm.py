@@ -18,7 +18,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import openai
@@ -38,6 +38,8 @@ ABSTAIN_TEXT = "I couldn't find that in the indexed sources."
 CONDENSE_MAX_TOKENS = 96
 CONDENSE_MAX_CHARS = 300
 CONDENSE_DEADLINE_S = 5.0  # a follow-up rewrite must leave the answer most of the 30 s
+MIN_SUPPORT = 0.5  # share of a claim's informative terms its cited chunk must contain
+_PLACEHOLDER = re.compile("\x00(\\d+)\x00")
 _GRACE_S = 0.5  # the watchdog fires this long after the HTTP timeout should have
 _RETRYABLE = frozenset({"timeout", "rate_limit", "server", "connection"})
 
@@ -126,7 +128,6 @@ class _Claim:
     end: int
     numbers: list[int]  # as written, 1-based, already deduplicated
     claim: str
-    kept: list[int] = field(default_factory=list)  # doc indexes (0-based) that verified
 
 
 class LLMAnswerer:
@@ -146,6 +147,16 @@ class LLMAnswerer:
         self._max_retries = max_retries
         self._deadline_s = deadline_s
         self._condense_deadline_s = condense_deadline_s
+        # Word 5-grams of the instructions: an answer sentence sharing one is an echo.
+        self._prompt_grams = _ngrams(
+            " ".join(
+                m.prompt.template
+                for m in prompt.messages
+                if isinstance(getattr(getattr(m, "prompt", None), "template", None), str)
+            )
+            .replace("{sources}", " ")
+            .replace("{question}", " ")
+        )
 
     # --- public ---------------------------------------------------------------------------
 
@@ -237,47 +248,67 @@ class LLMAnswerer:
 
     def _verify(self, question: str, raw: str, docs: list[Document]) -> Answer:
         text = _IMAGE.sub("", raw).strip()
-        claims = _find_claims(text)
-        q_terms = set(tokenize(question))
-        doc_terms = [set(tokenize(d.page_content)) for d in docs]
-        for c in claims:
-            terms = set(tokenize(c.claim)) or q_terms
-            for n in c.numbers:
-                # Kept only if the number names a retrieved chunk that shares a term with the claim.
-                if 1 <= n <= len(docs) and terms & doc_terms[n - 1]:
-                    c.kept.append(n - 1)
-
-        order: list[int] = []  # doc indexes in order of first citation
-        for c in claims:
-            order.extend(i for i in c.kept if i not in order)
-        if not order or _REFUSAL.search(_first_sentence(text)):
+        if not text or _REFUSAL.search(_first_sentence(text)):
             return self._abstain(question)
-
-        renumber = {i: k for k, i in enumerate(order, 1)}
+        support = _Support(question, docs)
+        # 1. Each [n] survives only if chunk n supports the sentence it is attached to.
+        #    Kept markers become placeholders holding the doc index until renumbering.
         out, pos = [], 0
-        for c in claims:
+        for c in _find_claims(text):
+            kept = [n - 1 for n in c.numbers if 1 <= n <= len(docs) and support.ok(c.claim, n - 1)]
             out.append(text[pos : c.start])
-            new = "".join(f"[{renumber[i]}]" for i in c.kept)
-            if not new and out:
+            if not kept and out:
                 out[-1] = out[-1].rstrip(" \t")  # "foo [9]." -> "foo."
-            out.append(new)
+            out.append("".join(f"\x00{i}\x00" for i in kept))
             pos = c.end
         out.append(text[pos:])
         body = "".join(out)
+        # 2. Keep cited sentences, and uncited ones only when a cited chunk supports them;
+        #    drop anything echoing the system prompt (prompt extraction, rule dumps).
+        cited = sorted({int(i) for i in _PLACEHOLDER.findall(body)})
+        kept_parts: list[str] = []
+        prev_end = 0
+        for sent in split_sentences(body):
+            plain = _PLACEHOLDER.sub(" ", sent.text)
+            if not re.search(r"\w", plain):  # a marker standing alone: keep with the sentence
+                if kept_parts and _PLACEHOLDER.search(sent.text):
+                    kept_parts.append(" " + sent.text.strip())
+                    prev_end = sent.end
+                continue
+            if self._echoes_prompt(plain):
+                continue
+            if not _PLACEHOLDER.search(sent.text) and not any(support.ok(plain, i) for i in cited):
+                continue
+            gap = body[prev_end : sent.start]
+            kept_parts.append(("\n\n" if "\n" in gap else " ") if kept_parts else "")
+            kept_parts.append(sent.text)
+            prev_end = sent.end
+        body = "".join(kept_parts)
+        order = list(dict.fromkeys(int(i) for i in _PLACEHOLDER.findall(body)))
+        if not order:
+            return self._abstain(question)
+        renumber = {i: k for k, i in enumerate(order, 1)}
+        body = _PLACEHOLDER.sub(lambda m: f"[{renumber[int(m.group(1))]}]", body)
 
-        cited = [docs[i] for i in order]
-        body = _strip_foreign_urls(body, _allowed_urls(cited))
+        cited_docs = [docs[i] for i in order]
+        body = _strip_foreign_urls(body, _allowed_urls(cited_docs))
         body = _neutralise_mentions(body)
         body = re.sub(r"[ \t]{2,}", " ", body)
         body = re.sub(r"\n{3,}", "\n\n", body).strip()
-        if not _MARKER.search(body):
-            return self._abstain(question)
 
-        citations = []
-        for i in order:
-            query = " ".join(c.claim for c in claims if i in c.kept) or question
-            citations.append(_citation(renumber[i], docs[i], query))
+        supported: dict[int, list[str]] = {}  # citation number -> the claims it backs
+        for c in _find_claims(body):
+            for n in c.numbers:
+                supported.setdefault(n, []).append(c.claim)
+        citations = [
+            _citation(k, docs[i], " ".join(supported.get(k, ())) or question)
+            for i, k in renumber.items()
+        ]
         return Answer(question=question, text=body, citations=citations, mode="llm")
+
+    def _echoes_prompt(self, sentence: str) -> bool:
+        grams = _ngrams(sentence)
+        return bool(grams & self._prompt_grams)
 
     @staticmethod
     def _abstain(question: str) -> Answer:
@@ -368,6 +399,31 @@ def _retry_after(headers: Any) -> float | None:
         except ValueError:
             return None  # an HTTP date: fall back to our own backoff
     return None
+
+
+class _Support:
+    """Does chunk i back a claim? Its informative terms (not in the question or the chunk's
+    title: restating those proves nothing) must mostly occur in the chunk."""
+
+    def __init__(self, question: str, docs: Sequence[Document]) -> None:
+        self._question = set(tokenize(question))
+        self._terms = [set(tokenize(d.page_content)) for d in docs]
+        self._titles = [set(tokenize(str(d.metadata.get("title", "")))) for d in docs]
+
+    def ok(self, claim: str, i: int) -> bool:
+        # Link targets, URLs and mentions are checked elsewhere; only the words are evidence.
+        claim = _LINK.sub(r"\1", _IMAGE.sub(" ", claim))
+        claim = _URL.sub(" ", _AUTOLINK.sub(" ", claim))
+        claim = _MENTION.sub(" ", _MASS_MENTION.sub(" ", claim))
+        informative = set(tokenize(claim)) - self._question - self._titles[i]
+        if not informative:
+            return False
+        return len(informative & self._terms[i]) >= MIN_SUPPORT * len(informative)
+
+
+def _ngrams(text: str, n: int = 5) -> set[tuple[str, ...]]:
+    w = [x.lower() for x in re.findall(r"\w+", text)]
+    return {tuple(w[i : i + n]) for i in range(len(w) - n + 1)}
 
 
 def _find_claims(text: str) -> list[_Claim]:
