@@ -80,8 +80,13 @@ def build_service(
     *,
     build_if_missing: bool = True,
     announce: Callable[[str], None] = log.warning,
+    warm: bool = False,
 ) -> AnswerService:
-    """The composition root: store, embeddings, reader, retriever, answerers, chain."""
+    """The composition root: store, embeddings, reader, retriever, answerers, chain.
+
+    `warm` loads the model, BM25 and sentence caches now (a long-running bot), so the first
+    user question doesn't pay for them.
+    """
     from index.embedder import TOKENIZER_PATH, embedder_id, make_embeddings
     from index.pipeline import reindex
     from index.store import IndexReader, index_exists, make_client
@@ -109,6 +114,10 @@ def build_service(
     extractive = ExtractiveAnswerer(
         reader=reader, embeddings=embeddings, common_words=load_common_words(TOKENIZER_PATH)
     )
+    if warm:
+        started = time.perf_counter()
+        extractive.answer("warm-up", retriever.invoke("bitcoin"))
+        log.info("warmed up in %.1f s", time.perf_counter() - started)
     llm = _llm_answerer(settings) if settings.llm_enabled else None
     chain = create_chain(retriever=retriever, extractive=extractive, llm=llm)
     return AnswerService(chain=chain, reader=reader, settings=settings)

@@ -104,7 +104,7 @@ def run(settings: Settings) -> int:
         )
         return 2
     try:
-        service = build_service(settings)
+        service = build_service(settings, warm=True)
     except CorpusBotError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
