@@ -121,3 +121,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `... | head`: the reader left; exit quietly like other CLIs
+        sys.stderr.close()
+        return 0
