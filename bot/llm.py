@@ -27,6 +27,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.prompts import ChatPromptTemplate
 
+from bot.budget import DailyTokenBudget
 from bot.models import Answer, Citation
 from bot.sentences import Sentence, best_sentences, split_sentences, tokenize
 from index.errors import LLMError
@@ -52,6 +53,7 @@ USER_MESSAGES = {
     "malformed": "The language model returned an unusable reply.",
     "auth": "The language model API key was rejected.",
     "bad_request": "The language model service rejected the request.",
+    "budget": "Today's language-model budget is used up.",
 }
 
 # [1], [1, 2], [1 and 2], [Source 1]; not [1](url), which is a markdown link.
@@ -140,6 +142,7 @@ class LLMAnswerer:
         max_retries: int,
         deadline_s: float,
         condense_deadline_s: float = CONDENSE_DEADLINE_S,
+        budget: DailyTokenBudget | None = None,
     ) -> None:
         self._llm = llm
         self._prompt = prompt
@@ -147,6 +150,7 @@ class LLMAnswerer:
         self._max_retries = max_retries
         self._deadline_s = deadline_s
         self._condense_deadline_s = condense_deadline_s
+        self._budget = budget
         # Word 5-grams of the instructions: an answer sentence sharing one is an echo.
         self._prompt_grams = _ngrams(
             " ".join(
@@ -203,6 +207,9 @@ class LLMAnswerer:
         what: str,
         **kwargs: Any,
     ) -> str:
+        if self._budget is not None and not self._budget.allow():
+            log.warning("LLM %s skipped: the daily token budget is used up", what)
+            raise LLMError(USER_MESSAGES["budget"], kind="budget")
         deadline = time.monotonic() + deadline_s
         attempts = max_retries + 1
         for attempt in range(1, attempts + 1):
@@ -218,6 +225,7 @@ class LLMAnswerer:
                     timeout + _GRACE_S,
                 )
                 text = _message_text(message)
+                self._record_usage(message, messages, text)
                 if not text.strip():
                     raise LLMError(USER_MESSAGES["malformed"], kind="malformed")
                 return text
@@ -243,6 +251,15 @@ class LLMAnswerer:
                 raise err from (None if cause is err else cause)
             time.sleep(wait_s)
         raise AssertionError("unreachable")
+
+    def _record_usage(self, message: BaseMessage, sent: list[BaseMessage], text: str) -> None:
+        if self._budget is None:
+            return
+        usage = getattr(message, "usage_metadata", None) or {}
+        tokens = usage.get("total_tokens")
+        if not tokens:  # servers that report no usage: ~4 characters a token
+            tokens = (sum(len(str(m.content)) for m in sent) + len(text)) // 4 + 1
+        self._budget.record(int(tokens))
 
     # --- verification ---------------------------------------------------------------------
 

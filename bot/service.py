@@ -124,6 +124,7 @@ def build_service(
 
 
 def _llm_answerer(settings: Settings) -> Any:
+    from bot.budget import DailyTokenBudget
     from bot.llm import LLMAnswerer, llm_deadline_s, make_chat_model
     from bot.prompts import load_prompt
 
@@ -133,4 +134,7 @@ def _llm_answerer(settings: Settings) -> Any:
         condense_prompt=load_prompt(settings.prompts_dir / "condense.md"),
         max_retries=settings.llm_max_retries,
         deadline_s=llm_deadline_s(settings),
+        budget=DailyTokenBudget(limit=settings.llm_daily_token_budget, path=settings.llm_budget_db)
+        if settings.llm_daily_token_budget
+        else None,
     )

@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     def feedback_db(self) -> Path:
         return self.index_dir / "feedback.sqlite3"
 
+    @property
+    def llm_budget_db(self) -> Path:
+        return self.index_dir / "llm_budget.sqlite3"
+
 
 def load_settings(**overrides: object) -> Settings:
     """Read settings once; an invalid value becomes a ConfigError naming the setting."""

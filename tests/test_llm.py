@@ -9,6 +9,7 @@ import pytest
 from langchain_core.documents import Document
 from langchain_core.prompts import ChatPromptTemplate
 
+from bot.budget import DailyTokenBudget
 from bot.llm import (
     ABSTAIN_TEXT,
     CONDENSE_MAX_TOKENS,
@@ -35,7 +36,7 @@ def _prompts() -> tuple[ChatPromptTemplate, ChatPromptTemplate]:
 
 @pytest.fixture
 def make_answerer(make_settings, openai_fake):
-    def _make(**overrides) -> LLMAnswerer:
+    def _make(budget: DailyTokenBudget | None = None, **overrides) -> LLMAnswerer:
         values = {"openai_base_url": openai_fake.base_url, "openai_api_key": API_KEY}
         values.update(overrides)
         settings = make_settings(**values)
@@ -46,6 +47,7 @@ def make_answerer(make_settings, openai_fake):
             condense_prompt=condense_prompt,
             max_retries=settings.llm_max_retries,
             deadline_s=llm_deadline_s(settings),
+            budget=budget,
         )
 
     return _make
@@ -379,3 +381,16 @@ def test_condense_junk_raises_so_caller_uses_its_rule(make_answerer, openai_fake
     with pytest.raises(LLMError):
         make_answerer(llm_max_retries=2).condense("When did it start?", [("q", "a")])
     assert len(openai_fake.chat_requests) == 1  # condense never retries
+
+
+def test_daily_token_budget_stops_llm_calls(make_answerer, openai_fake, docs, tmp_path):
+    budget = DailyTokenBudget(limit=15, path=tmp_path / "budget.sqlite3")
+    answerer = make_answerer(budget=budget)
+    openai_fake.script(fake.chat("Mining began on the 17th of May [2]."))
+    first = answerer.answer("When did North Korea mine bitcoin?", docs)
+    assert not first.abstained
+    assert budget.used() == 10 + 8  # the server's reported usage (prompt + completion)
+    with pytest.raises(LLMError) as err:
+        answerer.answer("When did North Korea mine bitcoin?", docs)
+    assert err.value.kind == "budget"
+    assert len(openai_fake.chat_requests) == 1  # the second question never reached the LLM
