@@ -310,6 +310,7 @@ class LLMAnswerer:
         cited_docs = [docs[i] for i in order]
         body = _strip_foreign_urls(body, _allowed_urls(cited_docs))
         body = _neutralise_mentions(body)
+        body = _SECRET.sub("[redacted]", body)  # API-key shapes, whatever a source says
         body = re.sub(r"[ \t]{2,}", " ", body)
         body = re.sub(r"\n{3,}", "\n\n", body).strip()
 

@@ -30,7 +30,7 @@ def clean_question(raw: str, *, max_chars: int) -> str:
     text = "".join(
         " " if ch in "\t\n\r" else ch
         for ch in raw
-        if ch in "\t\n\r" or unicodedata.category(ch) not in ("Cc", "Cf")
+        if ch in "\t\n\r" or unicodedata.category(ch) not in ("Cc", "Cf", "Cs")
     )
     text = " ".join(_MENTION.sub(" ", text).split())
     if not text:
@@ -43,11 +43,26 @@ def clean_question(raw: str, *, max_chars: int) -> str:
     return text
 
 
+def _redact(answer: Answer, secrets: Sequence[str]) -> None:
+    for secret in secrets:
+        if secret in answer.text:
+            log.warning("redacted a configured secret from an answer")
+            answer.text = answer.text.replace(secret, "[redacted]")
+        for c in answer.citations:
+            c.quote = c.quote.replace(secret, "[redacted]")
+
+
 class AnswerService:
     def __init__(self, *, chain: Runnable, reader: Any, settings: Settings) -> None:
         self._chain = chain
         self._reader = reader
         self._settings = settings
+        # Configured secrets never leave the process, whatever a model or document says.
+        self._secrets = [
+            v.get_secret_value().strip()
+            for v in (settings.openai_api_key, settings.discord_token)
+            if v is not None and len(v.get_secret_value().strip()) >= 6
+        ]
 
     def answer(self, question: str, history: Sequence[tuple[str, str]] = ()) -> Answer:
         text = clean_question(question, max_chars=self._settings.max_question_chars)
@@ -59,6 +74,7 @@ class AnswerService:
         except Exception as err:  # noqa: BLE001 - the user gets a message, the log the trace
             log.exception("answering %r failed", text)
             raise CorpusBotError("Something went wrong while answering; please try again.") from err
+        _redact(result, self._secrets)
         result.latency_ms = (time.perf_counter() - started) * 1000
         return result
 

@@ -40,6 +40,7 @@ SUPPORTED_EXTS = TEXT_EXTS | MARKDOWN_EXTS | HTML_EXTS | PDF_EXTS
 
 METADATA_KEYS = ("publisher", "site", "author", "date", "url")
 MAX_TITLE_CHARS = 200
+MAX_METADATA_CHARS = 300
 
 # --- normalisation ----------------------------------------------------------------------
 
@@ -144,11 +145,9 @@ def _clean_metadata(raw: dict[str, object]) -> dict[str, str]:
     """Only known keys, only non-empty str values (Chroma rejects None)."""
     out: dict[str, str] = {}
     for key in METADATA_KEYS:
-        value = raw.get(key)
-        if value is None or isinstance(value, dict):
+        value = _scalar(raw.get(key))
+        if value is None:
             continue
-        if isinstance(value, list | tuple):
-            value = ", ".join(str(v).strip() for v in value if v is not None and str(v).strip())
         if key == "date":
             text = _iso_date(value)
         elif key == "url":
@@ -156,8 +155,25 @@ def _clean_metadata(raw: dict[str, object]) -> dict[str, str]:
         else:
             text = " ".join(str(value).split())
         if text:
-            out[key] = text
+            out[key] = text[:MAX_METADATA_CHARS]
     return out
+
+
+_SCALARS = (str, int, float, dt.date)
+
+
+def _scalar(value: object) -> object | None:
+    """A scalar, or a flat list of scalars joined; None for anything nested.
+
+    Nested values are refused before str() ever sees them: a YAML alias bomb is a few
+    hundred bytes that str() would expand to gigabytes.
+    """
+    if isinstance(value, _SCALARS) and not isinstance(value, bool):
+        return value
+    if isinstance(value, list | tuple) and all(isinstance(v, _SCALARS) for v in value):
+        joined = ", ".join(" ".join(str(v).split()) for v in value[:20])
+        return joined.strip(", ") or None
+    return None
 
 
 def _decode(raw: bytes) -> str:
@@ -209,8 +225,8 @@ def _parse_markdown(raw: bytes, stem: str) -> tuple[str, str, dict[str, str]]:
         front = {str(k).lower(): v for k, v in (parsed or {}).items()}
         text = text[end.end() :]
     text = strip_debris(normalize_text(text))
-    title = front.get("title")
-    title = " ".join(str(title).split()) if title is not None else ""
+    title = _scalar(front.get("title"))
+    title = " ".join(str(title).split())[:MAX_TITLE_CHARS] if title is not None else ""
     if not title:
         heading = _H1.search(text)
         title = heading.group(1).strip()[:MAX_TITLE_CHARS] if heading else ""
