@@ -6,8 +6,10 @@ parse == [] and no live @everyone/@here/<@ in any content.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -380,3 +382,56 @@ def test_bad_token_exits_2_with_clear_message(
     assert "Discord rejected DISCORD_TOKEN" in err
     assert token.get_secret_value() not in err + caplog.text and "Traceback" not in err
     assert any(r.path == "/users/@me" and r.status == 401 for r in fake_discord.requests)
+
+
+class GatedService:
+    """The real AnswerService, held at a gate so a test can act while an answer is in flight."""
+
+    def __init__(self, inner: AnswerService) -> None:
+        self.inner = inner
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def answer(self, question, history=()):
+        self.entered.set()
+        assert self.gate.wait(timeout=30), "test never opened the gate"
+        return self.inner.answer(question, history)
+
+    async def aanswer(self, question, history=()):
+        return await asyncio.to_thread(self.answer, question, history)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+@pytest.mark.parametrize("abrupt", [False, True], ids=["close-4000", "tcp-cut"])
+async def test_gateway_dropped_mid_answer_resumes_and_delivers_once(
+    fake_discord: FakeDiscord,
+    seed_index: Settings,
+    seed_service: AnswerService,
+    tmp_path: Path,
+    abrupt: bool,
+) -> None:
+    fake = fake_discord
+    general = fake.channel_ids["general"]
+    gated = GatedService(seed_service)
+    settings = bot_settings(seed_index, fake)
+    async with running_bot(fake, settings, gated, tmp_path / "fb.sqlite3") as bot:
+        question = fake.send_message(general, "alice", f"<@{fake.bot_id}> {QUESTION}")
+        await asyncio.to_thread(gated.entered.wait, 10)  # the answer is being computed
+        fake.drop_gateway(abrupt=abrupt)
+        await fake.wait_for(lambda: fake.events("RESUMED"), timeout=15)
+        gated.gate.set()
+        thread_id = int(question["id"])
+        await fake.wait_for(lambda: answers_in(fake, thread_id), timeout=20)
+        await idle(fake, bot)
+        # A later question still reaches the bot over the resumed session.
+        later = fake.send_message(general, "bob", f"<@{fake.bot_id}> {QUESTION}")
+        await fake.wait_for(lambda: answers_in(fake, int(later["id"])), timeout=20)
+        await idle(fake, bot)
+
+    (answer,) = answers_in(fake, thread_id)  # exactly once, not re-sent after the resume
+    assert "17th of May" in answer["content"]
+    assert len(fake.messages_in(thread_id, author_id=fake.bot_id)) == 1
+    ops = [e["op"] for e in fake.gateway_log if e["op"] in (2, 6)]
+    assert ops == [2, 6]  # identified once, then resumed (no new session)
