@@ -435,3 +435,114 @@ async def test_gateway_dropped_mid_answer_resumes_and_delivers_once(
     assert len(fake.messages_in(thread_id, author_id=fake.bot_id)) == 1
     ops = [e["op"] for e in fake.gateway_log if e["op"] in (2, 6)]
     assert ops == [2, 6]  # identified once, then resumed (no new session)
+
+
+def ephemeral_replies(fake: FakeDiscord) -> list[dict]:
+    """The bodies of the bot's immediate interaction replies (type 4 callbacks)."""
+    return [
+        r.json["data"]
+        for r in fake.message_requests()
+        if r.path.startswith("/interactions/") and r.json["type"] == 4
+    ]
+
+
+async def test_dm_question_is_answered_in_the_dm_and_follow_up_uses_its_history(
+    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+) -> None:
+    fake = fake_discord
+    # Global commands (no guild id): Discord offers only those in DMs.
+    settings = bot_settings(seed_index, fake, discord_guild_id=None)
+    async with running_bot(fake, settings, seed_service, tmp_path / "fb.sqlite3") as bot:
+        question = fake.send_dm("alice", QUESTION)  # no mention needed in a DM
+        dm = int(question["channel_id"])
+        (answer,) = await fake.wait_for(lambda: answers_in(fake, dm), timeout=20)
+        assert "17th of May" in answer["content"] and "[1]" in answer["content"]
+        assert "guild_id" not in answer
+        assert answer["message_reference"]["message_id"] == question["id"]
+        assert answer["embeds"][0]["title"] == "Sources"
+        assert "[1] North Korea" in sources_text(answer)
+        up, down = custom_ids(answer)
+        assert up.startswith("fb:") and up.endswith(":up") and down.endswith(":down")
+        assert any(r.path == f"/channels/{dm}/typing" for r in fake.requests)
+
+        fake.send_dm("alice", "And when did they start?")
+        answers = await fake.wait_for(lambda: at_least(2, answers_in(fake, dm)), timeout=20)
+        assert "17th of May" in answers[1]["content"]
+        await idle(fake, bot)
+        assert [q for q, _ in bot.feedback.history(dm)] == [QUESTION, "And when did they start?"]
+
+        # The buttons work in the DM (the click arrives with "user", not "member").
+        fake.click_button(answer, up, user="alice")
+        await fake.wait_for(lambda: ephemeral_replies(fake))
+        assert bot.feedback.votes(int(up.split(":")[1])) == {"up": 1, "down": 0}
+
+        # /ask works in a DM too: deferred, then answered there.
+        fake.send_slash("ask", {"question": QUESTION}, user="bob", dm=True)
+        bob_dm = fake.dm_channel_id("bob")
+        (slash_answer,) = await fake.wait_for(lambda: answers_in(fake, bob_dm), timeout=20)
+        await idle(fake, bot)
+        assert "17th of May" in slash_answer["content"]
+
+    assert not any(r.path.endswith("/threads") for r in fake.requests)  # no threads in DMs
+    assert not any(answers_in(fake, c) for c in fake.channel_ids.values())
+
+
+async def test_dms_disabled_get_no_answer_and_ask_is_refused(
+    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+) -> None:
+    fake = fake_discord
+    general = fake.channel_ids["general"]
+    settings = bot_settings(seed_index, fake, discord_guild_id=None, discord_allow_dms=False)
+    async with running_bot(fake, settings, seed_service, tmp_path / "fb.sqlite3") as bot:
+        fake.send_dm("alice", QUESTION)
+        dm = fake.dm_channel_id("alice")
+        # A guild question sent after the DM is answered; by then the DM has been passed over.
+        later = fake.send_message(general, "bob", f"<@{fake.bot_id}> {QUESTION}")
+        await fake.wait_for(lambda: answers_in(fake, int(later["id"])), timeout=20)
+
+        fake.send_slash("ask", {"question": QUESTION}, user="alice", dm=True)
+        (refusal,) = await fake.wait_for(lambda: ephemeral_replies(fake))
+        await idle(fake, bot)
+        assert bot.feedback.history(dm) == []
+
+    assert refusal["content"] == "I don't answer questions in this channel."
+    assert refusal["flags"] & FLAG_EPHEMERAL
+    assert [m["content"] for m in fake.messages_in(dm, author_id=fake.bot_id)] == [
+        refusal["content"]
+    ]  # the ephemeral refusal is the only thing the bot said in the DM
+    assert not any(f"/channels/{dm}/" in r.path for r in fake.requests)  # not even typing
+
+
+async def test_channel_allow_list(
+    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+) -> None:
+    fake = fake_discord
+    general, random = fake.channel_ids["general"], fake.channel_ids["random"]
+    settings = bot_settings(seed_index, fake, discord_channel_ids=[general])
+    async with running_bot(fake, settings, seed_service, tmp_path / "fb.sqlite3") as bot:
+        ignored = fake.send_message(random, "alice", f"<@{fake.bot_id}> {QUESTION}")
+        allowed = fake.send_message(general, "alice", f"<@{fake.bot_id}> {QUESTION}")
+        thread_id = int(allowed["id"])
+        await fake.wait_for(lambda: answers_in(fake, thread_id), timeout=20)
+
+        # The thread's parent is on the list, so a follow-up in it is answered.
+        fake.send_message(thread_id, "alice", "And when did they start?")
+        await fake.wait_for(lambda: at_least(2, answers_in(fake, thread_id)), timeout=20)
+
+        fake.send_slash("ask", {"question": QUESTION}, user="bob", channel_id=random)
+        (refusal,) = await fake.wait_for(lambda: ephemeral_replies(fake))
+
+        # DMs are governed by discord_allow_dms, not by the channel list.
+        fake.send_dm("bob", QUESTION)
+        await fake.wait_for(lambda: answers_in(fake, fake.dm_channel_id("bob")), timeout=20)
+        await idle(fake, bot)
+        assert len(bot.feedback.history(thread_id)) == 2
+
+    assert refusal["content"] == "I don't answer questions in this channel."
+    assert refusal["flags"] & FLAG_EPHEMERAL
+    assert [m["content"] for m in fake.messages_in(random, author_id=fake.bot_id)] == [
+        refusal["content"]
+    ]
+    assert fake.message(ignored["id"]).get("thread") is None
+    # no typing, no reply, no thread in the channel that is not on the list
+    assert not any(r.path.startswith(f"/channels/{random}/") for r in fake.requests)

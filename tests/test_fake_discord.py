@@ -437,3 +437,116 @@ def test_snowflakes_encode_their_time_and_are_unique(new_snowflake) -> None:
     assert snowflake_time_ms(snowflake(1_700_000_000_000, increment=7)) == 1_700_000_000_000
     ids = [new_snowflake() for _ in range(100)]
     assert len(set(ids)) == 100
+
+
+async def test_dm_reaches_on_message_without_a_guild_and_the_reply_lands_in_the_dm(
+    fake_discord: FakeDiscord,
+) -> None:
+    fake = fake_discord
+    bot = echo_bot(message_content=False)  # DM content is delivered without the intent
+    seen = collect(bot, "on_message", lambda m: (m.author.id, m.guild, type(m.channel), m.content))
+    alice = fake.users["alice"]
+
+    async with running_client(bot, fake.token):
+        sent = fake.send_dm("alice", "hello bot")
+        dm_id = fake.dm_channel_id("alice")
+        assert int(sent["channel_id"]) == dm_id and "guild_id" not in sent
+        (reply,) = await fake.wait_for(lambda: bot_messages(fake, dm_id))
+        await fake.wait_for(lambda: len(seen) == 2)  # the bot also sees its own DM
+        with pytest.raises(discord.HTTPException) as no_thread:  # no threads in a DM
+            # (discord.py refuses client-side for a guild-less message; ask the API directly)
+            await bot.http.start_thread_with_message(
+                dm_id, sent["id"], name="nope", auto_archive_duration=1440
+            )
+
+    assert seen[0] == (int(alice["id"]), None, discord.DMChannel, "hello bot")
+    assert seen[1][:3] == (fake.bot_id, None, discord.DMChannel)
+    assert reply["content"] == "echo: hello bot" and "guild_id" not in reply
+    assert reply["message_reference"] == {
+        "type": 0,
+        "message_id": sent["id"],
+        "channel_id": str(dm_id),
+    }
+    assert [m["id"] for m in fake.messages_in(dm_id)] == [sent["id"], reply["id"]]
+    assert (no_thread.value.status, no_thread.value.code) == (400, 50024)
+    created = [f["d"] for f in fake.events("MESSAGE_CREATE")]
+    assert all("guild_id" not in d and "member" not in d for d in created)
+    assert not fake.events("CHANNEL_CREATE")  # Discord sends bots none for DMs
+    (request,) = fake.message_requests()
+    assert request.path == f"/channels/{dm_id}/messages"
+    assert request.json["allowed_mentions"] == NO_MENTIONS
+
+
+async def test_dms_need_the_direct_messages_intent(fake_discord: FakeDiscord) -> None:
+    intents = discord.Intents.none()
+    intents.guilds = intents.guild_messages = intents.message_content = True
+    bot = commands.Bot(command_prefix="!", intents=intents, guild_ready_timeout=FAST_GUILD_READY)
+    contents = collect(bot, "on_message", lambda m: m.content)
+
+    async with running_client(bot, fake_discord.token):
+        fake_discord.send_dm("alice", "unseen")
+        fake_discord.send_message(fake_discord.channel_ids["general"], "alice", "seen")
+        await fake_discord.wait_for(lambda: contents)
+
+    assert contents == ["seen"]
+    assert [f["d"]["content"] for f in fake_discord.events("MESSAGE_CREATE")] == ["seen"]
+
+
+async def test_create_dm_opens_one_channel_per_user(fake_discord: FakeDiscord) -> None:
+    fake = fake_discord
+    bot = make_bot()
+    bob_id = int(fake.users["bob"]["id"])
+
+    async with running_client(bot, fake.token):
+        dm = await bot.create_dm(discord.Object(bob_id))
+        assert isinstance(dm, discord.DMChannel) and dm.recipient.id == bob_id
+        assert await bot.create_dm(discord.Object(bob_id)) is dm  # cached by discord.py
+        await dm.send("hi bob")
+        with pytest.raises(discord.HTTPException) as invalid:
+            await bot.create_dm(discord.Object(snowflake()))
+
+    assert dm.id == fake.dm_channel_id("bob") != fake.dm_channel_id("alice")
+    assert [m["content"] for m in bot_messages(fake, dm.id)] == ["hi bob"]
+    opens = [r for r in fake.requests if r.path == "/users/@me/channels"]
+    assert [(r.json["recipient_id"], r.status) for r in opens][0] == (bob_id, 200)
+    assert (invalid.value.status, invalid.value.code) == (400, 50033)
+    # the DM is not part of the guild
+    (guild,) = [f["d"] for f in fake.events("GUILD_CREATE")]
+    assert str(dm.id) not in {c["id"] for c in guild["channels"] + guild["threads"]}
+
+
+async def test_slash_command_in_a_dm_has_a_user_and_no_guild(fake_discord: FakeDiscord) -> None:
+    fake = fake_discord
+    bot = make_bot()
+    seen: list = []
+
+    @bot.tree.command(name="ask", description="Ask the corpus")
+    async def ask(interaction: discord.Interaction, question: str) -> None:
+        seen.append((interaction.guild_id, type(interaction.user), type(interaction.channel)))
+        await interaction.response.send_message(f"answer to {question}", ephemeral=True)
+
+    @bot.tree.command(name="stats", description="Guild only")
+    @app_commands.guild_only()
+    async def stats(interaction: discord.Interaction) -> None:
+        await interaction.response.send_message("stats")
+
+    async with running_client(bot, fake.token):
+        await bot.tree.sync()
+        payload = fake.send_slash("ask", {"question": "why?"}, user="bob", dm=True)
+        dm_id = fake.dm_channel_id("bob")
+        (reply,) = await fake.wait_for(lambda: bot_messages(fake, dm_id))
+        with pytest.raises(ValueError, match="no global DM command"):
+            fake.send_slash("stats", user="bob", dm=True)
+
+    assert "member" not in payload and "guild_id" not in payload
+    assert payload["user"] == fake.users["bob"] and payload["context"] == 1
+    assert payload["channel"] == {
+        "id": str(dm_id),
+        "type": 1,
+        "last_message_id": None,
+        "flags": 0,
+        "recipients": [fake.users["bob"]],
+    }
+    assert seen == [(None, discord.User, discord.DMChannel)]
+    assert reply["content"] == "answer to why?" and reply["flags"] & FLAG_EPHEMERAL
+    assert "guild_id" not in reply

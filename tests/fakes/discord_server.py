@@ -14,6 +14,11 @@ Pointing discord.py at it (the ``fake_discord`` fixture in tests/fixtures/discor
 (all keyword, all defaulted) builds one guild: text channels named by ``channels``, the @everyone
 role (``MEMBER_PERMISSIONS``), an "Admin" role (administrator) held by ``admins``, a bot role
 (``BOT_PERMISSIONS``), the members plus the bot. ``start()`` / ``stop()`` (or ``with``).
+Each member also has a DM channel with the bot (type 1, ``recipients: [user]``, no guild_id),
+opened on first use like Discord's: by ``POST /users/@me/channels`` (user.create_dm()),
+``dm_channel_id(user)``, ``send_dm`` or ``send_slash(dm=True)``. Discord sends bots no
+CHANNEL_CREATE for DMs (discord.py would drop one without a guild anyway): discord.py builds the
+DMChannel from a MESSAGE_CREATE that has no guild_id, and the interaction's "channel" object.
 
 State, ids are ints; payloads are JSON dicts exactly as Discord sends them:
     token, application_id, bot_id, bot_user, guild_id, channel_ids {name: id}, users {name: user},
@@ -24,13 +29,19 @@ member name or a user dict; ``channel_id`` defaults to the first channel):
     send_message(channel_id, author, content, *, mentions=(), message_reference=None, embeds=())
         -> MESSAGE_CREATE. ``<@id>`` mentions in content are parsed like Discord does; ``mentions``
         adds more (e.g. the replied-to author of a pinging reply). message_reference: msg dict or id.
+    send_dm(author, content, *, message_reference=None, embeds=())
+        -> MESSAGE_CREATE in the author's DM channel, without guild_id and member.
+    dm_channel_id(user) -> the id of the user's DM channel with the bot (opened if needed).
     send_slash(command_name, options=None, user="alice", channel_id=None, *, guild_id=None,
-               permissions=None)
+               permissions=None, dm=False)
         -> INTERACTION_CREATE type 2. options: {name: value} (str/int/float/bool/user dict) or a raw
         option list. The command id is the synced one when the bot synced it. ``permissions`` (an
         int or string bitfield; constants below) defaults to what the member's roles grant.
+        ``dm=True``: in the user's DM, with "user" instead of "member", no guild, context 1; like
+        Discord, only a synced global command usable in DMs (contexts / dm_permission) can be
+        used there (else ValueError).
     click_button(message, custom_id, user="alice", *, component_type=2, values=None)
-        -> INTERACTION_CREATE type 3 carrying the stored (current) message.
+        -> INTERACTION_CREATE type 3 carrying the stored (current) message (DM-shaped in a DM).
     react(message, emoji, user="alice") -> MESSAGE_REACTION_ADD
     dispatch(event, data) -> any dispatch event, with the session's next sequence number.
 Interactions get fresh snowflake ids (discord.py treats old ids as expired) and random tokens.
@@ -41,9 +52,10 @@ client missed, then RESUMED (unknown session -> INVALID_SESSION false). Frames a
 the client asks in the URL (``compress=zstd-stream``: one zstd frame flushed per message, which is
 what discord.py picks when ``zstandard`` is importable; ``zlib-stream``: Z_SYNC_FLUSH), else text.
 Like Discord, the bot receives MESSAGE_CREATE/UPDATE/DELETE for its own REST and webhook messages
-(not ephemeral ones), guild messages only with the GUILD_MESSAGES intent, and without the
-MESSAGE_CONTENT intent content/embeds/attachments/components are blanked unless the bot wrote the
-message or is mentioned in it; GUILD_CREATE lists all members only with the GUILD_MEMBERS intent
+(not ephemeral ones), guild messages only with the GUILD_MESSAGES intent, DMs only with the
+DIRECT_MESSAGES intent, and without the MESSAGE_CONTENT intent content/embeds/attachments/
+components of guild messages are blanked unless the bot wrote the message or is mentioned in it
+(DM content is always delivered); GUILD_CREATE lists all members only with the GUILD_MEMBERS intent
 (else just the bot; fetch_member works either way).
     drop_gateway(*, code=4000, abrupt=False): detaches the session (later events are buffered for
         the resume) and closes the socket with ``code``, or aborts the TCP connection.
@@ -53,10 +65,12 @@ message or is mentioned in it; GUILD_CREATE lists all members only with the GUIL
 REST (``/api/v10``; ``Authorization: Bot <token>`` required except on interaction/webhook token
 routes, anything else -> 401 {"message": "401: Unauthorized", "code": 0}, which login turns into
 LoginFailure): GET /gateway, /gateway/bot, /users/@me, /oauth2/applications/@me, /channels/{c},
+POST /users/@me/channels {"recipient_id"} (the DM channel; unknown user -> 400 code 50033),
 /channels/{c}/messages (limit, before, after), /channels/{c}/messages/{m}, /guilds/{g}/members/{u};
 POST/PATCH/DELETE channel messages (JSON or multipart with payload_json + files[n]); PUT/DELETE
 own reactions; POST /channels/{c}/typing; POST /channels/{c}/messages/{m}/threads (thread id ==
-message id, like Discord) and /channels/{c}/threads (both dispatch THREAD_CREATE); POST
+message id, like Discord) and /channels/{c}/threads (both dispatch THREAD_CREATE; in a DM -> 400
+code 50024); POST
 /interactions/{id}/{token}/callback (types 4, 5, 6, 7, 8, 9; ``with_response`` honoured; a second
 ack -> 400 code 40060); POST /webhooks/{app}/{token} (follow-ups; before the ack -> 404);
 GET/PATCH/DELETE /webhooks/{app}/{token}/messages/{@original|id}; GET/PUT
@@ -130,13 +144,17 @@ BOT_PERMISSIONS = MEMBER_PERMISSIONS | (1 << 13) | (1 << 34)  # + MANAGE_MESSAGE
 
 INTENT_GUILD_MEMBERS = 1 << 1
 INTENT_GUILD_MESSAGES = 1 << 9
+INTENT_DIRECT_MESSAGES = 1 << 12
 INTENT_MESSAGE_CONTENT = 1 << 15
 
 FLAG_EPHEMERAL = 1 << 6
 FLAG_LOADING = 1 << 7
 
 MSG_DEFAULT, MSG_REPLY, MSG_CHAT_INPUT = 0, 19, 20
-CHANNEL_TEXT, CHANNEL_PUBLIC_THREAD = 0, 11
+CHANNEL_TEXT, CHANNEL_DM, CHANNEL_PUBLIC_THREAD = 0, 1, 11
+CONTEXT_GUILD, CONTEXT_BOT_DM = 0, 1  # an interaction's "context"
+# What an app may do in its DM with a user (no guild roles there, so no threads or management).
+DM_PERMISSIONS = (1 << 6) | (1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 31)
 INTERACTION_COMMAND, INTERACTION_COMPONENT = 2, 3
 
 _MENTION = re.compile(r"<@!?(\d+)>")
@@ -337,6 +355,7 @@ class FakeDiscord:
             cid = self._snowflake()
             self.channel_ids[name] = cid
             self._channels[cid] = self._text_channel(cid, name, position)
+        self._dm_ids: dict[int, int] = {}  # user id -> their DM channel with the bot
         self._messages: dict[int, Json] = {}
         self._channel_messages: dict[int, list[int]] = {}
         self._interactions: dict[int, _Interaction] = {}
@@ -360,6 +379,7 @@ class FakeDiscord:
                 ("GET", r"/gateway/bot", self._get_gateway_bot),
                 ("GET", r"/users/@me", self._get_me),
                 ("GET", r"/oauth2/applications/@me", self._get_application),
+                ("POST", r"/users/@me/channels", self._create_dm),
                 ("GET", r"/guilds/(\d+)/members/(\d+)", self._get_member),
                 ("GET", r"/channels/(\d+)", self._get_channel),
                 ("GET", r"/channels/(\d+)/messages", self._get_history),
@@ -620,28 +640,70 @@ class FakeDiscord:
         embeds: Sequence[Json] = (),
     ) -> Json:
         user = self._user(author)
+        return self._run_coro(
+            self._user_message(
+                lambda: self._channel(channel_id),
+                user,
+                content,
+                mentions=[self._user(m) for m in mentions],
+                message_reference=message_reference,
+                embeds=embeds,
+            )
+        )
 
-        async def go() -> Json:
-            payload: Json = {"content": content, "embeds": list(embeds)}
-            if message_reference is not None:
-                ref_id = (
-                    message_reference["id"]
-                    if isinstance(message_reference, dict)
-                    else message_reference
-                )
-                payload["message_reference"] = {"message_id": str(ref_id)}
-            msg = self._new_message(self._channel(channel_id), user, payload)
-            named = [self._user(m) for m in mentions]
-            parsed = [self._user_by_id(int(i)) for i in _MENTION.findall(content)]
-            seen: set[str] = set()
-            msg["mentions"] = [
-                u for u in named + parsed if u and not (u["id"] in seen or seen.add(u["id"]))
-            ]
-            self._store(msg)
-            await self._dispatch_message("MESSAGE_CREATE", msg)
-            return copy.deepcopy(msg)
+    def send_dm(
+        self,
+        author: str | Json,
+        content: str,
+        *,
+        message_reference: Json | int | None = None,
+        embeds: Sequence[Json] = (),
+    ) -> Json:
+        """``author`` writes to the bot in their DM (opened if needed): MESSAGE_CREATE, no guild."""
+        user = self._user(author)
+        return self._run_coro(
+            self._user_message(
+                lambda: self._open_dm(user),
+                user,
+                content,
+                mentions=[],
+                message_reference=message_reference,
+                embeds=embeds,
+            )
+        )
 
-        return self._run_coro(go())
+    def dm_channel_id(self, user: str | Json) -> int:
+        """The id of ``user``'s DM channel with the bot, opening it if needed."""
+        who = self._user(user)
+        return self._call(lambda: int(self._open_dm(who)["id"]))
+
+    async def _user_message(
+        self,
+        channel: Callable[[], Json],
+        user: Json,
+        content: str,
+        *,
+        mentions: list[Json],
+        message_reference: Json | int | None,
+        embeds: Sequence[Json],
+    ) -> Json:
+        payload: Json = {"content": content, "embeds": list(embeds)}
+        if message_reference is not None:
+            ref_id = (
+                message_reference["id"]
+                if isinstance(message_reference, dict)
+                else message_reference
+            )
+            payload["message_reference"] = {"message_id": str(ref_id)}
+        msg = self._new_message(channel(), user, payload)
+        parsed = [self._user_by_id(int(i)) for i in _MENTION.findall(content)]
+        seen: set[str] = set()
+        msg["mentions"] = [
+            u for u in mentions + parsed if u and not (u["id"] in seen or seen.add(u["id"]))
+        ]
+        self._store(msg)
+        await self._dispatch_message("MESSAGE_CREATE", msg)
+        return copy.deepcopy(msg)
 
     def send_slash(
         self,
@@ -652,21 +714,31 @@ class FakeDiscord:
         *,
         guild_id: int | None = None,
         permissions: int | str | None = None,
+        dm: bool = False,
     ) -> Json:
         member_user = self._user(user)
         if guild_id not in (None, self.guild_id):
             raise ValueError(f"the fake has one guild, {self.guild_id}")
+        if dm and channel_id is not None:
+            raise ValueError("a DM slash command runs in the user's DM; leave channel_id None")
 
         async def go() -> Json:
-            channel = self._channel(channel_id)
+            channel = self._open_dm(member_user) if dm else self._channel(channel_id)
+            # Discord offers only global commands in DMs, and not those restricted to guilds.
+            guild_commands = [] if dm else self._commands.get(self.guild_id, [])
+            offered = guild_commands + self._commands.get(None, [])
             cmd = next(
                 (
                     c
-                    for c in self._commands.get(self.guild_id, []) + self._commands.get(None, [])
-                    if c["name"] == command_name and c.get("type", 1) == 1
+                    for c in offered
+                    if c["name"] == command_name
+                    and c.get("type", 1) == 1
+                    and (not dm or _usable_in_dms(c))
                 ),
                 None,
             )
+            if dm and cmd is None:
+                raise ValueError(f"Discord offers no global DM command {command_name!r} to use")
             data: Json = {
                 "id": cmd["id"] if cmd else str(self._snowflake()),
                 "name": command_name,
@@ -723,13 +795,13 @@ class FakeDiscord:
                 "user_id": reactor["id"],
                 "channel_id": msg["channel_id"],
                 "message_id": msg["id"],
-                "guild_id": str(self.guild_id),
-                "member": self._member(reactor),
                 "emoji": {"id": None, "name": emoji},
                 "message_author_id": msg["author"]["id"],
                 "burst": False,
                 "type": 0,
             }
+            if "guild_id" in msg:
+                payload |= {"guild_id": msg["guild_id"], "member": self._member(reactor)}
             await self._dispatch("MESSAGE_REACTION_ADD", payload)
             return payload
 
@@ -817,6 +889,21 @@ class FakeDiscord:
             "flags": 0,
         }
 
+    def _open_dm(self, user: Json) -> Json:
+        """The user's DM channel with the bot; Discord keeps one per user, created on first use."""
+        uid = int(user["id"])
+        if uid not in self._dm_ids:
+            cid = self._snowflake()
+            self._dm_ids[uid] = cid
+            self._channels[cid] = {
+                "id": str(cid),
+                "type": CHANNEL_DM,
+                "last_message_id": None,
+                "flags": 0,
+                "recipients": [user],
+            }
+        return self._channels[self._dm_ids[uid]]
+
     def _member(self, user: Json, *, with_user: bool = True) -> Json:
         member: Json = {
             "roles": [str(r) for r in self._member_roles.get(int(user["id"]), [])],
@@ -848,8 +935,9 @@ class FakeDiscord:
         members = [
             self._member(u) for u in (everyone if intents & INTENT_GUILD_MEMBERS else everyone[:1])
         ]
-        channels = [c for c in self._channels.values() if c["type"] == CHANNEL_TEXT]
-        threads = [c for c in self._channels.values() if c["type"] != CHANNEL_TEXT]
+        ours = [c for c in self._channels.values() if "guild_id" in c]  # not the DMs
+        channels = [c for c in ours if c["type"] == CHANNEL_TEXT]
+        threads = [c for c in ours if c["type"] != CHANNEL_TEXT]
         return {
             "id": str(self.guild_id),
             "name": self.guild_name,
@@ -940,28 +1028,40 @@ class FakeDiscord:
     ) -> Json:
         iid = self._snowflake()
         token = "aW50ZXJhY3Rpb24" + secrets.token_urlsafe(48)
-        perms = self._permissions_of(user) if permissions is None else int(permissions)
         self._interactions[iid] = _Interaction(iid, token, kind, int(channel["id"]), user)
-        return {
+        payload: Json = {
             "id": str(iid),
             "application_id": str(self.application_id),
             "type": kind,
             "data": data,
-            "guild_id": str(self.guild_id),
-            "guild": {"id": str(self.guild_id), "locale": "en-US", "features": []},
             "channel_id": channel["id"],
             "channel": copy.deepcopy(channel),
-            "member": self._member(user) | {"permissions": str(perms)},
             "token": token,
             "version": 1,
-            "app_permissions": str(BOT_PERMISSIONS),
             "locale": "en-US",
-            "guild_locale": "en-US",
             "entitlements": [],
-            "authorizing_integration_owners": {"0": str(self.guild_id)},
-            "context": 0,
+            "authorizing_integration_owners": self._owners(channel),
             "attachment_size_limit": 10 * 1024 * 1024,
         }
+        if channel["type"] == CHANNEL_DM:  # a DM: "user" instead of "member", no guild
+            return payload | {
+                "user": user,
+                "app_permissions": str(DM_PERMISSIONS),
+                "context": CONTEXT_BOT_DM,
+            }
+        perms = self._permissions_of(user) if permissions is None else int(permissions)
+        return payload | {
+            "guild_id": str(self.guild_id),
+            "guild": {"id": str(self.guild_id), "locale": "en-US", "features": []},
+            "member": self._member(user) | {"permissions": str(perms)},
+            "app_permissions": str(BOT_PERMISSIONS),
+            "guild_locale": "en-US",
+            "context": CONTEXT_GUILD,
+        }
+
+    def _owners(self, channel: Json) -> Json:
+        # Installed to the guild (GUILD_INSTALL, key "0"): its id, or "0" in the bot's DM.
+        return {"0": channel.get("guild_id", "0")}
 
     def _new_message(
         self,
@@ -978,7 +1078,7 @@ class FakeDiscord:
         msg: Json = {
             "id": str(mid),
             "channel_id": channel["id"],
-            "guild_id": str(self.guild_id),
+            **_guild_of(channel),
             "author": author,
             "content": payload.get("content") or "",
             "embeds": payload.get("embeds") or [],
@@ -1027,7 +1127,7 @@ class FakeDiscord:
                     "type": 0,
                     "message_id": target["id"],
                     "channel_id": target["channel_id"],
-                    "guild_id": str(self.guild_id),
+                    **_guild_of(target),
                 }
                 msg["referenced_message"] = {
                     k: v for k, v in target.items() if k != "referenced_message"
@@ -1254,14 +1354,16 @@ class FakeDiscord:
         session = self._active
         if session is None or msg["flags"] & FLAG_EPHEMERAL:
             return
-        if not session.intents & INTENT_GUILD_MESSAGES:
+        in_guild = "guild_id" in msg
+        if not session.intents & (INTENT_GUILD_MESSAGES if in_guild else INTENT_DIRECT_MESSAGES):
             return
         data = copy.deepcopy(msg)
-        if int(msg["author"]["id"]) != self.bot_id and "webhook_id" not in msg:
+        if in_guild and int(msg["author"]["id"]) != self.bot_id and "webhook_id" not in msg:
             data["member"] = self._member(msg["author"], with_user=False)
         mentioned = any(int(u["id"]) == self.bot_id for u in msg["mentions"])
         if (
             not session.intents & INTENT_MESSAGE_CONTENT
+            and in_guild  # content in the bot's DMs is always delivered
             and int(msg["author"]["id"]) != self.bot_id
             and not mentioned
         ):
@@ -1362,6 +1464,13 @@ class FakeDiscord:
             },
         )
 
+    async def _create_dm(self, rec: RecordedRequest) -> web.Response:
+        # What user.create_dm() calls; the same channel every time for the same user.
+        user = self._user_by_id(int((rec.json or {}).get("recipient_id") or 0))
+        if user is None or user is self.bot_user:
+            raise _HttpError(400, {"message": "Invalid Recipient(s)", "code": 50033})
+        return _json_response(200, self._open_dm(user))
+
     async def _get_member(self, rec: RecordedRequest, gid: str, uid: str) -> web.Response:
         user = self._user_by_id(int(uid))
         if int(gid) != self.guild_id or user is None:
@@ -1411,7 +1520,7 @@ class FakeDiscord:
         del self._messages[int(mid)]
         await self._dispatch(
             "MESSAGE_DELETE",
-            {"id": msg["id"], "channel_id": msg["channel_id"], "guild_id": str(self.guild_id)},
+            {"id": msg["id"], "channel_id": msg["channel_id"], **_guild_of(msg)},
         )
         return web.Response(status=204)
 
@@ -1426,8 +1535,16 @@ class FakeDiscord:
         self._channel(int(cid))
         return web.Response(status=204)
 
-    async def _thread_from_message(self, rec: RecordedRequest, cid: str, mid: str) -> web.Response:
+    def _thread_parent(self, cid: str) -> Json:
         parent = self._channel(int(cid))
+        if parent["type"] != CHANNEL_TEXT:
+            raise _HttpError(
+                400, {"message": "Cannot execute action on this channel type", "code": 50024}
+            )
+        return parent
+
+    async def _thread_from_message(self, rec: RecordedRequest, cid: str, mid: str) -> web.Response:
+        parent = self._thread_parent(cid)
         msg = self._get_stored(mid)
         if int(mid) in self._channels:
             raise _HttpError(
@@ -1448,7 +1565,7 @@ class FakeDiscord:
         return _json_response(201, thread)
 
     async def _thread_without_message(self, rec: RecordedRequest, cid: str) -> web.Response:
-        parent = self._channel(int(cid))
+        parent = self._thread_parent(cid)
         body = rec.json or {}
         tid = self._snowflake()
         thread = self._thread_channel(
@@ -1487,7 +1604,7 @@ class FakeDiscord:
                 "id": str(it.id),
                 "type": it.type,
                 "user": it.user,
-                "authorizing_integration_owners": {"0": str(self.guild_id)},
+                "authorizing_integration_owners": self._owners(channel),
             }
         }
         msg_type = MSG_CHAT_INPUT if it.type == INTERACTION_COMMAND else MSG_DEFAULT
@@ -1542,7 +1659,7 @@ class FakeDiscord:
         return {
             "id": str(mid),
             "channel_id": channel["id"],
-            "guild_id": str(self.guild_id),
+            **_guild_of(channel),
             "author": self.bot_user,
             "content": "",
             "embeds": [],
@@ -1593,11 +1710,7 @@ class FakeDiscord:
             if not msg["flags"] & FLAG_EPHEMERAL:
                 await self._dispatch(
                     "MESSAGE_DELETE",
-                    {
-                        "id": msg["id"],
-                        "channel_id": msg["channel_id"],
-                        "guild_id": str(self.guild_id),
-                    },
+                    {"id": msg["id"], "channel_id": msg["channel_id"], **_guild_of(msg)},
                 )
             return web.Response(status=204)
         self._edit(msg, rec.json or {}, rec.files)
@@ -1641,6 +1754,18 @@ class FakeDiscord:
             synced.append(echoed)
         self._commands[guild] = synced
         return _json_response(200, synced)
+
+
+def _guild_of(item: Json) -> Json:
+    """{"guild_id": ...} of a guild channel or message, {} for a DM's (DM payloads omit it)."""
+    return {"guild_id": item["guild_id"]} if "guild_id" in item else {}
+
+
+def _usable_in_dms(command: Json) -> bool:
+    contexts = command.get("contexts")
+    if contexts is not None:
+        return CONTEXT_BOT_DM in contexts
+    return command.get("dm_permission") is not False
 
 
 def _json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
