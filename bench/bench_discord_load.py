@@ -121,9 +121,7 @@ async def run_load(args: argparse.Namespace, settings: Settings) -> dict:
     for q in QUESTIONS:  # warm caches like a bot that has been up a while
         service.answer(q)
     feedback = FeedbackStore(path=settings.index_dir / "feedback.sqlite3")
-    limiter = Limiter(
-        cooldown_s=settings.user_cooldown_s, max_concurrent=settings.max_concurrent_answers
-    )
+    limiter = Limiter.from_settings(settings)
     bot = make_bot(
         service=service,
         settings=settings,

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     discord_shard_count: int | None = Field(None, ge=1)
     user_cooldown_s: float = Field(10.0, ge=0)
     max_concurrent_answers: int = Field(4, ge=1, le=64)
+    # How long a question may wait for a free answer slot before "busy"; bounded so that
+    # /ask is still deferred within Discord's 3 s.
+    answer_queue_wait_s: float = Field(0.5, ge=0, le=2.0)
 
     log_level: str = "INFO"
 

@@ -215,9 +215,7 @@ async def test_cooldown_and_concurrency_are_enforced_by_the_bot(
     )
     service = await asyncio.to_thread(build_service, settings, build_if_missing=False)
     feedback = FeedbackStore(path=tmp_path / "fb.sqlite3")
-    limiter = Limiter(
-        cooldown_s=settings.user_cooldown_s, max_concurrent=settings.max_concurrent_answers
-    )
+    limiter = Limiter.from_settings(settings)
     bot = make_bot(
         service=service,
         settings=settings,

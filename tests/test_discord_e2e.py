@@ -50,9 +50,7 @@ async def running_bot(
     fake: FakeDiscord, settings: Settings, service: AnswerService, db: Path
 ) -> AsyncIterator[CorpusBot]:
     feedback = FeedbackStore(path=db)
-    limiter = Limiter(
-        cooldown_s=settings.user_cooldown_s, max_concurrent=settings.max_concurrent_answers
-    )
+    limiter = Limiter.from_settings(settings)
     bot = make_bot(
         service=service,
         settings=settings,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bot.discord.limits import Limiter
@@ -15,47 +17,47 @@ class Clock:
         return self.now
 
 
-def test_cooldown_per_user():
+async def test_cooldown_per_user():
     clock = Clock()
     lim = Limiter(cooldown_s=10, max_concurrent=5, clock=clock)
-    assert lim.admit(1) is None
+    assert await lim.admit(1) is None
     lim.release()
-    refusal = lim.admit(1)
+    refusal = await lim.admit(1)
     assert refusal is not None and refusal.reason == "cooldown"
     assert refusal.retry_after == pytest.approx(10)
     assert "10 s" in refusal.message
-    assert lim.admit(2) is None  # other users are unaffected
+    assert await lim.admit(2) is None  # other users are unaffected
     lim.release()
     clock.now += 9.5
-    assert lim.admit(1).retry_after == pytest.approx(0.5)
+    assert (await lim.admit(1)).retry_after == pytest.approx(0.5)
     clock.now += 0.5
-    assert lim.admit(1) is None
+    assert await lim.admit(1) is None
 
 
-def test_concurrency_bound_is_non_blocking():
+async def test_concurrency_bound_is_non_blocking():
     lim = Limiter(cooldown_s=0, max_concurrent=2, clock=Clock())
-    assert lim.admit(1) is None and lim.admit(2) is None
-    busy = lim.admit(3)
+    assert await lim.admit(1) is None and await lim.admit(2) is None
+    busy = await lim.admit(3)
     assert busy is not None and busy.reason == "busy" and "busy" in busy.message
     lim.release()
-    assert lim.admit(3) is None
+    assert await lim.admit(3) is None
     assert lim.active == 2
 
 
-def test_busy_refusal_does_not_start_cooldown():
+async def test_busy_refusal_does_not_start_cooldown():
     clock = Clock()
     lim = Limiter(cooldown_s=30, max_concurrent=1, clock=clock)
-    assert lim.admit(1) is None
-    assert lim.admit(2).reason == "busy"
+    assert await lim.admit(1) is None
+    assert (await lim.admit(2)).reason == "busy"
     lim.release()
-    assert lim.admit(2) is None  # user 2 was not put on cooldown by the busy refusal
+    assert await lim.admit(2) is None  # user 2 was not put on cooldown by the busy refusal
 
 
-def test_zero_cooldown_and_bad_release():
+async def test_zero_cooldown_and_bad_release():
     lim = Limiter(cooldown_s=0, max_concurrent=1, clock=Clock())
-    assert lim.admit(1) is None
+    assert await lim.admit(1) is None
     lim.release()
-    assert lim.admit(1) is None
+    assert await lim.admit(1) is None
     lim.release()
     with pytest.raises(RuntimeError):
         lim.release()
@@ -63,13 +65,45 @@ def test_zero_cooldown_and_bad_release():
         Limiter(cooldown_s=0, max_concurrent=0)
 
 
-def test_old_users_are_forgotten():
+async def test_old_users_are_forgotten():
     clock = Clock()
     lim = Limiter(cooldown_s=1, max_concurrent=1, clock=clock)
     for user in range(10_001):
-        assert lim.admit(user) is None
+        assert await lim.admit(user) is None
         lim.release()
         clock.now += 0.0001
     clock.now += 5
-    assert lim.admit(99_999) is None
+    assert await lim.admit(99_999) is None
     assert len(lim._last) == 1
+
+
+async def test_a_burst_waits_briefly_for_a_slot_instead_of_being_refused():
+    lim = Limiter(cooldown_s=0, max_concurrent=1, queue_wait_s=5, clock=Clock())
+    assert await lim.admit(1) is None
+    waiting = asyncio.create_task(lim.admit(2))
+    await asyncio.sleep(0)
+    assert not waiting.done()  # queued, not refused
+    lim.release()
+    assert await waiting is None
+    assert lim.active == 1
+
+
+async def test_waiting_longer_than_queue_wait_is_busy_and_frees_the_cooldown():
+    clock = Clock()
+    lim = Limiter(cooldown_s=30, max_concurrent=1, queue_wait_s=0.01, clock=clock)
+    assert await lim.admit(1) is None
+    busy = await lim.admit(2)
+    assert busy is not None and busy.reason == "busy"
+    lim.release()
+    assert await lim.admit(2) is None  # the busy refusal gave user 2's cooldown back
+
+
+async def test_a_waiting_user_cannot_queue_a_second_question():
+    lim = Limiter(cooldown_s=30, max_concurrent=1, queue_wait_s=5, clock=Clock())
+    assert await lim.admit(1) is None
+    waiting = asyncio.create_task(lim.admit(2))
+    await asyncio.sleep(0)
+    second = await lim.admit(2)
+    assert second is not None and second.reason == "cooldown"
+    lim.release()
+    assert await waiting is None

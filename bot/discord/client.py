@@ -109,9 +109,7 @@ def run(settings: Settings) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     feedback = FeedbackStore(path=settings.feedback_db)
-    limiter = Limiter(
-        cooldown_s=settings.user_cooldown_s, max_concurrent=settings.max_concurrent_answers
-    )
+    limiter = Limiter.from_settings(settings)
     bot = make_bot(service=service, settings=settings, feedback=feedback, limiter=limiter)
     try:
         asyncio.run(_serve(bot, settings.discord_token.get_secret_value().strip()))

@@ -1,16 +1,21 @@
 """Per-user cooldown and a global bound on answers in flight.
 
-Both checks are non-blocking: a user over a limit gets a short message at once instead of
-waiting in a queue. Used from the event loop only, so no locking is needed.
+A user on cooldown gets a short message at once. When all answer slots are taken, a question
+waits up to `queue_wait_s` for one (answers take tens of milliseconds offline, so a burst is
+absorbed instead of refused), then gets a short "busy" message: never silence, never an
+unbounded queue. Used from the event loop only, so no locking is needed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
+
+from index.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -31,34 +36,66 @@ class Limiter:
         *,
         cooldown_s: float,
         max_concurrent: int,
+        queue_wait_s: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_concurrent < 1:
             raise ValueError("max_concurrent must be >= 1")
         self.cooldown_s = cooldown_s
         self.max_concurrent = max_concurrent
+        self.queue_wait_s = queue_wait_s
         self._clock = clock
         self._last: dict[int, float] = {}
+        self._freed = asyncio.Event()
         self.active = 0
 
-    def admit(self, user_id: int) -> Refusal | None:
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limiter:
+        return cls(
+            cooldown_s=settings.user_cooldown_s,
+            max_concurrent=settings.max_concurrent_answers,
+            queue_wait_s=settings.answer_queue_wait_s,
+        )
+
+    async def admit(self, user_id: int) -> Refusal | None:
         """None = go ahead (call `release()` when done); else why not.
 
-        A busy refusal does not start the user's cooldown, so they can retry soon.
+        A waiting question holds the user's cooldown (one question at a time per user); a
+        busy refusal gives it back, so they can retry soon.
         """
         now = self._clock()
         last = self._last.get(user_id)
         if last is not None and now - last < self.cooldown_s:
             return Refusal("cooldown", self.cooldown_s - (now - last))
-        if self.active >= self.max_concurrent:
-            return Refusal("busy", 1.0)
-        self.active += 1
         self._last[user_id] = now
+        if not await self._slot():
+            if last is None:
+                del self._last[user_id]
+            else:
+                self._last[user_id] = last
+            return Refusal("busy", 1.0)
+        self.active += 1  # no await since _slot() saw a free slot: nobody else took it
         if len(self._last) > 10_000:  # forget users whose cooldown has long passed
             self._last = {u: t for u, t in self._last.items() if now - t < self.cooldown_s}
         return None
+
+    async def _slot(self) -> bool:
+        """Wait (up to queue_wait_s) until a slot is free; False if none came."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.queue_wait_s
+        while self.active >= self.max_concurrent:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            self._freed.clear()  # only after seeing "full", so no release is lost
+            try:
+                await asyncio.wait_for(self._freed.wait(), remaining)
+            except TimeoutError:
+                return False
+        return True
 
     def release(self) -> None:
         if self.active <= 0:
             raise RuntimeError("release() without a matching admit()")
         self.active -= 1
+        self._freed.set()

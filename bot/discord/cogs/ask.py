@@ -71,7 +71,7 @@ class Ask(commands.Cog):
         if not self._allowed(channel, dm=interaction.guild_id is None):
             await interaction.response.send_message(NOT_HERE, ephemeral=True)
             return
-        refusal = self.bot.limiter.admit(interaction.user.id)
+        refusal = await self.bot.limiter.admit(interaction.user.id)
         if refusal is not None:
             await interaction.response.send_message(refusal.message, ephemeral=True)
             return
@@ -125,7 +125,7 @@ class Ask(commands.Cog):
             if mentioned:
                 await self._reply(message, HINT)
             return
-        refusal = self.bot.limiter.admit(message.author.id)
+        refusal = await self.bot.limiter.admit(message.author.id)
         if refusal is not None:
             await self._reply(message, refusal.message)
             return
