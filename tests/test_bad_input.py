@@ -21,11 +21,12 @@ from bot.service import AnswerService, build_service
 from index import store
 from index.chunker import chunk_document
 from index.errors import ConfigError, QuestionRejected
-from index.loader import MAX_TITLE_CHARS, load_corpus, load_file
+from index.loader import MAX_TITLE_CHARS, load_file
 from index.pipeline import reindex
 from index.settings import REPO_ROOT, Settings, load_settings
 from tests.data.make_pdf import pdf_bytes
 from tests.fakes import openai_server as fake_openai
+from tests.helpers import expected_ids
 
 SEED_CORPUS = REPO_ROOT / "corpus"
 TOKEN_CANARY = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GcAnRy.canary-discord-token-5e7a9c"
@@ -187,17 +188,6 @@ def bad_files(corpus: Path) -> dict[str, str]:
     (corpus / "dup" / "north-korea-begins-mining-bitcoin.md").write_bytes(dup)
     (corpus / "copy-of-article.md").write_bytes(dup)
     return want
-
-
-def expected_ids(settings: Settings) -> set[str]:
-    docs, _ = load_corpus(settings.corpus_dir, max_bytes=settings.max_document_bytes)
-    return {
-        str(c.id)
-        for d in docs
-        for c in chunk_document(
-            d, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap
-        )
-    }
 
 
 @pytest.mark.slow

@@ -14,22 +14,16 @@ The kill points use the pipeline's test hook (index.pipeline.PAUSE_ENV): the run
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from index import store
-from index.chunker import chunk_document
-from index.loader import load_corpus
 from index.pipeline import PAUSE_ENV, reindex
-from index.settings import REPO_ROOT, Settings
+from tests.helpers import PhaseLog, expected_ids, subprocess_env, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -102,56 +96,6 @@ def generated_docs(n: int, seed: int = 7) -> list[tuple[str, str]]:
     return docs
 
 
-def expected_ids(settings: Settings) -> set[str]:
-    docs, _ = load_corpus(settings.corpus_dir, max_bytes=settings.max_document_bytes)
-    return {
-        str(c.id)
-        for d in docs
-        for c in chunk_document(
-            d, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap
-        )
-    }
-
-
-def _wait(cond: Callable[[], bool], what: str, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-class ServerLog:
-    def __init__(self, path: Path, mark: Path) -> None:
-        self.path, self.mark, self.n = path, mark, 0
-
-    def lines(self) -> list[dict]:
-        if not self.path.exists():
-            return []
-        text = self.path.read_text()
-        return [json.loads(x) for x in text.splitlines()[: text.count("\n")]]
-
-    def advance(self) -> int:
-        """Start a new phase; return once the server answered the whole set inside it."""
-        self.n += 1
-        tmp = self.mark.with_suffix(".tmp")
-        tmp.write_text(str(self.n))
-        os.replace(tmp, self.mark)
-        _wait(lambda: any(r["mark"] >= self.n for r in self.lines()), f"server phase {self.n}")
-        return self.n
-
-
-def _env(settings: Settings, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k.upper() not in Settings.model_fields}
-    env.update(
-        CORPUS_DIR=str(settings.corpus_dir),
-        INDEX_DIR=str(settings.index_dir),
-        PYTHONPATH=str(REPO_ROOT),
-        **extra,
-    )
-    return env
-
-
 def test_kill_9_during_reindex_never_changes_answers(tmp_path, corpus_dir, make_settings, minilm):
     for name, text in generated_docs(40):
         (corpus_dir / name).parent.mkdir(exist_ok=True)
@@ -163,7 +107,7 @@ def test_kill_9_during_reindex_never_changes_answers(tmp_path, corpus_dir, make_
 
     script = tmp_path / "server.py"
     script.write_text(SERVER)
-    log = ServerLog(tmp_path / "server.jsonl", tmp_path / "mark")
+    log = PhaseLog(tmp_path / "server.jsonl", tmp_path / "mark", timeout=180)
     stop = tmp_path / "stop"
     server = subprocess.Popen(
         [
@@ -174,14 +118,14 @@ def test_kill_9_during_reindex_never_changes_answers(tmp_path, corpus_dir, make_
             str(stop),
             json.dumps(QUESTIONS),
         ],
-        env=_env(settings),
+        env=subprocess_env(settings),
         cwd=tmp_path,
         stderr=subprocess.PIPE,
         text=True,
     )
     crash_points: list[str] = []
     try:
-        _wait(lambda: bool(log.lines()), "the server's first answers")
+        wait_until(lambda: bool(log.lines()), "the server's first answers")
         baseline = log.lines()[0]["answers"]
         assert baseline[-1]["abstained"]  # the new document's question: not answerable yet
 
@@ -193,14 +137,14 @@ def test_kill_9_during_reindex_never_changes_answers(tmp_path, corpus_dir, make_
             marker = settings.index_dir / f"paused.{point.replace(':', '_')}"
             run = subprocess.Popen(
                 [sys.executable, "-m", "index", "--full", "--json"],
-                env=_env(settings, **{PAUSE_ENV: point, "EMBED_BATCH_SIZE": "1"}),
+                env=subprocess_env(settings, **{PAUSE_ENV: point, "EMBED_BATCH_SIZE": "1"}),
                 cwd=tmp_path,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 text=True,
             )
             try:
-                _wait(
+                wait_until(
                     lambda: marker.exists() or run.poll() is not None,  # noqa: B023
                     f"the re-index to pause at {point}",
                 )

@@ -13,12 +13,11 @@ from pathlib import Path
 import pytest
 
 from index import store
-from index.chunker import chunk_document
 from index.embedder import embedder_id
 from index.errors import IndexNotReady
-from index.loader import load_corpus
 from index.pipeline import reindex, reindex_lock
 from index.settings import REPO_ROOT, Settings
+from tests.helpers import expected_ids
 
 DOC_A = "north-korea-begins-mining-bitcoin.md"
 DOC_B = "north-korea-short-lived-bitcoin-mining.md"
@@ -30,18 +29,6 @@ phishing emails to the same group that targeted banks in earlier years.
 
 The attackers sent job applications carrying malicious documents to exchange staff.
 """
-
-
-def expected_ids(settings: Settings) -> set[str]:
-    """What the chunker says the index must contain, computed independently of the store."""
-    docs, _ = load_corpus(settings.corpus_dir, max_bytes=settings.max_document_bytes)
-    return {
-        str(c.id)
-        for d in docs
-        for c in chunk_document(
-            d, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap
-        )
-    }
 
 
 def stored_ids(settings: Settings) -> set[str]:

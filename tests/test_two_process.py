@@ -6,22 +6,16 @@ life, like the bot does, and logs every search as a JSON line.
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from index import store
-from index.chunker import chunk_document
-from index.loader import load_corpus
 from index.pipeline import PAUSE_ENV, reindex
-from index.settings import REPO_ROOT, Settings
+from tests.helpers import PhaseLog, expected_ids, subprocess_env, wait_until
 
 READER = """
 import json, sys, time
@@ -83,55 +77,6 @@ EXTRA = [
 ]
 
 
-def _expected_ids(settings: Settings) -> set[str]:
-    docs, _ = load_corpus(settings.corpus_dir, max_bytes=settings.max_document_bytes)
-    return {
-        str(c.id)
-        for d in docs
-        for c in chunk_document(
-            d, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap
-        )
-    }
-
-
-def _wait(cond: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-class ReaderLog:
-    def __init__(self, path: Path, mark: Path) -> None:
-        self.path, self.mark, self.n = path, mark, 0
-
-    def lines(self) -> list[dict]:
-        if not self.path.exists():
-            return []
-        text = self.path.read_text()
-        return [json.loads(x) for x in text.splitlines()[: text.count("\n")]]
-
-    def advance(self) -> int:
-        """Tell the reader a new phase began; return once it answered a question in it."""
-        self.n += 1
-        tmp = self.mark.with_suffix(".tmp")
-        tmp.write_text(str(self.n))
-        os.replace(tmp, self.mark)  # atomic: the reader never reads a half-written mark
-        _wait(lambda: any(r["mark"] >= self.n for r in self.lines()), f"reader mark {self.n}")
-        return self.n
-
-
-def _env(settings: Settings, **extra: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "CORPUS_DIR": str(settings.corpus_dir),
-        "INDEX_DIR": str(settings.index_dir),
-        "PYTHONPATH": str(REPO_ROOT),
-        **extra,
-    }
-
-
 @pytest.mark.slow
 def test_reader_process_survives_reindexes_and_killed_runs(
     tmp_path: Path, corpus_dir: Path, make_settings, minilm
@@ -151,17 +96,17 @@ def test_reader_process_survives_reindexes_and_killed_runs(
 
     script = tmp_path / "reader.py"
     script.write_text(READER)
-    log = ReaderLog(tmp_path / "reader.jsonl", tmp_path / "mark")
+    log = PhaseLog(tmp_path / "reader.jsonl", tmp_path / "mark")
     stop = tmp_path / "stop"
     proc = subprocess.Popen(
         [sys.executable, str(script), str(log.path), str(log.mark), str(stop)],
-        env=_env(settings),
+        env=subprocess_env(settings),
         cwd=tmp_path,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        _wait(lambda: bool(log.lines()), "the reader's first answer")
+        wait_until(lambda: bool(log.lines()), "the reader's first answer")
 
         # (b) Completed re-indexes (add, edit, delete) are visible on the next question.
         changes = [
@@ -182,13 +127,13 @@ def test_reader_process_survives_reindexes_and_killed_runs(
             marker = settings.index_dir / f"paused.{point.replace(':', '_')}"
             run = subprocess.Popen(
                 [sys.executable, "-m", "index", "--json", "--full"],  # --full: many embeddings
-                env=_env(settings, **{PAUSE_ENV: point, "EMBED_BATCH_SIZE": "1"}),
+                env=subprocess_env(settings, **{PAUSE_ENV: point, "EMBED_BATCH_SIZE": "1"}),
                 cwd=tmp_path,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
             try:
-                _wait(
+                wait_until(
                     lambda: marker.exists() or run.poll() is not None,  # noqa: B023
                     f"the re-index to pause at {point}",
                 )
@@ -207,7 +152,7 @@ def test_reader_process_survives_reindexes_and_killed_runs(
         summary = reindex(settings, embeddings=minilm)
         assert summary.added == 2 and summary.changed
         record(summary.generation)
-        assert gen_ids[summary.generation] == _expected_ids(settings)
+        assert gen_ids[summary.generation] == expected_ids(settings)
         assert not killed & {c.name for c in store.list_generations(client, "corpus")}
         expected_at[log.advance()] = summary.generation
     finally:

@@ -1,0 +1,73 @@
+"""Helpers shared by tests that drive real subprocesses against a real index."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from index.chunker import chunk_document
+from index.loader import load_corpus
+from index.settings import REPO_ROOT, Settings
+
+
+def expected_ids(settings: Settings) -> set[str]:
+    """What the chunker says the index must contain, computed independently of the store."""
+    docs, _ = load_corpus(settings.corpus_dir, max_bytes=settings.max_document_bytes)
+    return {
+        str(c.id)
+        for d in docs
+        for c in chunk_document(
+            d, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap
+        )
+    }
+
+
+def wait_until(cond: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def subprocess_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """This environment minus any setting, plus the index location of `settings`."""
+    env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
+    env.update(
+        CORPUS_DIR=str(settings.corpus_dir),
+        INDEX_DIR=str(settings.index_dir),
+        PYTHONPATH=str(REPO_ROOT),
+        **extra,
+    )
+    return env
+
+
+class PhaseLog:
+    """The JSON-lines log of a serving subprocess plus a phase mark the test advances.
+
+    The subprocess reads `mark` before each round and writes it into every line, so the test
+    knows which answers were given after a given point.
+    """
+
+    def __init__(self, path: Path, mark: Path, *, timeout: float = 60) -> None:
+        self.path, self.mark, self.n, self.timeout = path, mark, 0, timeout
+
+    def lines(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        text = self.path.read_text()
+        return [json.loads(x) for x in text.splitlines()[: text.count("\n")]]  # whole lines
+
+    def advance(self) -> int:
+        """Start a new phase; return once the subprocess has answered inside it."""
+        self.n += 1
+        tmp = self.mark.with_suffix(".tmp")
+        tmp.write_text(str(self.n))
+        os.replace(tmp, self.mark)  # atomic: the reader never reads a half-written mark
+        wait_until(
+            lambda: any(r["mark"] >= self.n for r in self.lines()), f"phase {self.n}", self.timeout
+        )
+        return self.n
