@@ -3,7 +3,12 @@
 Evidence must cover the question. Besides similarity thresholds, the key terms a question
 names (capitalised names, numbers, words outside a common-English lexicon) must exist in the
 corpus and appear in the quoted evidence; otherwise the bot would quote a related sentence as
-if it answered "Did North Korea hack Coincheck?".
+if it answered "Did North Korea hack Coincheck?". Likewise a relation the question asks about
+("stop", "wrote"; see `bot.sentences.RELATIONS`) must be stated by the best sentence, in any
+of its wordings ("gave up", a "By <name>" byline), and a byline answers only for its own
+document. Sentences holding what the question word asks for (a date for "when", a new name
+for "who", ...) rank a little higher. In a rule-condensed follow-up the earlier turn's words
+weigh less than the user's own.
 """
 
 from __future__ import annotations
@@ -11,9 +16,11 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import threading
 from bisect import bisect_left
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,14 +29,17 @@ import numpy as np
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
+from bot.followup import split_context
 from bot.models import Answer, Citation
 from bot.sentences import (
     STOPWORDS,
     Sentence,
+    is_byline,
     normalize_word,
+    relation,
+    search_terms,
     split_sentences,
     stem,
-    tokenize,
     words,
 )
 
@@ -37,6 +47,8 @@ log = logging.getLogger(__name__)
 
 NOT_FOUND = "I couldn't find that in the indexed sources."
 _METADATA_TERMS = ("title", "publisher", "author", "site")
+# Words naming the document itself ("the CCN piece"): no evidence either way for a byline.
+_DOCUMENT_WORDS = frozenset({"piec", "story", "post", "blog", "pag", "new"})
 
 
 def load_common_words(tokenizer_json: Path) -> frozenset[str]:
@@ -52,10 +64,15 @@ class Thresholds:
     min_dense: float = 0.18  # best chunk cosine below this = off-topic
     min_score: float = 0.33  # best sentence score below this = no sentence answers
     max_missing: float = 0.75  # share (idf-weighted) of question terms absent from the corpus
-    extra_rel: float = 0.85  # further sentences must score this close to the best one...
+    extra_rel: float = 0.8  # further sentences must score this close to the best one...
     extra_rel_adjacent: float = 0.6  # ...or this close when next to a chosen one (context)
     lex_weight: float = 0.5  # score = lex_weight * overlap + (1 - lex_weight) * cosine
     max_sentences: int = 3
+    relation_penalty: float = 0.5  # score factor for a sentence not stating an asked relation
+    context_weight: float = 0.5  # weight of the earlier turn's terms in a follow-up
+    literal_backoff: float = 0.5  # ...and less still when another sentence has the literal word
+    synonym_weight: float = 0.5  # a relation match ('stop' ~ 'gave up') counts less than a literal
+    answer_type_bonus: float = 0.1  # the sentence has what the question word asks for (see _TYPES)
 
 
 @dataclass
@@ -73,17 +90,26 @@ class _Corpus:
     max_idf: float
 
     def related(self, term: str) -> list[str]:
-        """Vocabulary terms equal or prefix-related to `term` (see `_matches`)."""
+        """Vocabulary terms equal, prefix-related or relation-related to `term` (see `_hit`)."""
         if term in self.vocab:
             return [term]
+        group = relation(term)
+        out = [group] if group in self.vocab else []
         if term.isdigit() or len(term) < 5:
-            return []
-        out = [term[:n] for n in range(5, len(term)) if term[:n] in self.vocab]
+            return out
+        out += [term[:n] for n in range(5, len(term)) if term[:n] in self.vocab]
         i = bisect_left(self.vocab_sorted, term)
         while i < len(self.vocab_sorted) and self.vocab_sorted[i].startswith(term):
             out.append(self.vocab_sorted[i])
             i += 1
         return out
+
+    def known_stem(self, term: str) -> bool:
+        """Related, or a vocabulary word starts with it (loose: 'use' ~ 'used')."""
+        if self.related(term):
+            return True
+        i = bisect_left(self.vocab_sorted, term)
+        return i < len(self.vocab_sorted) and self.vocab_sorted[i].startswith(term)
 
     def idf_of(self, term: str) -> float:
         """The idf of the term's most frequent related form; unknown terms weigh the most."""
@@ -101,6 +127,7 @@ class _Candidate:
     lex: float = 0.0
     sem: float = 0.0
     score: float = 0.0
+    bonus: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -136,6 +163,19 @@ def _matches(term: str, terms: set[str]) -> bool:
     return any(len(t) >= 5 and (t.startswith(term) or term.startswith(t)) for t in terms)
 
 
+def _hit_weight(term: str, terms: set[str], synonym_weight: float) -> float:
+    if _matches(term, terms):
+        return 1.0
+    group = relation(term)
+    return synonym_weight if group is not None and group in terms else 0.0
+
+
+def _hit(term: str, terms: set[str]) -> bool:
+    """`_matches`, or the text states the term's relation another way ('stop' ~ 'gave up')."""
+    group = relation(term)
+    return (group is not None and group in terms) or _matches(term, terms)
+
+
 def key_terms(question: str, common_words: frozenset[str]) -> list[KeyTerm]:
     """Content terms of the question, marking the ones evidence must literally contain."""
     out: dict[str, KeyTerm] = {}
@@ -152,6 +192,65 @@ def key_terms(question: str, common_words: frozenset[str]) -> list[KeyTerm]:
         prev = out.get(term)
         out[term] = KeyTerm(term, raw, hard or (prev.hard if prev else False))
     return list(out.values())
+
+
+_LEAD = r"(?i)^\W*(?:(?:and|but|so|then|also)\s+)?"  # "and when did it stop?"
+_WHO = re.compile(_LEAD + r"(?:who|whom|whose|which\s+(?:person|organi[sz]ation|company|firm))\b")
+_HOW_LONG = re.compile(_LEAD + r"how\s+long\b")
+_HOW_LONG_SCAFFOLD = frozenset({"long", "last", "tak"})  # "How long did it last / take?"
+_MONTH = "January|February|March|April|May|June|July|August|September|October|November|December"
+# Classic answer types: what a sentence contains when it answers the question word.
+_TYPES: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
+    (
+        re.compile(_LEAD + r"how\s+(?:many|much)\b"),
+        re.compile(
+            r"\d|(?i:\b(?:one|two|three|four|five|six|seven|eight|nine|ten|dozens?|hundreds?"
+            r"|thousands?|millions?|billions?|several|numerous)\b)"
+        ),
+    ),
+    (
+        _HOW_LONG,
+        re.compile(
+            r"(?i)\bbetween\s+\w+\s+and\b|\bshort-lived\b|\b(?:after|for|within)\s+"
+            r"(?:a|an|\d+|a\s+few|several)\s+(?:short\s+|long\s+)?"
+            r"(?:time|while|years?|months?|weeks?|days?|hours?)\b"
+        ),
+    ),
+    (
+        re.compile(_LEAD + r"(?:when|what\s+(?:year|date|day|month|time))\b"),
+        re.compile(
+            rf"\b(?:{_MONTH})\b|\b(?:1[89]|20)\d\d\b|\b\d{{1,2}}(?:st|nd|rd|th)\b"
+            r"|(?i:\b(?:yesterday|today|ago|last\s+(?:year|month|week)|short\s+time|since|until)\b)"
+        ),
+    ),
+    (
+        re.compile(_LEAD + r"(?:why|what\s+for)\b"),
+        re.compile(r"(?i)\b(?:because|due\s+to|in\s+order\s+to|so\s+that|as\s+a\s+means|reason)\b"),
+    ),
+)
+
+
+def _names(text: str) -> set[str]:
+    """Capitalised words past the first (not function words): the names a sentence mentions."""
+    out = set()
+    for raw in words(text)[1:]:
+        w = normalize_word(raw)
+        if raw[:1].isupper() and w not in STOPWORDS:
+            out.add(stem(w))
+    return out
+
+
+def answer_type(question: str, terms: set[str]) -> Callable[[str], bool] | None:
+    """Does a sentence contain what the question word asks for (a name, a date, a number...)?
+
+    `terms` are the question's own terms: a name the question already gives is no answer.
+    """
+    if _WHO.search(question):
+        return lambda text: is_byline(text) or any(not _matches(n, terms) for n in _names(text))
+    for asks, answers in _TYPES:
+        if asks.search(question):
+            return lambda text: bool(answers.search(text))
+    return None
 
 
 def _rebuild_texts(chunks: list[Document]) -> dict[str, str]:
@@ -178,14 +277,14 @@ def _build_corpus(generation: str, chunks: list[Document]) -> _Corpus:
     for c in chunks:
         meta.setdefault(str(c.metadata.get("source", "")), dict(c.metadata))
     meta_terms = {
-        s: set(tokenize(" ".join(str(md.get(k, "")) for k in _METADATA_TERMS)))
+        s: set(search_terms(" ".join(str(md.get(k, "")) for k in _METADATA_TERMS)))
         for s, md in meta.items()
     }
     df: Counter[str] = Counter()
     n = 0
     for sents in sentences.values():
         for s in sents:
-            df.update(set(tokenize(s.text)))
+            df.update(set(search_terms(s.text)))
             n += 1
     vocab = set(df)
     for terms in meta_terms.values():
@@ -193,7 +292,7 @@ def _build_corpus(generation: str, chunks: list[Document]) -> _Corpus:
     for sents in split.values():  # headings name things too ("Giving up on Crypto")
         for x in sents:
             if x.heading:
-                vocab.update(tokenize(x.text))
+                vocab.update(search_terms(x.text))
     idf = {t: math.log(1 + n / c) for t, c in df.items()}
     log.info("extractive view of %s: %d sentences, %d terms", generation, n, len(vocab))
     return _Corpus(
@@ -262,6 +361,8 @@ class ExtractiveAnswerer:
         corpus = self._view()
         th = self.thresholds
         keys = key_terms(question, self._common)
+        if _HOW_LONG.search(question):
+            keys = [k for k in keys if k.term not in _HOW_LONG_SCAFFOLD]
         if not keys or not docs:
             return self._abstain(question, docs, "no content terms" if not keys else "no chunks")
 
@@ -269,25 +370,53 @@ class ExtractiveAnswerer:
         if any(k.hard for k in absent):
             words_ = ", ".join(k.word for k in absent if k.hard)
             return self._abstain(question, docs, f"absent from corpus: {words_}")
+        common = [k for k in keys if not k.hard]
+        if common and not any(corpus.known_stem(k.term) for k in common):
+            # Only the names are known: nothing says what is asked about them ("capital").
+            words_ = ", ".join(k.word for k in common)
+            return self._abstain(question, docs, f"absent from corpus: {words_}")
         idf = {k.term: corpus.idf_of(k.term) for k in keys}
         total = sum(idf.values())
         missing = sum(idf[k.term] for k in absent) / total
         if missing > th.max_missing:
             return self._abstain(question, docs, f"{missing:.0%} of terms absent from corpus")
         best_dense = max(float(d.metadata.get("dense_score", 1.0)) for d in docs)
-        if best_dense < th.min_dense:
+        # A question naming something the corpus has is on topic even when the embedding
+        # misses it ("Who wrote the CCN article?" is far from every chunk's vector).
+        named = any(k.hard for k in keys)
+        if best_dense < th.min_dense and not named:
             return self._abstain(question, docs, f"off-topic (dense {best_dense:.2f})")
 
-        cands = self._candidates(corpus, docs)
+        # The relations the question asks about ("stop", "wrote"): the answer must state them.
+        required = {t for t in search_terms(question) if t.startswith("@")}
+        wanted = answer_type(question, {k.term for k in keys})
+        cands = self._candidates(corpus, docs, keys)
         if not cands:
             return self._abstain(question, docs, "no sentences")
         qvec = np.asarray(self._embeddings.embed_query(question), dtype=np.float32)
         qvec /= max(float(np.linalg.norm(qvec)), 1e-12)
         vecs = self._sentence_vectors([c.sentence.text for c in cands])
+        # A synonym counts only for a term the retrieved text never states literally: when it
+        # says "internet", the "internet" sentence is the evidence, not the "web" one.
+        syn = {
+            t: th.synonym_weight
+            * (th.literal_backoff if any(_matches(t, c.terms) for c in cands) else 1)
+            for t in idf
+        }
+        # A follow-up's own words say what is asked; the earlier turn's words only place it.
+        own, context = split_context(question)
+        own_terms = {k.term for k in key_terms(own, self._common)} if context else set(idf)
+        weight = {t: w * (1.0 if t in own_terms else th.context_weight) for t, w in idf.items()}
+        total_w = sum(weight.values())
         for c, v in zip(cands, vecs, strict=True):
-            c.lex = sum(w for t, w in idf.items() if _matches(t, c.terms)) / total
+            c.lex = sum(w * _hit_weight(t, c.terms, syn[t]) for t, w in weight.items()) / total_w
             c.sem = float(qvec @ v)
             c.score = th.lex_weight * c.lex + (1 - th.lex_weight) * c.sem
+            if not required <= c.terms:
+                c.score *= th.relation_penalty
+            if wanted is not None and wanted(c.sentence.text):
+                c.bonus = th.answer_type_bonus  # ranks, never lets weak evidence through
+                c.score += c.bonus
         cands.sort(key=lambda c: c.score, reverse=True)
         top = cands[0]
         log.debug(
@@ -300,32 +429,55 @@ class ExtractiveAnswerer:
             top.sem,
             [round(c.score, 2) for c in cands[1:4]],
         )
-        if top.score < th.min_score:
+        if log.isEnabledFor(logging.DEBUG):
+            for c in cands[:6]:
+                log.debug("  %.2f lex %.2f sem %.2f  %.70s", c.score, c.lex, c.sem, c.sentence.text)
+        if top.score - top.bonus < th.min_score:
             return self._abstain(question, docs, f"weak evidence (score {top.score:.2f})")
+        if not required <= top.terms:
+            return self._abstain(question, docs, f"evidence does not state {required}")
 
-        selected = self._select(corpus, cands, [k for k in keys if k.hard])
+        selected = self._select(corpus, cands, [k for k in keys if k.hard], required)
         if selected is None:
             return self._abstain(question, docs, "key terms not in the evidence")
         return self._compose(question, corpus, selected)
 
-    def _candidates(self, corpus: _Corpus, docs: list[Document]) -> list[_Candidate]:
+    def _candidates(
+        self, corpus: _Corpus, docs: list[Document], keys: list[KeyTerm]
+    ) -> list[_Candidate]:
         """Sentences overlapping the retrieved chunks (whole sentences, even across chunk edges)."""
-        found: dict[tuple[str, int], _Candidate] = {}
+        found: dict[tuple[str, int], _Candidate | None] = {}
         for doc in docs:
             source = str(doc.metadata.get("source", ""))
             start, end = int(doc.metadata.get("start", 0)), int(doc.metadata.get("end", 0))
             for i, s in enumerate(corpus.sentences.get(source, ())):
                 if s.end <= start or s.start >= end:
                     continue
-                cand = found.get((source, i))
-                if cand is None:
-                    cand = _Candidate(source, i, s, doc, terms=set(tokenize(s.text)))
-                    found[(source, i)] = cand
-                cand.chunk_ids.add(str(doc.id))
-        return list(found.values())
+                if (source, i) not in found:
+                    found[(source, i)] = self._candidate(corpus, source, i, s, doc, keys)
+                cand = found[(source, i)]
+                if cand is not None:
+                    cand.chunk_ids.add(str(doc.id))
+        return [c for c in found.values() if c is not None]
+
+    @staticmethod
+    def _candidate(
+        corpus: _Corpus, source: str, i: int, s: Sentence, doc: Document, keys: list[KeyTerm]
+    ) -> _Candidate | None:
+        terms = set(search_terms(s.text))
+        if is_byline(s.text):
+            # A byline speaks for its whole document, so it answers "who wrote X" only when X
+            # names that document: every other question term must be in its title/publisher.
+            terms |= corpus.meta_terms.get(source, set())
+            rest = [
+                k for k in keys if relation(k.term) not in terms and k.term not in _DOCUMENT_WORDS
+            ]
+            if not all(_hit(k.term, terms) for k in rest):
+                return None
+        return _Candidate(source, i, s, doc, terms=terms)
 
     def _select(
-        self, corpus: _Corpus, ranked: list[_Candidate], hard: list[KeyTerm]
+        self, corpus: _Corpus, ranked: list[_Candidate], hard: list[KeyTerm], required: set[str]
     ) -> list[_Candidate] | None:
         th = self.thresholds
         top = ranked[0]
@@ -335,19 +487,17 @@ class ExtractiveAnswerer:
             have: set[str] = set()
             for c in selected:
                 have |= c.terms | corpus.meta_terms.get(c.source, set())
-            return {k.term for k in hard if not _matches(k.term, have)}
+            return {k.term for k in hard if not _hit(k.term, have)}
 
         # Names/numbers the best sentence lacks may sit in a neighbouring sentence of the
         # same passage ("... (KDB) disclosed their report"), never in an unrelated one.
         need = uncovered()
         while need and len(selected) < th.max_sentences:
             pool = [c for c in ranked if c not in selected and c.chunk_ids & top.chunk_ids]
-            pool = [c for c in pool if any(_matches(t, c.terms) for t in need)]
+            pool = [c for c in pool if any(_hit(t, c.terms) for t in need)]
             if not pool:
                 break
-            selected.append(
-                max(pool, key=lambda c: (sum(_matches(t, c.terms) for t in need), c.score))
-            )
+            selected.append(max(pool, key=lambda c: (sum(_hit(t, c.terms) for t in need), c.score)))
             need = uncovered()
         if need:
             log.debug("uncovered key terms: %s", need)
@@ -357,8 +507,10 @@ class ExtractiveAnswerer:
                 break
             if c in selected or c.lex <= 0:
                 continue
-            near = any(self._adjacent(corpus, x, c) for x in selected)
-            if near or c.score >= th.extra_rel * top.score:
+            # The next sentence, even past a paragraph break, often finishes the thought.
+            near = any(x.source == c.source and abs(x.index - c.index) == 1 for x in selected)
+            # Elsewhere, only a sentence stating the asked relation is a further answer.
+            if near or (c.score >= th.extra_rel * top.score and required <= c.terms):
                 selected.append(c)
         return selected
 

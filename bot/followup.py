@@ -1,4 +1,8 @@
-"""Follow-up -> standalone question: the LLM rewrites it when there is one, a rule otherwise."""
+"""Follow-up -> standalone question: the LLM rewrites it when there is one, a rule otherwise.
+
+The rule appends the earlier question's words in parentheses ("and when did it stop? (North
+Korea mining bitcoin)"); `split_context` reads them back so the answerer can weigh them less.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from bot.sentences import STOPWORDS, normalize_word, words
+from bot.sentences import STOPWORDS, normalize_word, relation, search_terms, stem, words
 from index.errors import LLMError
 
 log = logging.getLogger(__name__)
@@ -44,12 +48,29 @@ def rule_condense(question: str, history: Sequence[tuple[str, str]]) -> str:
     if not history or not needs_context(question):
         return question
     have = {normalize_word(w) for w in words(question)}
+    # A follow-up naming its own relation replaces the previous one: after "When did they
+    # start mining?", "and when did it stop?" is about stopping, so "start" must not come along.
+    replaces = any(t.startswith("@") for t in search_terms(question))
     # The previous question may itself be a follow-up: look back until one carries terms.
     for previous, _ in reversed(history):
-        extra = [w for w in _content_words(previous) if normalize_word(w) not in have]
+        extra = [
+            w
+            for w in _content_words(previous)
+            if normalize_word(w) not in have
+            and not (replaces and relation(stem(normalize_word(w))))
+        ]
         if extra:
             return f"{question.rstrip()} ({' '.join(extra)})"
     return question
+
+
+def split_context(standalone: str) -> tuple[str, str]:
+    """(the user's own words, the context words `rule_condense` appended in parentheses)."""
+    text = standalone.rstrip()
+    cut = text.rfind(" (")
+    if not text.endswith(")") or cut < 0:
+        return standalone, ""
+    return text[:cut], text[cut + 2 : -1]
 
 
 def condense(

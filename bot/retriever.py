@@ -20,7 +20,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, PrivateAttr
 
-from bot.sentences import tokenize
+from bot.sentences import search_terms
 from index.store import get_vectors
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class _Lexical:
 
 
 def _build_lexical(generation: str, chunks: list[Document]) -> _Lexical:
-    tokens = [tokenize(c.page_content) for c in chunks]
+    tokens = [search_terms(c.page_content) for c in chunks]
     bm25 = None
     if any(tokens):
         bm25 = bm25s.BM25()
@@ -115,7 +115,7 @@ class HybridRetriever(BaseRetriever):
         by_id.update((str(c.id), c) for c in lex.chunks)
 
         bm25_all = np.zeros(len(lex.chunks), dtype=np.float32)
-        q_tokens = tokenize(query)
+        q_tokens = search_terms(query)
         if lex.bm25 is not None and q_tokens:
             bm25_all = lex.bm25.get_scores(q_tokens)
         bm25_score = {str(c.id): float(s) for c, s in zip(lex.chunks, bm25_all, strict=True)}

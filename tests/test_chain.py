@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.followup import condense, needs_context, rule_condense
+from bot.followup import condense, needs_context, rule_condense, split_context
 from bot.prompts import load_prompt, parse_prompt
 from bot.service import EMPTY_QUESTION, build_service
 from index.errors import ConfigError, LLMError, QuestionRejected
@@ -135,13 +135,37 @@ def test_follow_up_rule():
     history = [("When did North Korea start mining bitcoin?", "On the 17th of May [1].")]
     assert needs_context("and why?") and needs_context("What did they do then?")
     assert not needs_context("Which firm traced attacks on bitcoin exchanges?")
+    assert rule_condense("Why?", history) == "Why? (North Korea start mining bitcoin)"
+    # The follow-up's own relation ("stop") replaces the earlier one ("start").
     assert rule_condense("Why did they stop?", history) == (
-        "Why did they stop? (North Korea start mining bitcoin)"
+        "Why did they stop? (North Korea mining bitcoin)"
     )
     assert rule_condense("Who is FireEye's research director?", history) == (
         "Who is FireEye's research director?"
     )
     assert condense("and why?", []) == "and why?"
+
+
+def test_split_context_reads_back_the_rule():
+    history = [("Who wrote the CCN article?", "By Jack Mathis [1]")]
+    assert split_context(rule_condense("When was it updated?", history)) == (
+        "When was it updated?",
+        "CCN",
+    )
+    assert split_context("Who disclosed the report?") == ("Who disclosed the report?", "")
+
+
+def test_follow_up_replacing_the_relation_gets_its_own_answer(service):
+    history = []
+    for question in ("When did North Korea start mining bitcoin?", "and when did it stop?"):
+        answer = service.answer(question, history)
+        history.append((question, answer.text))
+    assert "17th of May" in history[0][1]
+    assert answer.standalone_question == "and when did it stop? (North Korea mining bitcoin)"
+    # Never the start sentence again: the "stop" relation finds "gave up" (BM25 and sentences).
+    assert "17th of May" not in answer.text
+    assert not answer.abstained
+    assert any("gave up its mining efforts" in c.quote for c in answer.citations)
 
 
 def test_condense_falls_back_to_rule_on_llm_error():

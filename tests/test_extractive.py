@@ -3,7 +3,13 @@ from __future__ import annotations
 import pytest
 from langchain_core.embeddings import Embeddings
 
-from bot.extractive import NOT_FOUND, ExtractiveAnswerer, key_terms, load_common_words
+from bot.extractive import (
+    NOT_FOUND,
+    ExtractiveAnswerer,
+    answer_type,
+    key_terms,
+    load_common_words,
+)
 from bot.retriever import HybridRetriever
 from index.embedder import TOKENIZER_PATH, embedder_id
 from index.loader import load_file
@@ -137,3 +143,74 @@ def test_new_generation_is_picked_up(index_settings, minilm):
     assert not answer.abstained
     assert answer.citations[0].source == "volcano.md"
     assert "Etna volcano" in answer.citations[0].quote
+
+
+def test_relation_words_find_the_sentence_that_states_them(parts):
+    # "stop" ~ "gave up": the start sentence shares more words but answers the opposite.
+    # Every chunk is evidence here, so this checks the answerer, whatever retrieval ranks.
+    retriever, answerer, _ = parts
+    question = "When did North Korea stop mining bitcoin?"
+    docs = retriever.model_copy(update={"k": 50}).invoke(question)
+    assert len({d.metadata["source"] for d in docs}) == 2 and len(docs) > 4
+    answer = answerer.answer(question, docs)
+    assert not answer.abstained
+    assert "gave up its mining efforts" in answer.citations[0].quote
+    assert not any("17th of May" in c.quote for c in answer.citations)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "When did North Korea stop hacking exchanges?",  # stopping: only about mining
+        "When did the UN lift sanctions on North Korea?",  # the UN approved them
+        "What is the capital of North Korea?",  # only the names are known
+    ],
+)
+def test_abstains_when_no_sentence_states_what_is_asked(parts, question):
+    assert ask(parts, question).abstained
+
+
+def test_byline_answers_who_wrote_its_own_document(parts):
+    answer = ask(parts, "Who wrote the CCN article?")
+    assert not answer.abstained
+    assert answer.citations[0].quote.startswith("By Jack Mathis")
+    assert answer.citations[0].source == "north-korea-short-lived-bitcoin-mining.md"
+    assert "Last updated March 4, 2021" in ask(parts, "When was the CCN piece published?").text
+    # Neither names the CCN piece: its byline is no answer, and the other article has none.
+    assert ask(parts, "Who wrote the FireEye report?").abstained
+    question = "Who wrote the article about North Korea attacking digital currency exchanges?"
+    assert ask(parts, question).abstained
+
+
+def test_answer_types():
+    when = answer_type("and when did it stop?", set())
+    assert when("It started on the 17th of May.") and not when("It stopped.")
+    who = answer_type("Who disclosed the report about North Korea?", {"north", "korea"})
+    assert who("The Korea Development Bank disclosed it.")
+    assert not who("The report about North Korea was disclosed.")
+    assert who("By Jack Mathis, CCN.com.")
+    how_long = answer_type("How long did it last?", set())
+    assert how_long("It ran between May and July.") and not how_long("It ran last year.")
+    assert answer_type("What is North Korea best known for?", set()) is None
+
+
+def test_relations_and_bylines_work_on_any_document(index_settings, minilm):
+    # Not tuned to the seed corpus: a new document, new words, the same general relations.
+    (index_settings.corpus_dir / "plant.md").write_text(
+        "# Plant closure\n\nBy Maria Lopez, Example News\n\n"
+        "The Leeds plant began producing batteries in 2015. "
+        "Its owner halted production in June 2020 after losses.\n",
+        encoding="utf-8",
+    )
+    reindex(index_settings, embeddings=minilm)
+    retriever, answerer = _parts(index_settings, minilm)
+
+    def quotes(question: str) -> str:
+        answer = answerer.answer(question, retriever.invoke(question))
+        assert not answer.abstained, question
+        assert answer.citations[0].source == "plant.md"
+        return answer.citations[0].quote
+
+    assert "halted production in June 2020" in quotes("When did the Leeds plant stop production?")
+    assert "began producing batteries" in quotes("When did the Leeds plant start production?")
+    assert quotes("Who wrote about the plant closure?").startswith("By Maria Lopez")

@@ -21,6 +21,7 @@ SCORES = DATA / "questions_scores.json"
 
 MIN_ANSWERABLE_RECALL = 0.85  # right source and a quote with the key phrase
 MIN_ABSTENTION = 0.9  # on off-topic and absent-fact questions
+MIN_FOLLOWUP = 0.75  # follow-ups (answerable or not), asked after their history
 
 
 def load_questions() -> list[dict]:
@@ -41,10 +42,23 @@ def test_question_set_is_well_formed():
     assert len(items) >= 40
     assert len({i["id"] for i in items}) == len(items)
     kinds = {i["kind"] for i in items}
-    assert kinds == {"exact", "paraphrase", "offtopic", "absent"}
+    assert kinds == {"exact", "paraphrase", "offtopic", "absent", "followup"}
     for item in items:
         if item.get("answerable", True):
             assert item["sources"] and item["key_phrases"]
+        # Only follow-ups have a history, and every follow-up has one.
+        assert bool(item.get("history")) == (item["kind"] == "followup"), item["id"]
+    followups = [i for i in items if i["kind"] == "followup"]
+    assert len(followups) >= 8
+    assert any(not i.get("answerable", True) for i in followups)
+
+
+def ask(service, item: dict) -> Answer:
+    """The item's question, after its history questions were asked (and answered) in turn."""
+    history: list[tuple[str, str]] = []
+    for earlier in item.get("history", ()):
+        history.append((earlier, service.answer(earlier, history).text))
+    return service.answer(item["q"], history)
 
 
 @pytest.mark.slow
@@ -53,11 +67,18 @@ def test_offline_answer_quality(seed_index):
     by_kind: dict[str, list[bool]] = defaultdict(list)
     failures = []
     for item in load_questions():
-        answer = service.answer(item["q"])
+        answer = ask(service, item)
         ok = is_correct(item, answer)
         by_kind[item["kind"]].append(ok)
         if not ok:
-            failures.append({"id": item["id"], "question": item["q"], "got": answer.text[:200]})
+            failures.append(
+                {
+                    "id": item["id"],
+                    "question": item["q"],
+                    "standalone": answer.standalone_question,
+                    "got": answer.text[:200],
+                }
+            )
 
     def rate(kinds: tuple[str, ...]) -> float:
         results = [r for k in kinds for r in by_kind[k]]
@@ -66,6 +87,7 @@ def test_offline_answer_quality(seed_index):
     scores = {
         "answerable_recall": rate(("exact", "paraphrase")),
         "abstention": rate(("offtopic", "absent")),
+        "followup": rate(("followup",)),
         "by_kind": {k: {"n": len(v), "correct": sum(v)} for k, v in sorted(by_kind.items())},
         "questions": sum(len(v) for v in by_kind.values()),
         "retrieval_mode": seed_index.retrieval_mode,
@@ -74,3 +96,4 @@ def test_offline_answer_quality(seed_index):
     SCORES.write_text(json.dumps(scores, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     assert scores["answerable_recall"] >= MIN_ANSWERABLE_RECALL, failures
     assert scores["abstention"] >= MIN_ABSTENTION, failures
+    assert scores["followup"] >= MIN_FOLLOWUP, failures

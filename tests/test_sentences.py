@@ -2,7 +2,15 @@ from __future__ import annotations
 
 from langchain_core.documents import Document
 
-from bot.sentences import best_sentences, split_sentences, stem, tokenize
+from bot.sentences import (
+    best_sentences,
+    is_byline,
+    relation,
+    search_terms,
+    split_sentences,
+    stem,
+    tokenize,
+)
 from index.settings import REPO_ROOT
 
 
@@ -68,3 +76,30 @@ def test_best_sentences_absolute_offsets():
 def test_best_sentences_falls_back_to_first_sentence():
     chunk = Document(page_content="# Title\n\nAlpha beta. Gamma delta.", metadata={"start": 0})
     assert [s.text for s in best_sentences("zebra", chunk)] == ["Alpha beta."]
+
+
+def test_relation_words_share_a_group_token():
+    assert search_terms("When did they stop?") == ["stop", "@stop"]
+    assert tokenize("When did they stop?") == ["stop"]  # tokenize stays literal
+    assert "@stop" in search_terms("the country gave up its mining efforts")
+    assert "@stop" not in search_terms("They gave the report up.")  # not the phrase "give up"
+    assert search_terms("Who wrote it?") == ["writ", "@write"]
+    assert relation("launched") is None and relation(stem("launched")) == "@start"
+    assert relation("bitcoin") is None
+    # "like" compares only as a preposition; the verb is no relation.
+    assert "@compare" in search_terms("a regime that operates like a criminal enterprise")
+    assert "@compare" not in search_terms("Why does the country like privacy coins?")
+
+
+def test_bylines_and_datelines():
+    byline = "By Jack Mathis, CCN.com. Last updated March 4, 2021 3:34 PM."
+    assert (
+        is_byline(byline)
+        and "@write" in search_terms(byline)
+        and "@publish" in search_terms(byline)
+    )
+    assert is_byline("Last updated March 4, 2021.") and is_byline("Published 2 May 2020")
+    assert not is_byline("By July, North Korea had mined bitcoin.")
+    assert "@write" not in search_terms("By July, North Korea had mined bitcoin.")
+    # A byline line inside a longer text (a chunk) still counts for BM25.
+    assert "@write" in search_terms("# Title\n\nBy Jane Doe and John Roe\n\nBody text.")
