@@ -51,7 +51,12 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--k", type=int, default=4)
     args = ap.parse_args()
-    items = [i for i in yaml.safe_load(QUESTIONS.read_text()) if i.get("answerable", True)]
+    items = [
+        i
+        for i in yaml.safe_load(QUESTIONS.read_text())
+        # Follow-ups only make sense with their history: the quality test covers them.
+        if i.get("answerable", True) and i.get("kind") != "followup"
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(_env_file=None, index_dir=Path(tmp) / "index")
         embeddings = QueryCachedEmbeddings(inner=make_embeddings(settings))
