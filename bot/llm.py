@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 ABSTAIN_TEXT = "I couldn't find that in the indexed sources."
 CONDENSE_MAX_TOKENS = 96
 CONDENSE_MAX_CHARS = 300
+REPLY_WITHIN_S = 30.0  # what a user may wait, LLM failures and fallback included
 CONDENSE_DEADLINE_S = 5.0  # a follow-up rewrite must leave the answer most of the 30 s
 MIN_SUPPORT = 0.5  # share of a claim's informative terms its cited chunk must contain
 _PLACEHOLDER = re.compile("\x00(\\d+)\x00")
@@ -96,8 +97,10 @@ def make_chat_model(settings: Settings) -> BaseChatModel | None:
 
 
 def llm_deadline_s(settings: Settings) -> float:
-    """Wall-clock bound for one answer step: every attempt at full timeout, plus slack."""
-    return settings.llm_timeout_s * (settings.llm_max_retries + 1) + 2.0
+    """Wall-clock bound for one answer step: every attempt at full timeout, plus slack,
+    capped so that a follow-up rewrite plus the answer still reply within REPLY_WITHIN_S."""
+    wanted = settings.llm_timeout_s * (settings.llm_max_retries + 1) + 2.0
+    return min(wanted, REPLY_WITHIN_S - CONDENSE_DEADLINE_S - 1.0)
 
 
 def format_sources(docs: Sequence[Document]) -> str:

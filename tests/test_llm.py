@@ -394,3 +394,12 @@ def test_daily_token_budget_stops_llm_calls(make_answerer, openai_fake, docs, tm
         answerer.answer("When did North Korea mine bitcoin?", docs)
     assert err.value.kind == "budget"
     assert len(openai_fake.chat_requests) == 1  # the second question never reached the LLM
+
+
+def test_llm_time_is_capped_so_a_reply_comes_within_30_s(make_settings):
+    from bot.llm import CONDENSE_DEADLINE_S
+
+    default = llm_deadline_s(make_settings())
+    huge = llm_deadline_s(make_settings(llm_timeout_s=120, llm_max_retries=5))
+    assert default == huge == 24.0  # 12 s x 2 attempts + 2 s would be 26 s: capped
+    assert default + CONDENSE_DEADLINE_S < 30
