@@ -544,3 +544,19 @@ async def test_channel_allow_list(
     assert fake.message(ignored["id"]).get("thread") is None
     # no typing, no reply, no thread in the channel that is not on the list
     assert not any(r.path.startswith(f"/channels/{random}/") for r in fake.requests)
+
+
+async def test_sharded_bot_answers_over_two_shards(
+    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+) -> None:
+    fake = fake_discord
+    general = fake.channel_ids["general"]
+    settings = bot_settings(seed_index, fake, discord_shard_count=2)
+    async with running_bot(fake, settings, seed_service, tmp_path / "fb.sqlite3") as bot:
+        assert bot.shard_count == 2
+        question = fake.send_message(general, "alice", f"<@{fake.bot_id}> {QUESTION}")
+        (answer,) = await fake.wait_for(lambda: answers_in(fake, int(question["id"])), timeout=20)
+        assert "17th of May" in answer["content"]
+        await idle(fake, bot)
+    identifies = [e["d"]["shard"] for e in fake.gateway_log if e["op"] == 2]
+    assert sorted(identifies) == [[0, 2], [1, 2]]
