@@ -272,3 +272,13 @@ def _answers(fake) -> list[dict]:
         for r in fake.requests
         if r.path.startswith("/webhooks/") and isinstance(r.json, dict) and r.json.get("components")
     ]
+
+
+def test_daily_budget_is_enforced_by_the_service(llm_service, openai_fake):
+    """Once today's tokens pass LLM_DAILY_TOKEN_BUDGET, answers are extractive (labelled)."""
+    service = llm_service(llm_daily_token_budget=5)
+    openai_fake.script(oai.chat(GOOD_REPLY), oai.chat(GOOD_REPLY))
+    assert service.answer(QUESTION).mode == "llm"  # the fake reports > 5 tokens used
+    second = service.answer(QUESTION)
+    assert second.mode == "extractive-fallback" and "budget" in (second.note or "")
+    assert len(openai_fake.chat_requests) == 1  # the LLM was not called again
