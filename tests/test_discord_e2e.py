@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import socket
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import discord
 import pytest
 from pydantic import SecretStr
 
@@ -380,6 +382,19 @@ def test_bad_token_exits_2_with_clear_message(
     assert "Discord rejected DISCORD_TOKEN" in err
     assert token.get_secret_value() not in err + caplog.text and "Traceback" not in err
     assert any(r.path == "/users/@me" and r.status == 401 for r in fake_discord.requests)
+
+
+def test_unreachable_discord_exits_1_with_clear_message(
+    index_settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as s:  # a loopback port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(discord.http.Route, "BASE", f"http://127.0.0.1:{port}/api/v10")
+    settings = index_settings.model_copy(update={"discord_token": SecretStr("tok")})
+    assert run(settings) == 1
+    err = capsys.readouterr().err
+    assert "Could not reach Discord" in err and "Traceback" not in err
 
 
 class GatedService:

@@ -11,6 +11,7 @@ import logging
 import sys
 from typing import Any
 
+import aiohttp
 import discord
 from discord.ext import commands
 
@@ -127,6 +128,13 @@ def run(settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
+    except (aiohttp.ClientError, OSError, discord.GatewayNotFound) as exc:
+        # No network, DNS failure, Discord down: say so instead of a traceback.
+        print(f"Could not reach Discord: {exc}. Check the network and try again.", file=sys.stderr)
+        return 1
+    except discord.HTTPException as exc:
+        print(f"Discord refused the connection: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         pass
     finally:
