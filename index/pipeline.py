@@ -99,7 +99,7 @@ def fingerprint(docs: list[SourceDoc], settings: Settings, embedder_id: str) -> 
 
 @contextmanager
 def reindex_lock(index_dir: Path) -> Iterator[None]:
-    index_dir.mkdir(parents=True, exist_ok=True)
+    store.ensure_index_dir(index_dir)
     with open(index_dir / "reindex.lock", "a+") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)

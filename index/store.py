@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import chromadb
@@ -38,7 +39,7 @@ from langchain_chroma import Chroma
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
-from index.errors import IndexNotReady, StoreUnavailable
+from index.errors import ConfigError, IndexNotReady, StoreUnavailable
 from index.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -63,11 +64,19 @@ def connection_errors(where: str = "") -> Iterator[None]:
         raise StoreUnavailable(f"the Chroma server{at} is unreachable: {err}") from err
 
 
+def ensure_index_dir(path: Path) -> None:
+    """Create `path` (INDEX_DIR or below it), or say which setting to fix."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"INDEX_DIR cannot be used: {path} ({err.strerror or err})") from err
+
+
 def make_client(settings: Settings) -> ClientAPI:
     """An embedded PersistentClient under index_dir, or an HttpClient when CHROMA_HOST is set."""
     chroma_settings = chromadb.config.Settings(anonymized_telemetry=False)
     if not settings.chroma_host:
-        settings.chroma_path.mkdir(parents=True, exist_ok=True)
+        ensure_index_dir(settings.chroma_path)
         return chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
     where = f"{settings.chroma_host}:{settings.chroma_port}"
     try:

@@ -15,7 +15,7 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
 from index import store
-from index.errors import IndexNotReady, StoreUnavailable
+from index.errors import ConfigError, IndexNotReady, StoreUnavailable
 
 DIM = 32
 
@@ -226,3 +226,10 @@ def test_missing_active_generation_is_not_ready(client):
     client.delete_collection(name)
     with pytest.raises(IndexNotReady, match="missing.*--full"):
         _reader(client).snapshot()
+
+
+def test_unusable_index_dir_is_a_config_error_naming_it(make_settings, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ConfigError, match="INDEX_DIR cannot be used"):
+        store.make_client(make_settings(index_dir=blocker / "index"))
