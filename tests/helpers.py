@@ -33,15 +33,14 @@ def wait_until(cond: Callable[[], bool], what: str, timeout: float = 60) -> None
         time.sleep(0.05)
 
 
-def subprocess_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """This environment minus any setting, plus the index location of `settings`."""
+def subprocess_env(settings: Settings | None = None, **extra: str) -> dict[str, str]:
+    """This environment minus any setting, plus the corpus/index of `settings` and `extra`."""
     env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
-    env.update(
-        CORPUS_DIR=str(settings.corpus_dir),
-        INDEX_DIR=str(settings.index_dir),
-        PYTHONPATH=str(REPO_ROOT),
-        **extra,
-    )
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    if settings is not None:
+        env["CORPUS_DIR"] = str(settings.corpus_dir)
+        env["INDEX_DIR"] = str(settings.index_dir)
+    env.update(extra)
     return env
 
 

@@ -8,7 +8,6 @@ message, no traceback, and never echo a secret.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +25,7 @@ from index.pipeline import reindex
 from index.settings import REPO_ROOT, Settings, load_settings
 from tests.data.make_pdf import pdf_bytes
 from tests.fakes import openai_server as fake_openai
-from tests.helpers import expected_ids
+from tests.helpers import expected_ids, subprocess_env
 
 SEED_CORPUS = REPO_ROOT / "corpus"
 TOKEN_CANARY = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GcAnRy.canary-discord-token-5e7a9c"
@@ -233,7 +232,7 @@ def test_bad_documents_are_skipped_and_the_rest_indexed(
     assert store.all_ids(other_client.get_collection(fresh.generation)) == ids
 
     # The CLI reports the same files and exits 3 (built, with skips), without a traceback.
-    proc = _run(["-m", "index"], _env(settings, MAX_DOCUMENT_BYTES="200000"), tmp_path)
+    proc = _run(["-m", "index"], subprocess_env(settings, MAX_DOCUMENT_BYTES="200000"), tmp_path)
     assert proc.returncode == 3, proc.stderr
     assert "Traceback" not in proc.stderr
     for path in want:
@@ -323,16 +322,6 @@ def test_overlap_not_smaller_than_chunk_size_is_a_clear_error(make_settings):
         reindex(make_settings(chunk_size=200, chunk_overlap=500))
 
 
-def _env(settings: Settings | None = None, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k.upper() not in Settings.model_fields}
-    env["PYTHONPATH"] = str(REPO_ROOT)
-    if settings is not None:
-        env["CORPUS_DIR"] = str(settings.corpus_dir)
-        env["INDEX_DIR"] = str(settings.index_dir)
-    env.update(extra)
-    return env
-
-
 def _run(args: list[str], env: dict[str, str], cwd: Path, stdin: str | None = None):
     return subprocess.run(
         [sys.executable, *args],
@@ -360,7 +349,7 @@ CLI_BAD_SETTINGS = [
 )
 def test_cli_with_invalid_setting_exits_with_a_message(tmp_path, module, name, value):
     args = ["-m", "index"] if module == "index" else ["-m", "bot", "ask", "When?"]
-    proc = _run(args, _env(**{name: value, "INDEX_DIR": str(tmp_path / "i")}), tmp_path)
+    proc = _run(args, subprocess_env(**{name: value, "INDEX_DIR": str(tmp_path / "i")}), tmp_path)
     assert proc.returncode != 0
     assert name.lower() in proc.stderr.lower(), proc.stderr
     assert "Traceback" not in proc.stderr
@@ -371,7 +360,7 @@ def test_cli_with_invalid_setting_exits_with_a_message(tmp_path, module, name, v
 def test_cli_config_error_never_echoes_a_secret(tmp_path, module):
     """The token pasted into the wrong line (DISCORD_GUILD_ID) must not be printed back."""
     args = ["-m", "index"] if module == "index" else ["-m", "bot", "ask", "When?"]
-    env = _env(DISCORD_GUILD_ID=TOKEN_CANARY, INDEX_DIR=str(tmp_path / "i"))
+    env = subprocess_env(DISCORD_GUILD_ID=TOKEN_CANARY, INDEX_DIR=str(tmp_path / "i"))
     proc = _run(args, env, tmp_path)
     assert proc.returncode != 0 and "DISCORD_GUILD_ID" in proc.stderr.upper()
     assert TOKEN_CANARY not in proc.stdout + proc.stderr, proc.stderr
@@ -380,20 +369,23 @@ def test_cli_config_error_never_echoes_a_secret(tmp_path, module):
 @pytest.mark.slow
 def test_cli_bad_questions_and_missing_prompts(tmp_path, seed_index):
     # An empty question: a clear message, non-zero exit, no traceback.
-    proc = _run(["-m", "bot", "ask", "   "], _env(seed_index), tmp_path)
+    proc = _run(["-m", "bot", "ask", "   "], subprocess_env(seed_index), tmp_path)
     assert proc.returncode == 1 and "Please ask a question" in proc.stderr
     assert "Traceback" not in proc.stderr
     # Hostile lines on stdin: each gets an answer or an error line; the run goes on.
     lines = ["", "\u200b", "x" * 5000, "When did North Korea start mining bitcoin?", "🤔"]
     proc = _run(
-        ["-m", "bot", "ask", "--json", "-"], _env(seed_index), tmp_path, "\n".join(lines) + "\n"
+        ["-m", "bot", "ask", "--json", "-"],
+        subprocess_env(seed_index),
+        tmp_path,
+        "\n".join(lines) + "\n",
     )
     assert "Traceback" not in proc.stderr
     out = [line for line in proc.stdout.splitlines() if line.strip()]
     assert len(out) == 4  # blank lines are skipped
     assert '"error"' in out[0] and '"error"' in out[1] and '"answer"' in out[2]
     # LLM configured but PROMPTS_DIR missing: the error names the prompt file.
-    env = _env(
+    env = subprocess_env(
         seed_index, OPENAI_BASE_URL="http://127.0.0.1:9/v1", PROMPTS_DIR=str(tmp_path / "nope")
     )
     proc = _run(["-m", "bot", "ask", "When?"], env, tmp_path)

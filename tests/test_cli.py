@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -11,19 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from index.settings import REPO_ROOT, Settings
+from index.settings import REPO_ROOT
+from tests.helpers import subprocess_env
 
 TIMEOUT_S = 180
-
-
-def _env(settings: Settings | None = None, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
-    env["PYTHONPATH"] = str(REPO_ROOT)
-    if settings is not None:
-        env["CORPUS_DIR"] = str(settings.corpus_dir)
-        env["INDEX_DIR"] = str(settings.index_dir)
-    env.update(extra)
-    return env
 
 
 def run_bot(*args: str, env: dict[str, str], stdin: str | None = None, cwd: Path):
@@ -42,7 +32,7 @@ def run_bot(*args: str, env: dict[str, str], stdin: str | None = None, cwd: Path
 def test_first_run_builds_the_index_then_answers(tmp_path):
     corpus = tmp_path / "corpus"
     shutil.copytree(REPO_ROOT / "corpus", corpus)
-    env = _env(CORPUS_DIR=str(corpus), INDEX_DIR=str(tmp_path / "index"))
+    env = subprocess_env(CORPUS_DIR=str(corpus), INDEX_DIR=str(tmp_path / "index"))
     res = run_bot("ask", "When did North Korea start mining Bitcoin?", env=env, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert f"No index yet: building it from {corpus}..." in res.stderr
@@ -59,7 +49,7 @@ def test_first_run_builds_the_index_then_answers(tmp_path):
 
 @pytest.mark.slow
 def test_ask_json_single_and_batch(seed_index, tmp_path):
-    env = _env(seed_index)
+    env = subprocess_env(seed_index)
     res = run_bot(
         "ask",
         "--json",
@@ -89,7 +79,7 @@ def test_ask_json_single_and_batch(seed_index, tmp_path):
 
 @pytest.mark.slow
 def test_chat_with_follow_up(seed_index, tmp_path):
-    env = _env(seed_index)
+    env = subprocess_env(seed_index)
     stdin = (
         "Which cybersecurity firm traced attacks on bitcoin exchanges?\nAnd how many?\n   \nexit\n"
     )
@@ -104,13 +94,13 @@ def test_chat_with_follow_up(seed_index, tmp_path):
 
 
 def test_bad_setting_is_one_clear_line(tmp_path):
-    res = run_bot("ask", "hi", env=_env(RETRIEVAL_K="999"), cwd=tmp_path)
+    res = run_bot("ask", "hi", env=subprocess_env(RETRIEVAL_K="999"), cwd=tmp_path)
     assert res.returncode == 1
     assert res.stderr.strip().count("\n") == 0
     assert "RETRIEVAL_K" in res.stderr and "Traceback" not in res.stderr
 
 
 def test_rejected_question_exits_1(seed_index, tmp_path):
-    res = run_bot("ask", "   ", env=_env(seed_index), cwd=tmp_path)
+    res = run_bot("ask", "   ", env=subprocess_env(seed_index), cwd=tmp_path)
     assert res.returncode == 1
     assert res.stderr.strip() == "error: Please ask a question about the indexed documents."
