@@ -28,6 +28,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.prompts import ChatPromptTemplate
 
 from bot.budget import DailyTokenBudget
+from bot.mentions import MASS_MENTION, MENTION, neutralize_mentions
 from bot.models import Answer, Citation
 from bot.sentences import Sentence, best_sentences, split_sentences, tokenize
 from index.errors import LLMError
@@ -63,8 +64,6 @@ _IMAGE = re.compile(r"!\[[^\]\n]*\](?:\([^)\n]*\)|\[[^\]\n]*\])")
 _LINK = re.compile(r"\[([^\]\n]*)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"\n]*\")?\s*\)")
 _AUTOLINK = re.compile(r"<((?:https?|ftp)://[^>\s]+)>")
 _URL = re.compile(r"(?:https?|ftp)://[^\s<>()\[\]{}\"'`]+|\bwww\.[^\s<>()\[\]{}\"'`]+", re.I)
-_MASS_MENTION = re.compile(r"@(everyone|here)\b", re.I)
-_MENTION = re.compile(r"<(@[!&]?|#)(\d+)>")
 _REFUSAL = re.compile(
     r"(?:could\s*n[o']t|can\s*n?[o']t|cannot|unable to|did\s*n[o']t|do\s*n[o']t|was\s*n[o']t able to)"
     r"\s+(?:find|locate|answer|know)"
@@ -197,7 +196,7 @@ class LLMAnswerer:
         if not text or len(text) > CONDENSE_MAX_CHARS or _ROLE_ECHO.match(text):
             log.warning("LLM condense gave an unusable rewrite (%d chars)", len(raw))
             raise LLMError(USER_MESSAGES["malformed"], kind="malformed")
-        return _neutralise_mentions(text)
+        return neutralize_mentions(text)
 
     # --- the bounded call -----------------------------------------------------------------
 
@@ -312,7 +311,7 @@ class LLMAnswerer:
 
         cited_docs = [docs[i] for i in order]
         body = _strip_foreign_urls(body, _allowed_urls(cited_docs))
-        body = _neutralise_mentions(body)
+        body = neutralize_mentions(body)
         body = _SECRET.sub("[redacted]", body)  # API-key shapes, whatever a source says
         body = re.sub(r"[ \t]{2,}", " ", body)
         body = re.sub(r"\n{3,}", "\n\n", body).strip()
@@ -435,7 +434,7 @@ class _Support:
         # Link targets, URLs and mentions are checked elsewhere; only the words are evidence.
         claim = _LINK.sub(r"\1", _IMAGE.sub(" ", claim))
         claim = _URL.sub(" ", _AUTOLINK.sub(" ", claim))
-        claim = _MENTION.sub(" ", _MASS_MENTION.sub(" ", claim))
+        claim = MENTION.sub(" ", MASS_MENTION.sub(" ", claim))
         informative = set(tokenize(claim)) - self._question - self._titles[i]
         if not informative:
             return False
@@ -536,9 +535,3 @@ def _strip_foreign_urls(text: str, allowed: set[str]) -> str:
     # Bare URLs outside kept markdown links: split so a kept link's target is not re-checked.
     parts = re.split(r"(\[[^\]\n]*\]\([^)\s]+\))", text)
     return "".join(p if i % 2 else _URL.sub(bare, p) for i, p in enumerate(parts))
-
-
-def _neutralise_mentions(text: str) -> str:
-    """A zero-width space stops Discord from resolving mass, user, role and channel mentions."""
-    text = _MASS_MENTION.sub("@\u200b\\1", text)
-    return _MENTION.sub("<\\1\u200b\\2>", text)

@@ -14,6 +14,7 @@ from typing import Any
 
 import discord
 
+from bot.mentions import MASS_MENTION, ZERO_WIDTH, neutralize_mentions
 from bot.models import Answer, Citation
 
 # Discord's documented limits.
@@ -36,9 +37,6 @@ EMBED_COLOUR = 0x5865F2
 _ELLIPSIS = "…"
 _FENCE = "```"
 _FENCE_CLOSE = "\n```"
-_ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e]")
-_EVERYONE = re.compile(r"@(everyone|here)", re.IGNORECASE)
-_USER_ROLE = re.compile(r"<@([!&]?\d+)>")
 # Spans a message must never be cut inside: markdown links and [n] / [1, 2] citation markers.
 _ATOM = re.compile(r"\[[^\[\]\n]{0,300}\]\(<?[^()\s]{1,600}>?\)|\[\d+(?:\s*,\s*\d+)*\]")
 _SENTENCE_END = re.compile(r"[.!?][)\]\"']?\s+")
@@ -58,17 +56,6 @@ class Payload:
 
 
 # --- mentions ---------------------------------------------------------------------------
-
-
-def neutralize_mentions(text: str) -> str:
-    """Defuse @everyone/@here and user/role mentions (belt and braces over allowed_mentions).
-
-    Zero-width characters go first so "@\\u200beveryone"-style tricks cannot survive as a
-    pre-escaped form that a later edit turns live; then a zero-width space follows each @.
-    """
-    text = _ZERO_WIDTH.sub("", text)
-    text = _EVERYONE.sub(lambda m: "@\u200b" + m.group(1), text)
-    return _USER_ROLE.sub(lambda m: "<@\u200b" + m.group(1) + ">", text)
 
 
 def suppress_link_previews(text: str) -> str:
@@ -261,9 +248,9 @@ def render_error(message: str) -> str:
 def thread_name(question: str) -> str:
     """A thread title from the question: one line, no mentions or markdown, <= 100 chars."""
     name = re.sub(r"<(@[!&]?|#|:\w+:)\d+>", "", question)
-    name = _ZERO_WIDTH.sub("", name)
+    name = ZERO_WIDTH.sub("", name)
     name = re.sub(r"[*_`~|>#\[\]]", "", name)
-    name = _EVERYONE.sub(r"\1", _one_line(name)).strip()
+    name = MASS_MENTION.sub(r"\1", _one_line(name)).strip()
     return truncate(name, THREAD_NAME_MAX) or "Question"
 
 
