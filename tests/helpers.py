@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from index.chunker import chunk_document
 from index.loader import load_corpus
+from index.pipeline import PAUSE_ENV
 from index.settings import REPO_ROOT, Settings
 
 
@@ -70,3 +75,33 @@ class PhaseLog:
             lambda: any(r["mark"] >= self.n for r in self.lines()), f"phase {self.n}", self.timeout
         )
         return self.n
+
+
+@contextmanager
+def paused_reindex(settings: Settings, point: str, *, cwd: Path) -> Iterator[None]:
+    """`python -m index --full` paused at `point` (PAUSE_ENV); kill -9 on leaving the block.
+
+    One chunk per embedding batch, so `embed:N` pauses after exactly N chunks.
+    """
+    marker = settings.index_dir / f"paused.{point.replace(':', '_')}"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "index", "--full", "--json"],
+        env=subprocess_env(settings, **{PAUSE_ENV: point, "EMBED_BATCH_SIZE": "1"}),
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(
+            lambda: marker.exists() or run.poll() is not None,
+            f"the re-index to pause at {point}",
+            timeout=180,
+        )
+        assert run.poll() is None, f"re-index ended before {point}: {run.stderr.read()}"
+        yield
+    finally:
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+        run.stderr.close()
+        marker.unlink(missing_ok=True)

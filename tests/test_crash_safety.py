@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import json
 import random
-import signal
 import subprocess
 import sys
 
 import pytest
 
 from index import store
-from index.pipeline import PAUSE_ENV, reindex
-from tests.helpers import PhaseLog, expected_ids, subprocess_env, wait_until
+from index.pipeline import reindex
+from tests.helpers import PhaseLog, expected_ids, paused_reindex, subprocess_env, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -134,26 +133,8 @@ def test_kill_9_during_reindex_never_changes_answers(tmp_path, corpus_dir, make_
         todo = len(expected_ids(settings))  # --full re-embeds every chunk
         points = [f"embed:{max(1, int(todo * f))}" for f in (0.10, 0.50, 0.99)] + ["before_switch"]
         for point in points:
-            marker = settings.index_dir / f"paused.{point.replace(':', '_')}"
-            run = subprocess.Popen(
-                [sys.executable, "-m", "index", "--full", "--json"],
-                env=subprocess_env(settings, **{PAUSE_ENV: point, "EMBED_BATCH_SIZE": "1"}),
-                cwd=tmp_path,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            try:
-                wait_until(
-                    lambda: marker.exists() or run.poll() is not None,  # noqa: B023
-                    f"the re-index to pause at {point}",
-                )
-                assert run.poll() is None, f"re-index ended before {point}: {run.stderr.read()}"
+            with paused_reindex(settings, point, cwd=tmp_path):
                 log.advance()  # answered while the run is paused mid-way
-            finally:
-                run.send_signal(signal.SIGKILL)
-                run.wait()
-            marker.unlink()
             crash_points.append(point)
             assert store.read_pointer(client, "corpus").generation == first.generation
             log.advance()  # answered after the kill

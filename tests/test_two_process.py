@@ -6,7 +6,6 @@ life, like the bot does, and logs every search as a JSON line.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from index import store
-from index.pipeline import PAUSE_ENV, reindex
-from tests.helpers import PhaseLog, expected_ids, subprocess_env, wait_until
+from index.pipeline import reindex
+from tests.helpers import PhaseLog, expected_ids, paused_reindex, subprocess_env, wait_until
 
 READER = """
 import json, sys, time
@@ -124,25 +123,8 @@ def test_reader_process_survives_reindexes_and_killed_runs(
         # (c) Re-indexes killed at known points leave the reader on the previous generation.
         for (name, text), point in zip(EXTRA[1:], ["embed:2", "before_switch"], strict=True):
             (corpus_dir / name).write_text(text)
-            marker = settings.index_dir / f"paused.{point.replace(':', '_')}"
-            run = subprocess.Popen(
-                [sys.executable, "-m", "index", "--json", "--full"],  # --full: many embeddings
-                env=subprocess_env(settings, **{PAUSE_ENV: point, "EMBED_BATCH_SIZE": "1"}),
-                cwd=tmp_path,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            try:
-                wait_until(
-                    lambda: marker.exists() or run.poll() is not None,  # noqa: B023
-                    f"the re-index to pause at {point}",
-                )
-                assert run.poll() is None, f"the re-index ended without pausing at {point}"
+            with paused_reindex(settings, point, cwd=tmp_path):
                 expected_at[log.advance()] = order[-1]  # paused: still the old generation
-            finally:
-                run.send_signal(signal.SIGKILL)
-                run.wait()
-            marker.unlink()
             assert store.read_pointer(client, "corpus").generation == order[-1]
             expected_at[log.advance()] = order[-1]  # killed: still the old generation
 
