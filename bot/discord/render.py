@@ -142,6 +142,11 @@ def split_message(text: str, limit: int = CONTENT_MAX) -> list[str]:
                 opening = rest.find("\n", start)
                 nl = rest.rfind("\n", opening + 1, window)
                 cut = nl if nl > max(opening, window // 4) else window
+                # Never inside a [n] marker or a link: cut before it (or after, if it opens
+                # the block and still fits).
+                for s, e in atoms:
+                    if s < cut < e:
+                        cut = s if s > opening + 1 else (e if e <= window else cut)
                 piece = rest[:cut].rstrip("\n") + _FENCE_CLOSE
                 rest = f"```{lang}\n" + rest[cut:].lstrip("\n")
             else:  # a single unbreakable run longer than a message: hard cut
