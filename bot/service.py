@@ -53,9 +53,12 @@ def _redact(answer: Answer, secrets: Sequence[str]) -> None:
 
 
 class AnswerService:
-    def __init__(self, *, chain: Runnable, reader: Any, settings: Settings) -> None:
+    def __init__(
+        self, *, chain: Runnable, reader: Any, settings: Settings, retriever: Any = None
+    ) -> None:
         self._chain = chain
         self._reader = reader
+        self._retriever = retriever
         self._settings = settings
         # Configured secrets never leave the process, whatever a model or document says.
         self._secrets = [
@@ -80,6 +83,11 @@ class AnswerService:
 
     async def aanswer(self, question: str, history: Sequence[tuple[str, str]] = ()) -> Answer:
         return await asyncio.to_thread(self.answer, question, history)
+
+    def search(self, question: str) -> list[Any]:
+        """The retrieved chunks for a question, best first (a plain "search box")."""
+        text = clean_question(question, max_chars=self._settings.max_question_chars)
+        return self._retriever.invoke(text)
 
     def sources(self) -> list[dict[str, Any]]:
         return self._reader.snapshot().documents()
@@ -136,7 +144,7 @@ def build_service(
         log.info("warmed up in %.1f s", time.perf_counter() - started)
     llm = _llm_answerer(settings) if settings.llm_enabled else None
     chain = create_chain(retriever=retriever, extractive=extractive, llm=llm)
-    return AnswerService(chain=chain, reader=reader, settings=settings)
+    return AnswerService(chain=chain, reader=reader, settings=settings, retriever=retriever)
 
 
 def _llm_answerer(settings: Settings) -> Any:
