@@ -114,6 +114,9 @@ def test_sources_exist_and_hold_key_phrases(name: str) -> None:
 
 def test_total_corpus_size() -> None:
     total = sum(
-        p.stat().st_size for name in SETS for p in (DEVSETS / name / "corpus").rglob("*") if p.is_file()
+        p.stat().st_size
+        for name in SETS
+        for p in (DEVSETS / name / "corpus").rglob("*")
+        if p.is_file()
     )
     assert total < MAX_CORPUS_BYTES, total
