@@ -88,7 +88,10 @@ def holds_fact(text: str, item: Item) -> bool:
 
 
 def _corpus_digest(corpus: Path) -> str:
+    """Corpus files and the indexing code: a cached index is reused only when both match."""
     h = hashlib.sha256()
+    for p in sorted((ROOT / "index").glob("*.py")):
+        h.update(p.read_bytes())
     for p in sorted(corpus.rglob("*")):
         if p.is_file():
             h.update(p.relative_to(corpus).as_posix().encode())
@@ -136,7 +139,9 @@ def evaluate(
             if not item.history:
                 docs = service.search(item.q)
                 top = [d for d in docs if d.metadata.get("source") in item.sources]
-                r["top1"].append(bool(docs) and docs[0] in top and holds_fact(docs[0].page_content, item))
+                r["top1"].append(
+                    bool(docs) and docs[0] in top and holds_fact(docs[0].page_content, item)
+                )
                 r["top4"].append(any(holds_fact(d.page_content, item) for d in top[:4]))
             if not ok:
                 failures.append((item, answer))

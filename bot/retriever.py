@@ -24,7 +24,7 @@ from pydantic import ConfigDict, PrivateAttr
 
 from bot.sentences import tokenize
 from index.chunker import embedding_text
-from index.store import get_vectors
+from index.store import get_vectors_and_metadata
 
 log = logging.getLogger(__name__)
 # bm25s pins its logger to DEBUG at import; let the application's logging config decide.
@@ -151,8 +151,9 @@ class HybridRetriever(BaseRetriever):
         snapshot, dense = self.reader.search(query, self.fetch_k)
         lex = self.lexical_index(snapshot)
         dense_score = {str(d.id): s for d, s in dense}
-        by_id = {str(d.id): d for d, _ in dense}
-        by_id.update((str(c.id), c) for c in lex.chunks)
+        # Dense hits carry their full metadata (sentence vectors); in-memory chunks don't.
+        by_id = {str(c.id): c for c in lex.chunks}
+        by_id.update((str(d.id), d) for d, _ in dense)
 
         bm25_all = np.zeros(len(lex.chunks), dtype=np.float32)
         q_tokens = tokenize(query)
@@ -174,10 +175,15 @@ class HybridRetriever(BaseRetriever):
         top = sorted(rrf, key=lambda cid: rrf[cid], reverse=True)[: self.k]
         missing = [cid for cid in top if cid not in dense_score]
         if missing:
-            # Lexical-only hits: score them against their stored vectors so every doc has one.
+            # Lexical-only hits: score them against their stored vectors so every doc has one,
+            # and fetch their full metadata (the sentence vectors stay out of memory).
             qvec = snapshot.embeddings.embed_query(query)
-            for cid, vec in get_vectors(snapshot.collection, missing).items():
+            vectors, metas = get_vectors_and_metadata(snapshot.collection, missing)
+            for cid, vec in vectors.items():
                 dense_score[cid] = _cosine(qvec, vec)
+                by_id[cid] = Document(
+                    id=cid, page_content=by_id[cid].page_content, metadata=metas[cid]
+                )
         out = []
         for cid in top:
             src = by_id[cid]

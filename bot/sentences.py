@@ -7,9 +7,12 @@ document: `doc.text[s.start:s.end] == s.text`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from langchain_core.documents import Document
+
+from index.sentences import Sentence, split_sentences
+
+__all__ = ["Sentence", "split_sentences"]  # re-exported: the splitter's home is index
 
 # Function words and question scaffolding: they carry no evidence of an answer.
 STOPWORDS = frozenset(
@@ -27,22 +30,6 @@ STOPWORDS = frozenset(
 )
 
 _WORD = re.compile(r"[^\W_]+(?:['’\-][^\W_]+)*")
-# Single letters and dotted initialisms ("U.S", "e.g") before a period are not sentence ends.
-_ABBREV = frozenset(
-    "mr mrs ms dr prof sr jr st vs etc inc ltd co corp dept fig no jan feb mar apr jun jul aug sep "
-    "sept oct nov dec approx est gen gov sen rep".split()
-)
-_END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s+|$)")
-
-
-@dataclass(frozen=True)
-class Sentence:
-    text: str
-    start: int  # absolute offsets: source_text[start:end] == text
-    end: int
-    heading: bool = False  # markdown heading / front-matter line: callers skip it as evidence
-
-
 # Common irregular verb forms, so "give up" meets "gave up" and "steal" meets "stolen".
 _IRREGULAR = {
     "gave": "give", "given": "give", "began": "begin", "begun": "begin", "stole": "steal",
@@ -107,57 +94,6 @@ def _terms(text: str) -> list[str]:
         if w in STOPWORDS or (len(w) < 2 and not w.isdigit()):
             continue
         out.append(stem(w))
-    return out
-
-
-_ABBREV_TAIL = re.compile(r"(?<!\w)([^\W\d_]+(?:\.[^\W\d_]+)*)$")
-
-
-def _is_abbreviation(text: str, dot: int) -> bool:
-    """Is the period at `dot` part of an abbreviation rather than a sentence end?"""
-    # Only the word before the dot matters: a bounded window keeps splitting linear.
-    m = _ABBREV_TAIL.search(text, max(0, dot - 40), dot)
-    if not m:
-        return False
-    token = m.group(1)
-    return "." in token or len(token) == 1 or token.lower() in _ABBREV
-
-
-def _split_line(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    spans = []
-    pos = start
-    for m in _END.finditer(text, start, end):
-        if m.group().startswith(".") and len(m.group().rstrip("\"'”’)]")) == 1:
-            if _is_abbreviation(text, m.start()):
-                # "U.S. Treasury" stays one sentence; "in the U.S. Then" is accepted as a cost.
-                continue
-        nxt = text[m.end() : m.end() + 3].lstrip()
-        if nxt and nxt[0].islower():
-            continue  # "e.g. the ..." or an ellipsis mid-sentence
-        spans.append((pos, m.end()))
-        pos = m.end()
-    spans.append((pos, end))
-    return spans
-
-
-def split_sentences(text: str, base: int = 0) -> list[Sentence]:
-    """Split text into sentences; lines are hard boundaries, headings are their own unit."""
-    out: list[Sentence] = []
-    line_start = 0
-    for line in text.splitlines(keepends=True):
-        line_end = line_start + len(line)
-        stripped = line.strip()
-        if stripped:
-            heading = stripped.startswith("#") or stripped == "---" or stripped.startswith("|")
-            spans = [(line_start, line_end)] if heading else _split_line(text, line_start, line_end)
-            for a, b in spans:
-                seg = text[a:b]
-                lead = len(seg) - len(seg.lstrip())
-                trail = len(seg) - len(seg.rstrip())
-                a, b = a + lead, b - trail
-                if b > a:
-                    out.append(Sentence(text[a:b], base + a, base + b, heading))
-        line_start = line_end
     return out
 
 

@@ -136,7 +136,9 @@ def build_service(
         fetch_k=max(20, 4 * settings.retrieval_k),
     )
     extractive = ExtractiveAnswerer(
-        lexicon=retriever.lexicon, common_words=load_common_words(TOKENIZER_PATH)
+        lexicon=retriever.lexicon,
+        embeddings=embeddings,
+        common_words=load_common_words(TOKENIZER_PATH),
     )
     if warm:
         started = time.perf_counter()

@@ -125,11 +125,17 @@ class MiniLMEmbeddings(Embeddings):
         log.info("loaded %s (%d threads)", self.model_path.name, self.threads)
         return _Runtime(session=session, tokenizer=tokenizer)
 
-    def _embed(self, texts: list[str]) -> np.ndarray:
+    def _embed(
+        self, texts: list[str], spans: list[list[tuple[int, int]]] | None = None
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Unit vectors of `texts`, and (when `spans` are given) of each character span of
+        each text, mean-pooled from the same forward pass's token states: a sentence's
+        vector in the context of its chunk, for no extra model time."""
         rt = self._load()
         out = np.zeros((len(texts), DIMENSION), dtype=np.float32)
+        span_out = [np.zeros((len(s), DIMENSION), dtype=np.float32) for s in spans or []]
         if not texts:
-            return out
+            return out, span_out
         encodings = rt.tokenizer.encode_batch(texts)
         # Sort by token count so each batch pads to a similar length; `out` restores order.
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
@@ -153,19 +159,45 @@ class MiniLMEmbeddings(Embeddings):
             pooled = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
             norms = np.linalg.norm(pooled, axis=1, keepdims=True)
             out[idx] = pooled / np.maximum(norms, 1e-12)
-        return out
+            if spans is not None:
+                for row, i in enumerate(idx):
+                    span_out[i] = _pool_spans(hidden[row], encodings[i], spans[i])
+        return out, span_out
+
+    def embed_with_spans(
+        self, texts: list[str], spans: list[list[tuple[int, int]]]
+    ) -> tuple[list[list[float]], list[np.ndarray]]:
+        """`embed_documents` plus a unit vector per span (zeros where truncation cut it)."""
+        vectors, span_vectors = self._embed(list(texts), spans)
+        return vectors.tolist(), span_vectors
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self._embed(list(texts)).tolist()
+        return self._embed(list(texts))[0].tolist()
 
     def embed_query(self, text: str) -> list[float]:
-        return self._embed([text])[0].tolist()
+        return self._embed([text])[0][0].tolist()
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         return await asyncio.to_thread(self.embed_documents, texts)
 
     async def aembed_query(self, text: str) -> list[float]:
         return await asyncio.to_thread(self.embed_query, text)
+
+
+def _pool_spans(hidden: np.ndarray, encoding: object, spans: list[tuple[int, int]]) -> np.ndarray:
+    """Mean of the token states inside each character span, L2-normalised."""
+    offsets = encoding.offsets  # type: ignore[attr-defined]
+    special = encoding.special_tokens_mask  # type: ignore[attr-defined]
+    out = np.zeros((len(spans), DIMENSION), dtype=np.float32)
+    starts = np.array([a for a, _ in offsets])
+    ends = np.array([b for _, b in offsets])
+    real = np.array([not x for x in special], dtype=bool)
+    for k, (a, b) in enumerate(spans):
+        sel = real & (ends > a) & (starts < b)
+        if sel.any():
+            v = hidden[: len(offsets)][sel].mean(axis=0)
+            out[k] = v / max(float(np.linalg.norm(v)), 1e-12)
+    return out
 
 
 def make_embeddings(settings: Settings) -> Embeddings:

@@ -20,14 +20,13 @@ from index.structure import TextBuilder
 
 # Never content, wherever they are.
 _DROP_TAGS = (
-    "script style nav footer aside form noscript iframe svg template button select "
-    "input label dialog"
+    "script style nav footer form noscript iframe svg template button select input label dialog"
 ).split()
 # Class / id / role words that mark page chrome in the common generators' themes.
 _CHROME = re.compile(
     r"""(?:^|[\s_-])(?:
         headerlink|hash-link|header-anchor|anchor-link|anchorjs-link|permalink
-      | sphinxsidebar|sidebar|related|breadcrumbs?|toctree-wrapper|localtoc|table-of-contents
+      | sphinxsidebar|sidebar-drawer|sidebar-container|sidebar-tree|related|breadcrumbs?|toctree-wrapper|localtoc|table-of-contents
       | toc|tocs|md-sidebar|md-header|md-footer|md-source-file|md-content__button|md-tabs
       | edit-this-page|theme-edit-this-page|editlink|edit-link|page-edit|github-edit
       | pagination|pagination-nav|prev-next|nav-links|footer|copyright|theme-doc-footer
@@ -35,6 +34,7 @@ _CHROME = re.compile(
       | skip-link|skip-to-content|visually-hidden|sr-only|screen-reader-text|searchbox
       | mobile-header|nav-buttons|theme-doc-sidebar-container|doc-sidebar|bd-sidebar
       | announcement|cookie|admonition-title-hidden
+      | docnav|navheader|navfooter|banner|navbar|topnav|site-nav|menu
     )(?:$|[\s_-])""",
     re.X | re.I,
 )
@@ -101,6 +101,11 @@ def _clean(root: Tag) -> None:
     """Drop chrome inside the content root (in place)."""
     for tag in root.find_all(_DROP_TAGS):
         tag.decompose()
+    # An <aside> inside the content is a note or sidebar box (DocBook, Sphinx `sidebar`),
+    # unless it is mostly links (a page table of contents).
+    for tag in root.find_all("aside"):
+        if not tag.decomposed and link_density(tag) > 0.5:
+            tag.decompose()
     for tag in root.find_all(True):
         if tag.decomposed or tag.attrs is None:
             continue
@@ -231,9 +236,13 @@ def parse_page(soup: BeautifulSoup, builder: TextBuilder) -> dict[str, Any]:
         anchor = _find_anchor(heading)
         if anchor:
             heading[_ANCHOR_ATTR] = anchor
+    raw_density = link_density(root)
     _clean(root)
     h1 = root.find("h1") or soup.find("h1")
     title = _visible(h1.get_text(" ")) if isinstance(h1, Tag) else ""
     density = link_density(root)
     html_blocks(root, builder)
-    return {"h1": " ".join(title.replace("¶", " ").split()), "link_density": density}
+    return {
+        "h1": " ".join(title.replace("¶", " ").split()),
+        "link_density": max(density, raw_density),
+    }

@@ -289,6 +289,7 @@ class _NotContentPage(ValueError):
 # Index and table-of-contents pages are (nearly) all links: not documents to quote.
 MAX_LINK_DENSITY = 0.7
 MIN_LINKS_FOR_INDEX_PAGE = 10
+MIN_PROSE_OF_CONTENT_PAGE = 500  # ...unless the page also has real prose (a landing page)
 
 
 def _parse_html(raw: bytes, stem: str) -> _Parsed:
@@ -318,10 +319,17 @@ def _parse_html(raw: bytes, stem: str) -> _Parsed:
     facts = parse_page(soup, builder)
     text, sections, code = builder.build()
     links = len(soup.find_all("a"))
-    if facts["link_density"] >= MAX_LINK_DENSITY and links >= MIN_LINKS_FOR_INDEX_PAGE:
+    prose = len(text) - sum(b - a for a, b in code) - sum(s.body_start - s.start for s in sections)
+    if (
+        facts["link_density"] >= MAX_LINK_DENSITY
+        and links >= MIN_LINKS_FOR_INDEX_PAGE
+        and prose < MIN_PROSE_OF_CONTENT_PAGE
+    ):
         raise ValueError(
             f"index or contents page ({facts['link_density']:.0%} of its text is links)"
         )
+    if not text.strip():
+        raise _NotContentPage("only navigation, no content")
     # The page's own h1 names it; <title> usually adds the site ("Page — Project 1.2 docs").
     title = facts["h1"] or og_title or head_title or _first_heading(sections)
     title = " ".join(title.split())[:MAX_TITLE_CHARS]

@@ -35,6 +35,7 @@ from index.embedder import embedder_id as get_embedder_id
 from index.embedder import make_embeddings
 from index.errors import CorpusBotError
 from index.loader import load_corpus
+from index.sentences import UNIT_VECTORS, encode_unit_vectors, units_of_chunk
 from index.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -263,9 +264,13 @@ def _fill(
     progress: bool,
 ) -> None:
     """Copy reusable vectors from `source`, embed the rest, then validate the generation."""
-    reuse = (
-        store.get_vectors(source, [str(c.id) for c in chunks if c.id in prev_ids]) if source else {}
-    )
+    reuse: dict[str, list[float]] = {}
+    if source is not None:
+        ids = [str(c.id) for c in chunks if c.id in prev_ids]
+        reuse, old_meta = store.get_vectors_and_metadata(source, ids)
+        for c in chunks:  # sentence vectors travel with the chunk vector
+            if c.id in reuse and UNIT_VECTORS in old_meta.get(str(c.id), {}):
+                c.metadata[UNIT_VECTORS] = old_meta[str(c.id)][UNIT_VECTORS]
     if reuse:
         copied = [c for c in chunks if c.id in reuse]
         store.add_chunks(client, collection, copied, [reuse[str(c.id)] for c in copied])
@@ -291,7 +296,7 @@ def _fill(
             for i in range(0, len(todo), step):
                 batch = todo[i : i + step]
                 pending[0].extend(batch)
-                pending[1].extend(embeddings.embed_documents([embedding_text(c) for c in batch]))
+                pending[1].extend(_embed(embeddings, batch))
                 summary.embedded += len(batch)
                 bar.update(len(batch))
                 if len(pending[0]) >= WRITE_SLICE or i + step >= len(todo):
@@ -308,6 +313,25 @@ def _fill(
             f"generation {collection.name} failed validation: {len(expected - got)} chunks "
             f"missing, {len(got - expected)} unexpected"
         )
+
+
+def _embed(embeddings: Embeddings, batch: list[Document]) -> list[list[float]]:
+    """Chunk vectors; with the offline model also a vector per sentence/code unit, pooled
+    from the same forward pass and stored in the chunk's metadata for the answerer."""
+    texts = [embedding_text(c) for c in batch]
+    embed_with_spans = getattr(embeddings, "embed_with_spans", None)
+    if embed_with_spans is None:  # e.g. OpenAI embeddings: no token states
+        return embeddings.embed_documents(texts)
+    spans = []
+    for c, text in zip(batch, texts, strict=True):
+        offset = len(text) - len(c.page_content)  # the heading context comes first
+        base = int(c.metadata["start"])
+        units = units_of_chunk(c.page_content, c.metadata)
+        spans.append([(u.start - base + offset, u.end - base + offset) for u in units])
+    vectors, unit_vectors = embed_with_spans(texts, spans)
+    for c, uv in zip(batch, unit_vectors, strict=True):
+        c.metadata[UNIT_VECTORS] = encode_unit_vectors(uv)
+    return vectors
 
 
 def _chunk_all(docs: list[SourceDoc], settings: Settings) -> list[Document]:

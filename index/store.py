@@ -40,6 +40,7 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
 from index.errors import ConfigError, IndexNotReady, StoreUnavailable
+from index.sentences import UNIT_VECTORS
 from index.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -206,6 +207,20 @@ def get_vectors(collection: Collection, ids: Sequence[str]) -> dict[str, list[fl
     return out
 
 
+def get_vectors_and_metadata(
+    collection: Collection, ids: Sequence[str]
+) -> tuple[dict[str, list[float]], dict[str, dict[str, Any]]]:
+    """Stored vectors and metadata by chunk id (missing ids are simply absent)."""
+    vectors: dict[str, list[float]] = {}
+    metas: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(ids), _PAGE):
+        got = collection.get(ids=list(ids[i : i + _PAGE]), include=["embeddings", "metadatas"])
+        for cid, vec, md in zip(got["ids"], got["embeddings"], got["metadatas"], strict=True):
+            vectors[cid] = [float(x) for x in vec]
+            metas[cid] = dict(md or {})
+    return vectors, metas
+
+
 def iter_rows(collection: Collection, include: list[str]) -> Iterator[tuple[str, str | None, dict]]:
     """(id, document, metadata) for every row, paged so big generations fit in memory."""
     offset = 0
@@ -294,8 +309,13 @@ class Snapshot:
     def chunks(self) -> list[Document]:
         """Every chunk (id, text, metadata), in document order; loaded once."""
         if self._chunks is None:
+            # Sentence vectors stay in the store: only retrieved chunks need them.
             docs = [
-                Document(id=cid, page_content=text or "", metadata=md)
+                Document(
+                    id=cid,
+                    page_content=text or "",
+                    metadata={k: v for k, v in md.items() if k != UNIT_VECTORS},
+                )
                 for cid, text, md in iter_rows(self.collection, ["documents", "metadatas"])
             ]
             docs.sort(

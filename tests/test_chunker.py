@@ -21,7 +21,13 @@ from tests.data.make_pdf import pdf_bytes
 MAX = 1_000_000
 REQUIRED = {"source", "title", "start", "end", "chunk_index", "doc_sha256"}
 ALLOWED = REQUIRED | {"page", "publisher", "author", "date", "url", "site"}
-ALLOWED |= {"section", "level", "anchor", "code", "section_start"}  # structure: heading path, its anchor, code
+ALLOWED |= {
+    "section",
+    "level",
+    "anchor",
+    "code",
+    "section_start",
+}  # structure: heading path, its anchor, code
 
 
 def make_doc(text: str, *, source: str = "doc.txt", pages: tuple[PageSpan, ...] = ()) -> SourceDoc:

@@ -29,22 +29,24 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+import numpy as np
 from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
 
 from bot.answer.features import DECISION_FEATURES, Decision
 from bot.followup import Standalone
 from bot.models import Answer, Citation, deep_link
 from bot.retriever import Lexicon
-from bot.sentences import STOPWORDS, normalize_word, split_sentences, stem, words
+from bot.sentences import STOPWORDS, normalize_word, stem, words
 from index.chunker import SECTION_SEP, context_of
+from index.embedder import DIMENSION
+from index.sentences import UNIT_VECTORS, decode_unit_vectors, units_of_chunk
 
 log = logging.getLogger(__name__)
 
 NOT_FOUND = "I couldn't find that in the indexed sources."
-QUOTE_CHARS = 450  # a passage of one to three sentences, or a short paragraph
-MAX_UNITS = 3
+QUOTE_CHARS = 600  # a passage of a few sentences, or a short paragraph
 NEAR_SOURCES = 3
 
 
@@ -150,7 +152,9 @@ class Unit:
     code: bool
     para: int  # paragraph number within the chunk
     terms: set[str] = field(default_factory=set)
+    vector: np.ndarray | None = field(default=None, repr=False)  # pooled at index time
     lex: float = 0.0
+    sem: float = 0.0
     score: float = 0.0
 
 
@@ -168,47 +172,19 @@ class Passage:
         return str(self.chunk.metadata.get("source", ""))
 
 
-_DOCTEST = re.compile(r"^\s*(?:>>>|\.\.\.\s|\$\s|%\s|In \[\d+\]:)")
-
-
-def _code_spans(md: dict[str, Any]) -> list[tuple[int, int]]:
-    spans = []
-    for part in str(md.get("code") or "").split(";"):
-        a, _, b = part.partition("-")
-        if a.isdigit() and b.isdigit():
-            spans.append((int(a), int(b)))
-    return spans
-
-
 def units_of(chunk: Document) -> list[Unit]:
-    """The chunk's sentences and code blocks, in order, with absolute offsets."""
+    """The chunk's sentences and code blocks (as the indexer cut them), with their vectors."""
     md = chunk.metadata
     base = int(md.get("start", 0))
-    text = chunk.page_content
-    code = [(a - base, b - base) for a, b in _code_spans(md)]
-    out: list[Unit] = []
-    para = 0
-    pos = 0
-
-    def prose(lo: int, hi: int) -> None:
-        nonlocal para
-        segment = text[lo:hi]
-        for block in re.finditer(r"(?:[^\n]|\n(?!\s*\n))+", segment):  # paragraphs
-            if not block.group().strip():
-                continue
-            for s in split_sentences(block.group(), lo + block.start()):
-                is_code = bool(_DOCTEST.match(s.text)) or s.heading
-                out.append(Unit(s.text, base + s.start, base + s.end, is_code, para))
-            para += 1
-
-    for a, b in code:
-        prose(pos, a)
-        block = text[a:b]
-        if block.strip():
-            out.append(Unit(block, base + a, base + b, True, para))
-            para += 1
-        pos = b
-    prose(pos, len(text))
+    spans = units_of_chunk(chunk.page_content, md)
+    out = [
+        Unit(chunk.page_content[u.start - base : u.end - base], u.start, u.end, u.code, u.para)
+        for u in spans
+    ]
+    vectors = decode_unit_vectors(md.get(UNIT_VECTORS), DIMENSION)
+    if vectors is not None and len(vectors) == len(out):
+        for u, v in zip(out, vectors, strict=True):
+            u.vector = v if np.any(v) else None
     return out
 
 
@@ -229,8 +205,9 @@ def _terms(text: str) -> set[str]:
 class Weights:
     """How a sentence is ranked (the decision to answer at all is `Decision`)."""
 
-    lex: float = 0.5  # share of the question's informative words in the sentence
-    dense: float = 0.35  # the chunk's similarity to the question (headings included)
+    lex: float = 0.4  # share of the question's informative words in the sentence
+    sem: float = 0.5  # the sentence's similarity to the question (its vector in context)
+    dense: float = 0.2  # the chunk's similarity to the question (headings included)
     lead: float = 0.35  # opens a section whose heading matches the question
     answer_type: float = 0.08  # holds what the question word asks for (a date for "when")
     rank: float = 0.02  # per retrieval rank: ties go to the retriever's order
@@ -243,11 +220,13 @@ class ExtractiveAnswerer:
         self,
         *,
         lexicon: Callable[[], Lexicon],
+        embeddings: Embeddings,
         common_words: frozenset[str],
         decision: Decision | None = None,
         weights: Weights | None = None,
     ) -> None:
         self._lexicon = lexicon
+        self._embeddings = embeddings  # the retriever's (cached): the query is embedded once
         self._common = common_words
         self.decision = decision or Decision.default()
         self.weights = weights or Weights()
@@ -277,6 +256,8 @@ class ExtractiveAnswerer:
             pool = only if only is not None else terms
             return sum(idf[t.term] for t in pool if matches(t.term, have)) / total
 
+        qvec = np.asarray(self._embeddings.embed_query(q.query), dtype=np.float32)
+        qvec /= max(float(np.linalg.norm(qvec)), 1e-12)
         wants_code = bool(_CODE_ASKED.search(q.question))
         wanted = answer_type(q.question)
         passages = [self._passage(d, i) for i, d in enumerate(docs)]
@@ -288,8 +269,15 @@ class ExtractiveAnswerer:
                 if u.code and not wants_code:
                     continue
                 u.lex = coverage(u.terms)
+                u.sem = float(u.vector @ qvec) if u.vector is not None else p.dense
                 lead = head if p.section_lead and u.para == 0 else 0.0
-                u.score = w.lex * u.lex + w.dense * p.dense + w.lead * lead - w.rank * p.rank
+                u.score = (
+                    w.lex * u.lex
+                    + w.sem * u.sem
+                    + w.dense * p.dense
+                    + w.lead * lead
+                    - w.rank * p.rank
+                )
                 if wanted is not None and wanted(u.text):
                     u.score += w.answer_type
                 if best is None or u.score > best[0]:
@@ -315,6 +303,8 @@ class ExtractiveAnswerer:
                 any(not matches(t.term, quoted | top.context_terms) for t in hard)
             ),
             "lead": float(top.section_lead and unit.para == 0),
+            "sem": unit.sem,
+            "window_sem": max(u.sem for u in window),
         }
         assert set(features) == set(DECISION_FEATURES)
         p_answer = self.decision.probability(features)
@@ -350,18 +340,21 @@ class ExtractiveAnswerer:
 
     @staticmethod
     def _window(p: Passage, unit: Unit, wants_code: bool) -> list[Unit]:
-        """The best sentence and what completes it, within one paragraph (or its code)."""
+        """The best sentence and what completes it, within its paragraph: the sentence
+        before it when the paragraph opens there or it refers back ("This is why ..."), the
+        sentences after it up to QUOTE_CHARS, and the code an ending ":" announces."""
         i = p.units.index(unit)
         window = [unit]
-        # A sentence opening with a reference to the one before needs it ("This is why ...").
-        if i > 0 and re.match(
-            r"(?i)^(?:this|that|these|it|they|however|but|so|thus|hence)\b", unit.text
-        ):
+        if i > 0:
             prev = p.units[i - 1]
-            if prev.para == unit.para and not prev.code:
+            opens = i < 2 or p.units[i - 2].para != unit.para
+            refers = re.match(
+                r"(?i)^(?:this|that|these|it|they|however|but|so|thus|hence)\b", unit.text
+            )
+            if prev.para == unit.para and not prev.code and (opens or refers):
                 window.insert(0, prev)
         j = i + 1
-        while j < len(p.units) and len(window) < MAX_UNITS:
+        while j < len(p.units):
             nxt = p.units[j]
             size = sum(len(u.text) for u in window) + len(nxt.text)
             introduces = window[-1].text.rstrip().endswith(":")

@@ -23,6 +23,8 @@ DECISION_FEATURES = (
     "hard_missing",  # a name/number/rare word of the question is nowhere in the corpus
     "hard_uncovered",  # ... or not in the quote and its headings
     "lead",  # the quote opens its section
+    "sem",  # cosine of the best sentence (its vector in context) to the question
+    "window_sem",  # the best cosine among the quoted sentences
 )
 
 
@@ -65,6 +67,8 @@ class Decision:
                 "hard_missing": -1.5,
                 "hard_uncovered": -1.0,
                 "lead": 0.5,
+                "sem": 3.0,
+                "window_sem": 1.0,
             },
             bias=-4.2,
         )
