@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from index.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class Settings(BaseSettings):
@@ -78,6 +80,15 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_none(cls, v: object) -> object:
         return None if isinstance(v, str) and not v.strip() else v
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level(cls, v: object) -> object:
+        # Case-insensitive; normalised to the upper-case name logging expects.
+        level = v.strip().upper() if isinstance(v, str) else v
+        if level not in LOG_LEVELS:
+            raise PydanticCustomError("log_level", "must be one of " + ", ".join(LOG_LEVELS))
+        return level
 
     @field_validator("discord_channel_ids", mode="before")
     @classmethod
