@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from index.logs import LOG_FORMAT, configure_logging
 from index.pipeline import reindex
-from index.settings import LOG_LEVELS, ConfigError, Settings, load_settings
+from index.settings import LOG_LEVELS, ConfigError, load_settings
 from tests.helpers import subprocess_env
 
 CLIS = {"index": ["-m", "index"], "bot": ["-m", "bot", "ask", "When?"]}
@@ -232,14 +232,6 @@ def test_summary_without_unsupported_files_says_nothing_about_them(make_settings
     summary = reindex(make_settings(), embeddings=minilm)
     assert summary.unsupported == 0 and summary.unsupported_files == []
     assert "unsupported" not in summary.line()
-
-
-def test_settings_defaults_in_a_checkout_are_the_repo_folders():
-    from index.settings import REPO_ROOT
-
-    s = Settings(_env_file=None)
-    assert s.prompts_dir == REPO_ROOT / "prompts" and s.corpus_dir == REPO_ROOT / "corpus"
-    assert s.index_dir == REPO_ROOT / ".index"
 
 
 def test_discord_flags_are_module_level():
