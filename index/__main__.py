@@ -25,7 +25,7 @@ EXIT_OK, EXIT_FATAL, EXIT_SKIPPED = 0, 1, 3
 HARMLESS_SKIPS = frozenset({"empty file"})
 
 
-def _parse(argv: list[str] | None) -> argparse.Namespace:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m index", description="Index the corpus into Chroma (incremental)."
     )
@@ -36,11 +36,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--corpus", type=Path, metavar="DIR", help="corpus directory (CORPUS_DIR)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--version", action="version", version=f"corpusbot {package_version()}")
-    return parser.parse_args(argv)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parse(argv)
+    args = _parser().parse_args(argv)
     try:
         settings = load_settings()
     except CorpusBotError as err:  # ConfigError names the setting

@@ -199,6 +199,31 @@ def test_version_flag(tmp_path, module):
     assert proc.stdout.strip() == f"corpusbot {version('corpusbot')}"
 
 
+def _options(parser) -> set[str]:
+    found = set()
+    for action in parser._actions:
+        found.update(o for o in action.option_strings if o not in {"-h", "--help"})
+        for name, sub in (getattr(action, "choices", None) or {}).items():
+            if hasattr(sub, "_actions"):
+                found.add(name)
+                found.update(_options(sub))
+    return found
+
+
+def test_readme_commands_table_lists_every_flag():
+    import bot.cli
+    import index.__main__
+    from index.settings import REPO_ROOT
+
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Commands", 1)[1].strip().split("\n\n", 1)[0]
+    for module, parser in (("bot", bot.cli._parser()), ("index", index.__main__._parser())):
+        rows = [line for line in table.splitlines() if f"`python -m {module}" in line]
+        for option in _options(parser):
+            assert any(option in row for row in rows), f"python -m {module} {option}"
+    assert "## Troubleshooting" in readme
+
+
 # --- 6. unsupported and empty files; exit codes ----------------------------------------
 
 
