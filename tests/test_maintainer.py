@@ -187,6 +187,28 @@ def test_bad_token_exits_2_before_loading_the_model(
     assert not (tmp_path / "never").exists()  # no index built, no store opened
 
 
+def test_bad_prompts_dir_is_reported_before_loading_the_model(
+    fake_discord, make_settings, tmp_path, capsys, monkeypatch
+):
+    import index.embedder
+    from bot.discord.client import run
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the embedder was loaded before the configuration was checked")
+
+    monkeypatch.setattr(index.embedder, "make_embeddings", no_model)
+    settings = make_settings(
+        index_dir=tmp_path / "never",
+        discord_token=SecretStr(fake_discord.token),
+        openai_base_url="http://127.0.0.1:9/v1",
+        prompts_dir=tmp_path / "no-prompts",
+    )
+    assert run(settings) == 1
+    err = capsys.readouterr().err
+    assert "cannot read prompt file" in err and "Traceback" not in err
+    assert not (tmp_path / "never").exists()
+
+
 # --- 5. --version -----------------------------------------------------------------------
 
 
