@@ -14,6 +14,7 @@ setup(
     packages=find_packages(include=["bot", "bot.*", "index", "index.*"]) + list(DATA_DIRS),
     package_dir=DATA_DIRS,
     package_data={
+        "": ["*.json"],  # data next to the code, e.g. bot/answer/decision.json
         "index.assets": ["*.json", "*.md"],
         **{name: ["**/*"] for name in DATA_DIRS},
     },

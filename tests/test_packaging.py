@@ -96,6 +96,15 @@ def test_wheel_ships_prompts_and_corpus_and_answers_from_elsewhere(installed, tm
     assert version.stdout.strip() == f"corpusbot {metadata.version('corpusbot')}"
 
 
+def test_wheel_has_every_data_file_of_the_code_packages(installed):
+    site = next((installed.parent / "lib").glob("python3*/site-packages"))
+    for package in ("bot", "index"):
+        for path in (REPO_ROOT / package).rglob("*"):
+            if path.is_file() and path.suffix not in {".py", ".pyc"}:
+                rel = path.relative_to(REPO_ROOT)
+                assert (site / rel).is_file(), f"{rel} is missing from the wheel"
+
+
 def test_checkout_defaults_are_the_repo_folders():
     s = Settings(_env_file=None)
     assert (s.prompts_dir, s.corpus_dir, s.index_dir) == (
