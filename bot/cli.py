@@ -10,10 +10,12 @@ from collections.abc import Sequence
 
 from bot.render_text import render_text
 from index.errors import CorpusBotError, QuestionRejected
+from index.logs import configure_logging, package_version
 from index.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
+NO_TOKEN = "DISCORD_TOKEN is not set; put the bot token in .env or the environment."
 HISTORY_TURNS = 5  # follow-ups look this many exchanges back
 DISCORD_HINT = (
     "Offline chat mode. To run the Discord bot, set DISCORD_TOKEN (see README); "
@@ -25,6 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m bot", description="Answer questions from the indexed corpus."
     )
+    p.add_argument("--version", action="version", version=f"corpusbot {package_version()}")
     sub = p.add_subparsers(dest="command")
     ask = sub.add_parser("ask", help="answer one question ('-' reads one per line from stdin)")
     ask.add_argument("question", help="the question, or '-' for one question per stdin line")
@@ -36,12 +39,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def _configure_logging(settings: Settings, *, terminal: bool) -> None:
     # In the terminal, INFO chatter would bury the answer unless LOG_LEVEL was asked for.
-    level = settings.log_level.upper()
+    level = settings.log_level
     if terminal and "log_level" not in settings.model_fields_set:
         level = "WARNING"
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s", force=True
-    )
+    configure_logging(level)
+
+
+def has_token(settings: Settings) -> bool:
+    token = settings.discord_token
+    return token is not None and bool(token.get_secret_value().strip())
 
 
 def _announce(message: str) -> None:
@@ -107,9 +113,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         command = args.command
         if command is None:
-            command = "discord" if settings.discord_token else "chat"
+            command = "discord" if has_token(settings) else "chat"
         _configure_logging(settings, terminal=command != "discord")
         if command == "discord":
+            if not has_token(settings):  # before the heavy imports of discord mode
+                print(NO_TOKEN, file=sys.stderr)
+                return 2
             from bot.discord.client import run
 
             return run(settings)

@@ -115,6 +115,9 @@ def build_service(
     from index.pipeline import reindex
     from index.store import IndexReader, index_exists, make_client
 
+    # Cheap configuration first (prompt files, LLM settings): a mistake there is reported
+    # before the model loads and the index is built or warmed up.
+    llm = _llm_answerer(settings) if settings.llm_enabled else None
     client = make_client(settings)
     embeddings = QueryCachedEmbeddings(inner=make_embeddings(settings))
     if not index_exists(settings, client):
@@ -144,7 +147,6 @@ def build_service(
         started = time.perf_counter()
         extractive.answer("warm-up", retriever.invoke("warm-up"))
         log.info("warmed up in %.1f s", time.perf_counter() - started)
-    llm = _llm_answerer(settings) if settings.llm_enabled else None
     chain = create_chain(retriever=retriever, extractive=extractive, llm=llm)
     return AnswerService(chain=chain, reader=reader, settings=settings, retriever=retriever)
 

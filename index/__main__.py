@@ -1,6 +1,8 @@
-"""`python -m index [--full] [--json] [--corpus DIR] [-v]`: build or refresh the index.
+"""`python -m index [--full] [--json] [--corpus DIR] [-v] [--version]`: build or refresh the index.
 
-Exit status: 0 ok, 3 index built but some files were skipped, 1 fatal error.
+Exit status (for cron): 0 ok (also when unsupported file types or empty files were ignored),
+3 index built but some supported files were skipped as broken (each listed with its reason),
+1 fatal error (nothing changed: the previous index stays active), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -12,15 +14,18 @@ import sys
 from pathlib import Path
 
 from index.errors import CorpusBotError
+from index.logs import configure_logging, package_version
 from index.pipeline import reindex
 from index.settings import load_settings
 
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FATAL, EXIT_SKIPPED = 0, 1, 3
+# Skip reasons that are reported but do not make the run exit 3: nothing was lost.
+HARMLESS_SKIPS = frozenset({"empty file"})
 
 
-def _parse(argv: list[str] | None) -> argparse.Namespace:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m index", description="Index the corpus into Chroma (incremental)."
     )
@@ -30,21 +35,18 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--corpus", type=Path, metavar="DIR", help="corpus directory (CORPUS_DIR)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    return parser.parse_args(argv)
+    parser.add_argument("--version", action="version", version=f"corpusbot {package_version()}")
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parse(argv)
+    args = _parser().parse_args(argv)
     try:
         settings = load_settings()
     except CorpusBotError as err:  # ConfigError names the setting
         print(f"error: {err}", file=sys.stderr)
         return EXIT_FATAL
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging("DEBUG" if args.verbose else settings.log_level)
     if args.corpus is not None:
         settings = settings.model_copy(update={"corpus_dir": args.corpus})
     try:
@@ -59,14 +61,13 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(summary.to_dict()))
     else:
         print(summary.line())
-    if summary.skipped:
-        if not args.json:
-            print(
-                f"warning: {summary.skipped} file(s) were skipped; the index was built without them",
-                file=sys.stderr,
-            )
-        return EXIT_SKIPPED
-    return EXIT_OK
+    broken = [s for s in summary.skipped_files if s["reason"] not in HARMLESS_SKIPS]
+    if summary.skipped and not args.json:
+        print(
+            f"warning: {summary.skipped} file(s) were skipped; the index was built without them",
+            file=sys.stderr,
+        )
+    return EXIT_SKIPPED if broken else EXIT_OK
 
 
 if __name__ == "__main__":

@@ -436,7 +436,7 @@ def load_file(path: Path, *, root: Path, max_bytes: int) -> SourceDoc:
     )
 
 
-def _corpus_files(corpus_dir: Path) -> list[Path]:
+def _corpus_files(corpus_dir: Path, unsupported: list[Path] | None = None) -> list[Path]:
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(corpus_dir):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -445,10 +445,20 @@ def _corpus_files(corpus_dir: Path) -> list[Path]:
             if name.startswith("."):
                 continue
             if path.suffix.lower() not in SUPPORTED_EXTS:
-                log.debug("ignoring %s: unsupported file type", path)
+                if unsupported is not None:
+                    unsupported.append(path)
+                else:
+                    log.debug("ignoring %s: unsupported file type", path)
                 continue
             found.append(path)
     return sorted(found, key=lambda p: p.relative_to(corpus_dir).as_posix())
+
+
+def unsupported_files(corpus_dir: Path) -> list[str]:
+    """Non-hidden files under corpus_dir that no loader reads (corpus-relative POSIX paths)."""
+    found: list[Path] = []
+    _corpus_files(Path(corpus_dir), found)
+    return sorted(p.relative_to(corpus_dir).as_posix() for p in found)
 
 
 def load_corpus(corpus_dir: Path, *, max_bytes: int) -> tuple[list[SourceDoc], list[SkippedFile]]:

@@ -8,6 +8,7 @@ lock only covers re-indexes started on this machine with the same INDEX_DIR.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import logging
@@ -27,6 +28,7 @@ from chromadb.errors import NotFoundError
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from index import store
 from index.chunker import chunk_document, embedding_text
@@ -34,7 +36,7 @@ from index.documents import SourceDoc
 from index.embedder import embedder_id as get_embedder_id
 from index.embedder import make_embeddings
 from index.errors import CorpusBotError
-from index.loader import load_corpus
+from index.loader import load_corpus, unsupported_files
 from index.sentences import UNIT_VECTORS, encode_unit_vectors, units_of_chunk
 from index.settings import Settings
 
@@ -45,6 +47,8 @@ log = logging.getLogger(__name__)
 LOADER_VERSION = "2"  # 2: structure-aware loading and chunking
 WRITE_SLICE = 1024  # chunks per Chroma write while embedding
 CALL_BATCHES = 8  # embedder batches per embed_documents call (and progress step)
+MAX_LISTED_UNSUPPORTED = 50  # names kept in IndexSummary.unsupported_files
+BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} chunks [{elapsed}, ETA {remaining}, {rate_fmt}]"
 
 # Test hook: "embed:N" pauses after N chunks were embedded, "before_switch" after validation;
 # the run writes index_dir/paused.<point> and sleeps so a test can kill it at a known point.
@@ -65,6 +69,8 @@ class IndexSummary:
     skipped_files: list[dict[str, str]] = field(default_factory=list)
     ignored: int = 0  # not content by rule: .corpusignore, generated index/contents pages
     ignored_files: list[dict[str, str]] = field(default_factory=list)
+    unsupported: int = 0  # files of a type no loader reads: ignored, not an error
+    unsupported_files: list[str] = field(default_factory=list)  # the first 50 of them
     generation: str = ""
     seconds: float = 0.0
     full: bool = False
@@ -89,6 +95,14 @@ class IndexSummary:
         if self.skipped_files:
             files = ", ".join(f"{s['path']} ({s['reason']})" for s in self.skipped_files)
             text += f"; skipped {self.skipped} file{'s' if self.skipped != 1 else ''}: {files}"
+        if self.unsupported:
+            shown = self.unsupported_files[:10]
+            rest = self.unsupported - len(shown)
+            text += (
+                f"; ignored {self.unsupported} unsupported file"
+                f"{'s' if self.unsupported != 1 else ''}: {', '.join(shown)}"
+                + (f" and {rest} more" if rest > 0 else "")
+            )
         return text
 
 
@@ -166,6 +180,9 @@ def _reindex(
         ignored_files=[{"path": s.path, "reason": s.reason} for s in ignored[:100]],
         full=full,
     )
+    other_types = unsupported_files(settings.corpus_dir)
+    summary.unsupported = len(other_types)
+    summary.unsupported_files = other_types[:MAX_LISTED_UNSUPPORTED]
     fp = fingerprint(docs, settings, eid)
 
     pointer = active = store.read_pointer(client, prefix)
@@ -281,16 +298,19 @@ def _fill(
     pause_at = os.environ.get(PAUSE_ENV, "")
     if todo:
         embeddings = embeddings or make_embeddings(settings)
+        show_bar = progress and sys.stderr.isatty()
         bar = tqdm(
             total=len(todo),
             desc="embedding",
             unit="chunk",
-            disable=not (progress and sys.stderr.isatty()),
+            bar_format=BAR_FORMAT,
+            disable=not show_bar,
         )
         # Vectors are written in large slices, not per batch: Chroma's indexing threads
         # would otherwise compete with the embedder for the cores (~10% slower measured).
         pending: tuple[list[Document], list[list[float]]] = ([], [])
-        with bar:
+        # Log lines go through tqdm.write while the bar is shown, so they never cut into it.
+        with logging_redirect_tqdm() if show_bar else contextlib.nullcontext(), bar:
             # A few batches per call: the embedder sorts each call's texts by token count.
             step = settings.embed_batch_size * CALL_BATCHES
             for i in range(0, len(todo), step):

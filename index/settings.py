@@ -6,16 +6,51 @@ the reverse. Every field is documented in `.env.example` and the README.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from index.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Run from a checkout (also an editable install): the repo's folders are the defaults.
+# Installed from a wheel, REPO_ROOT is site-packages: see _packaged() and _user_index_dir().
+IN_CHECKOUT = (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "prompts").is_dir()
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _packaged(name: str) -> Path:
+    """`prompts` or `corpus` as shipped in the wheel (package data `corpusbot_data/<name>`)."""
+    spec = importlib.util.find_spec("corpusbot_data")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(location) / name).is_dir():
+            return Path(location) / name
+    return REPO_ROOT / name  # not installed either: the error will name the missing path
+
+
+def _user_index_dir() -> Path:
+    """An installed corpusbot keeps its index in the user's data dir, never in site-packages."""
+    xdg = os.environ.get("XDG_DATA_HOME", "")
+    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "share"
+    return base / "corpusbot" / "index"
+
+
+def _default_corpus_dir() -> Path:
+    return REPO_ROOT / "corpus" if IN_CHECKOUT else _packaged("corpus")
+
+
+def _default_index_dir() -> Path:
+    return REPO_ROOT / ".index" if IN_CHECKOUT else _user_index_dir()
+
+
+def _default_prompts_dir() -> Path:
+    return REPO_ROOT / "prompts" if IN_CHECKOUT else _packaged("prompts")
 
 
 class Settings(BaseSettings):
@@ -28,8 +63,8 @@ class Settings(BaseSettings):
     )
 
     # --- corpus and index -------------------------------------------------------------
-    corpus_dir: Path = REPO_ROOT / "corpus"
-    index_dir: Path = REPO_ROOT / ".index"
+    corpus_dir: Path = Field(default_factory=_default_corpus_dir)
+    index_dir: Path = Field(default_factory=_default_index_dir)
     collection_prefix: str = Field("corpus", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_-]{1,40}$")
     chunk_size: int = Field(900, ge=100, le=8000)
     chunk_overlap: int = Field(150, ge=0, le=2000)
@@ -45,7 +80,7 @@ class Settings(BaseSettings):
     chroma_ssl: bool = False
 
     # --- answering ----------------------------------------------------------------------
-    prompts_dir: Path = REPO_ROOT / "prompts"
+    prompts_dir: Path = Field(default_factory=_default_prompts_dir)
     retrieval_mode: Literal["hybrid", "dense"] = "hybrid"
     retrieval_k: int = Field(4, ge=1, le=20)
     max_question_chars: int = Field(1000, ge=10, le=10000)
@@ -78,6 +113,15 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_none(cls, v: object) -> object:
         return None if isinstance(v, str) and not v.strip() else v
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level(cls, v: object) -> object:
+        # Case-insensitive; normalised to the upper-case name logging expects.
+        level = v.strip().upper() if isinstance(v, str) else v
+        if level not in LOG_LEVELS:
+            raise PydanticCustomError("log_level", "must be one of " + ", ".join(LOG_LEVELS))
+        return level
 
     @field_validator("discord_channel_ids", mode="before")
     @classmethod

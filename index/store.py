@@ -35,7 +35,6 @@ import httpx
 from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
 from chromadb.errors import NotFoundError
-from langchain_chroma import Chroma
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
@@ -302,7 +301,6 @@ class Snapshot:
     generation: str
     info: IndexInfo
     collection: Collection
-    vectorstore: Chroma
     embeddings: Embeddings
     _chunks: list[Document] | None = field(default=None, repr=False)
 
@@ -396,17 +394,10 @@ class IndexReader:
                         f"the active index generation {info.generation} is missing; "
                         "run python -m index --full"
                     ) from err
-        vectorstore = Chroma(
-            client=self._client,
-            collection_name=info.generation,
-            embedding_function=self._embeddings,
-            create_collection_if_not_exists=False,
-        )
         self._snapshot = Snapshot(
             generation=info.generation,
             info=info,
             collection=collection,
-            vectorstore=vectorstore,
             embeddings=self._embeddings,
         )
         log.info("using index generation %s (%d chunks)", info.generation, info.chunks)

@@ -143,8 +143,16 @@ def test_snapshot_is_cached_until_the_pointer_moves(client, make_settings):
         {"source": "a.md", "title": "A.MD", "chunks": 2, "publisher": "Recorded Future"},
         {"source": "b.md", "title": "B.MD", "chunks": 2},
     ]
-    # The langchain vectorstore is bound to the same generation, with cosine relevance.
-    lc_hits = snap.vectorstore.similarity_search_with_relevance_scores("wallet", k=1)
+    # A generation is a plain Chroma collection that langchain's Chroma reads too (cosine).
+    from langchain_chroma import Chroma
+
+    vectorstore = Chroma(
+        client=client,
+        collection_name=snap.generation,
+        embedding_function=snap.embeddings,
+        create_collection_if_not_exists=False,
+    )
+    lc_hits = vectorstore.similarity_search_with_relevance_scores("wallet", k=1)
     assert lc_hits[0][0].page_content == "researchers tracked the wallet"
 
     second = _build(client, "corpus", _chunks({"c.md": ["a brand new document"]}))

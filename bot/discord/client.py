@@ -25,6 +25,10 @@ from index.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# The bot uses no voice: don't warn at every start that the voice libraries are missing.
+discord.VoiceClient.warn_nacl = False
+discord.VoiceClient.warn_dave = False
+
 
 def bot_intents() -> discord.Intents:
     intents = discord.Intents.none()
@@ -96,24 +100,19 @@ async def _serve(bot: CorpusBot, token: str) -> None:
         await bot.start(token)
 
 
-def run(settings: Settings) -> int:
-    """Run the bot until interrupted; returns the process exit code."""
-    if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
-        print(
-            "DISCORD_TOKEN is not set; put the bot token in .env or the environment.",
-            file=sys.stderr,
-        )
-        return 2
+async def _check_token(token: str) -> None:
+    """Log in over HTTP only (GET /users/@me): a bad token fails here, in a second."""
+    client = discord.Client(intents=discord.Intents.none())
     try:
-        service = build_service(settings, warm=True)
-    except CorpusBotError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    feedback = FeedbackStore(path=settings.feedback_db)
-    limiter = Limiter.from_settings(settings)
-    bot = make_bot(service=service, settings=settings, feedback=feedback, limiter=limiter)
+        await client.login(token)
+    finally:
+        await client.close()
+
+
+def _connect(coro_factory: Any) -> int | None:
+    """Run a Discord coroutine; None when it ended normally, else the exit code (after a message)."""
     try:
-        asyncio.run(_serve(bot, settings.discord_token.get_secret_value().strip()))
+        asyncio.run(coro_factory())
     except discord.LoginFailure:
         print(
             "Discord rejected DISCORD_TOKEN (401 Unauthorized). Copy the bot token again from "
@@ -135,8 +134,39 @@ def run(settings: Settings) -> int:
     except discord.HTTPException as exc:
         print(f"Discord refused the connection: {exc}", file=sys.stderr)
         return 1
+    return None
+
+
+def run(settings: Settings) -> int:
+    """Run the bot until interrupted; returns the process exit code.
+
+    Cheap checks first, so a maintainer waits seconds, not a model warm-up, to learn that the
+    token is missing or wrong: no token -> 2 at once; the token is then tried with an HTTP
+    login before the answer service (model, index) is built.
+    """
+    if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
+        print(
+            "DISCORD_TOKEN is not set; put the bot token in .env or the environment.",
+            file=sys.stderr,
+        )
+        return 2
+    token = settings.discord_token.get_secret_value().strip()
+    try:
+        failed = _connect(lambda: _check_token(token))
+        if failed is not None:
+            return failed
+        service = build_service(settings, warm=True)
+    except CorpusBotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        pass
+        return 130
+    feedback = FeedbackStore(path=settings.feedback_db)
+    limiter = Limiter.from_settings(settings)
+    bot = make_bot(service=service, settings=settings, feedback=feedback, limiter=limiter)
+    try:
+        return _connect(lambda: _serve(bot, token)) or 0
+    except KeyboardInterrupt:
+        return 0
     finally:
         feedback.close()
-    return 0
