@@ -1,6 +1,9 @@
-"""`python -m index [--full] [--json] [--corpus DIR] [-v]`: build or refresh the index.
+"""`python -m index [--full] [--json] [--corpus DIR | --url URL] [-v]`: build or refresh the index.
 
-Exit status: 0 ok, 3 index built but some files were skipped, 1 fatal error.
+With `--url` (or DOCS_URL) the docs site is first mirrored into INDEX_DIR/crawl/ (index.crawl)
+and that mirror is indexed instead of CORPUS_DIR.
+
+Exit status: 0 ok, 3 index built but some files (or crawled pages) were skipped, 1 fatal error.
 """
 
 from __future__ import annotations
@@ -29,6 +32,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--json", action="store_true", help="print the summary as one JSON object on stdout"
     )
     parser.add_argument("--corpus", type=Path, metavar="DIR", help="corpus directory (CORPUS_DIR)")
+    parser.add_argument(
+        "--url",
+        metavar="URL",
+        help="crawl this docs site into INDEX_DIR/crawl/ and index it (DOCS_URL)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser.parse_args(argv)
 
@@ -45,10 +53,27 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if args.corpus is not None and args.url:
+        print("error: give --corpus or --url, not both", file=sys.stderr)
+        return EXIT_FATAL
     if args.corpus is not None:
         settings = settings.model_copy(update={"corpus_dir": args.corpus})
+    url = args.url or (settings.docs_url if args.corpus is None else None)
+    crawl = None
     try:
-        summary = reindex(settings, full=args.full, progress=not args.json)
+        if url:
+            from index.crawl import crawl_site
+
+            crawl = crawl_site(settings, url, progress=not args.json)
+            if not args.json:
+                print(crawl.summary.line())
+            settings = settings.model_copy(update={"corpus_dir": crawl.mirror_dir})
+        summary = reindex(
+            settings,
+            full=args.full,
+            progress=not args.json,
+            url_for=crawl.url_for if crawl else None,
+        )
     except CorpusBotError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_FATAL
@@ -56,9 +81,20 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted; the previous index is still active", file=sys.stderr)
         return 130
     if args.json:
-        print(json.dumps(summary.to_dict()))
+        out = summary.to_dict()
+        if crawl is not None:
+            out["crawl"] = crawl.summary.to_dict()
+        print(json.dumps(out))
     else:
         print(summary.line())
+    if crawl is not None and crawl.summary.skipped:
+        if not args.json:
+            print(
+                f"warning: {crawl.summary.skipped} page(s) could not be fetched; "
+                "the index was built without them",
+                file=sys.stderr,
+            )
+        return EXIT_SKIPPED
     if summary.skipped:
         if not args.json:
             print(

@@ -12,6 +12,7 @@ cp1252, so a guess would silently index mojibake. HTML may instead declare its c
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import io
@@ -19,7 +20,7 @@ import logging
 import os
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import yaml
@@ -426,8 +427,13 @@ def _corpus_files(corpus_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(corpus_dir).as_posix())
 
 
-def load_corpus(corpus_dir: Path, *, max_bytes: int) -> tuple[list[SourceDoc], list[SkippedFile]]:
-    """Every supported, non-hidden file under corpus_dir, in path order; failures are skipped."""
+def load_corpus(
+    corpus_dir: Path, *, max_bytes: int, url_for: Callable[[str], str | None] | None = None
+) -> tuple[list[SourceDoc], list[SkippedFile]]:
+    """Every supported, non-hidden file under corpus_dir, in path order; failures are skipped.
+
+    `url_for(source)` (e.g. a crawl's page URLs) sets metadata["url"], winning over the file's.
+    """
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.is_dir():
         raise ConfigError(f"CORPUS_DIR is not a directory: {corpus_dir}")
@@ -435,7 +441,11 @@ def load_corpus(corpus_dir: Path, *, max_bytes: int) -> tuple[list[SourceDoc], l
     skipped: list[SkippedFile] = []
     for path in _corpus_files(corpus_dir):
         try:
-            docs.append(load_file(path, root=corpus_dir, max_bytes=max_bytes))
+            doc = load_file(path, root=corpus_dir, max_bytes=max_bytes)
+            url = url_for(doc.source) if url_for else None
+            if url:
+                doc = dataclasses.replace(doc, metadata={**doc.metadata, "url": url})
+            docs.append(doc)
         except DocumentError as err:
             log.warning("skipping %s: %s", err.path, err.reason)
             skipped.append(SkippedFile(path=err.path, reason=err.reason))
