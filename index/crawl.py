@@ -77,6 +77,7 @@ _PAGE_EXTS = frozenset(
     ".html .htm .xhtml .shtml .php .asp .aspx .jsp .md .markdown .txt .pdf".split()
 )
 _UNSAFE_CHARS = re.compile(r"[^\w.\-~]")
+_INDEX_FILE = re.compile(r"/index\.html?$", re.I)
 
 
 class CrawlError(CorpusBotError):
@@ -145,7 +146,9 @@ class CrawlResult:
 
 
 def normalize_url(url: str) -> str | None:
-    """scheme://host[:port]/path: lower-case scheme and host, no query, no fragment."""
+    """A page's identity, scheme://host[:port]/path: lower-case scheme and host, no default
+    port, no query, no fragment, and `dir/index.html` written `dir/` (static docs sites
+    serve both, and link both)."""
     try:
         parts = urlsplit(url.strip())
         port = parts.port
@@ -162,6 +165,9 @@ def normalize_url(url: str) -> str | None:
     path = parts.path or "/"
     if not path.startswith("/"):
         path = "/" + path
+    if "/." in path:  # resolve "." and ".." segments
+        path = urlsplit(urljoin("http://h/", path)).path
+    path = _INDEX_FILE.sub("/", path)  # /docs/index.html is /docs/
     return urlunsplit((scheme, host, path, "", ""))
 
 
@@ -726,10 +732,11 @@ def crawl_site(
     *,
     progress: bool = False,
     client: httpx.Client | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> CrawlResult:
     """Mirror the docs site at `url` into INDEX_DIR/crawl/<host>/; raise CrawlError if the
     site cannot be crawled at all."""
-    crawler = Crawler(settings, url, client=client, progress=progress)
+    crawler = Crawler(settings, url, client=client, progress=progress, sleep=sleep)
     with _crawl_lock(settings.index_dir, host_dir_name(crawler.start)):
         try:
             return crawler.run()
