@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 ROBOTS_AGENT = "corpusbot"
 USER_AGENT = "corpusbot/0.1 (docs indexer for a Discord Q&A bot; obeys robots.txt)"
 MANIFEST = ".crawl-manifest.json"
+NOINDEX_DIR = ".noindex"  # pages marked noindex: kept for re-crawls, never indexed
 MAX_REDIRECTS = 5
 MAX_SITEMAPS = 50
 MAX_ROBOTS_BYTES = 500_000
@@ -91,13 +92,13 @@ class CrawlSummary:
     discovery: str = ""  # "sitemap" or "links"
     requests: int = 0  # every HTTP request, robots.txt and sitemaps included
     conditional: int = 0  # page requests sent with If-None-Match / If-Modified-Since
-    fetched: int = 0  # pages downloaded (200)
+    fetched: int = 0  # pages downloaded (200), noindex pages included
     not_modified: int = 0  # pages answered 304: the stored copy is kept
     new: int = 0  # pages not in the mirror before
     changed: int = 0  # downloaded pages whose bytes differ from the stored copy
     removed: int = 0  # pages dropped from the mirror (gone from the site)
     disallowed: int = 0  # URLs robots.txt does not let us fetch
-    pages: int = 0  # pages in the mirror now
+    pages: int = 0  # pages in the mirror now, to be indexed
     capped: bool = False  # CRAWL_MAX_PAGES was reached
     skipped: int = 0
     skipped_pages: list[dict[str, str]] = field(default_factory=list)  # url, reason
@@ -518,12 +519,12 @@ class Crawler:
             log.info("removing %s from the mirror (no longer on the site)", url)
         _write_manifest(self.mirror_dir, self.start, new)
         _remove_strays(self.mirror_dir, {entry["path"] for entry in new.values()})
-        self.summary.pages = len(new)
+        self.summary.pages = sum(not entry.get("noindex") for entry in new.values())
         self.summary.seconds = round(time.perf_counter() - started, 3)
         return CrawlResult(
             summary=self.summary,
             mirror_dir=self.mirror_dir,
-            urls={entry["path"]: url for url, entry in new.items()},
+            urls={entry["path"]: url for url, entry in new.items() if not entry.get("noindex")},
         )
 
     @property
@@ -568,10 +569,12 @@ class Crawler:
         if ctype not in _TYPES:
             self.summary.skip(url, f"not a document (Content-Type: {ctype or 'none'})")
             return None
-        if _noindex(resp.headers, resp.body if ctype in _HTML_TYPES else b""):
-            log.info("not storing %s: noindex", final)
-            return resp.body if ctype in _HTML_TYPES else None
+        noindex = _noindex(resp.headers, resp.body if ctype in _HTML_TYPES else b"")
         path = mirror_path(final, ctype)
+        if noindex:
+            # Kept for its links and validators only: the loader skips hidden folders.
+            log.info("not indexing %s: noindex", final)
+            path = f"{NOINDEX_DIR}/{path}"
         if claimed.get(path, final) != final:  # two URLs map to one file name
             stem, ext = posixpath.splitext(path)
             path = f"{stem}-{hashlib.sha256(final.encode()).hexdigest()[:8]}{ext}"
@@ -599,6 +602,8 @@ class Crawler:
             "content_type": ctype,
             "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
+        if noindex:
+            new[final]["noindex"] = True
         claimed[path] = final
         return resp.body if ctype in _HTML_TYPES else None
 

@@ -213,7 +213,7 @@ def test_link_discovery_without_sitemap(site: DocsServer, settings: Settings) ->
 
     assert s.discovery == "links"
     assert set(result.urls.values()) == {site.base + p for p in PAGES}
-    assert s.fetched == s.new == len(PAGES) and s.skipped == 0 and not s.capped
+    assert s.fetched == s.new == len(PAGES) + 1 and s.skipped == 0 and not s.capped  # + search
     # Only pages under /docs/: no assets, no rel=nofollow page sources, nothing outside.
     requested = paths(site.pages_hit())
     assert requested == PAGES | {"/docs/search.html"}, requested
@@ -227,7 +227,7 @@ def test_link_discovery_without_sitemap(site: DocsServer, settings: Settings) ->
     ).read_bytes()
     assert (mirror / "docs" / "guide" / "replication.html").is_file()
     files = {p.relative_to(mirror).as_posix() for p in mirror.rglob("*") if p.is_file()}
-    assert files == set(result.urls) | {MANIFEST}
+    assert files == set(result.urls) | {MANIFEST, ".noindex/docs/search.html"}
     manifest = json.loads((mirror / MANIFEST).read_text())
     entry = next(e for e in manifest["pages"] if e["url"].endswith("/docs/faq.html"))
     assert entry["path"] == "docs/faq.html" and entry["etag"] and entry["last_modified"]
@@ -330,7 +330,7 @@ def test_recrawl_conditional_304_changed_and_removed_pages(
 
     first, summary = run()
     assert summary.embedded == summary.chunks > 0
-    assert summary.documents == len(PAGES) - 1  # genindex.html has no text to index
+    assert summary.documents == len(PAGES) and summary.skipped == 0
     # Every chunk carries its page's URL (not a canonical link or anything else).
     urls = chunk_urls(settings)
     assert urls == {path: {first.urls[path]} for path in urls}
@@ -341,21 +341,12 @@ def test_recrawl_conditional_304_changed_and_removed_pages(
     site.hits.clear()
     second, summary = run()
     pages = site.pages_hit()
-    assert len(pages) == len(PAGES) + 1  # + search.html, which was never stored
-    stored = [h for h in pages if h.path != "/docs/search.html"]
-    assert all(h.conditional and h.if_none_match and h.status == 304 for h in stored)
+    assert len(pages) == len(PAGES) + 1  # + search.html (noindex, kept aside for its links)
+    assert all(h.conditional and h.if_none_match and h.status == 304 for h in pages)
     s = second.summary
-    assert (s.not_modified, s.fetched, s.new, s.changed, s.removed) == (len(PAGES), 0, 0, 0, 0)
+    assert (s.not_modified, s.fetched, s.new, s.changed, s.removed) == (len(pages), 0, 0, 0, 0)
     assert summary.embedded == 0 and not summary.changed
     assert second.urls == first.urls
-    RESULTS["recrawl"] = {
-        "pages": len(first.urls),
-        "requests": s.requests,
-        "page_requests": len(pages),
-        "conditional": sum(h.conditional for h in pages),
-        "304": sum(h.status == 304 for h in pages),
-        "embedded": summary.embedded,
-    }
 
     # One page changes, one disappears.
     page = site.root / "docs" / "guide" / "configuration.html"
@@ -365,7 +356,7 @@ def test_recrawl_conditional_304_changed_and_removed_pages(
     third, summary = run()
     s = third.summary
     assert (s.fetched, s.changed, s.removed) == (1, 1, 1)
-    assert s.not_modified == len(PAGES) - 2
+    assert s.not_modified == len(PAGES) + 1 - 2
     assert [h.path for h in site.pages_hit() if h.status == 200] == [
         "/docs/guide/configuration.html"
     ]
@@ -376,10 +367,6 @@ def test_recrawl_conditional_304_changed_and_removed_pages(
     urls = chunk_urls(settings)
     assert "docs/faq.html" not in urls
     assert urls["docs/guide/configuration.html"] == {f"{url}guide/configuration.html"}
-    RESULTS["changed"] = {"fetched": s.fetched, "embedded": summary.embedded}
-
-
-RESULTS: dict[str, dict] = {}
 
 
 # --- the command ------------------------------------------------------------------------------
@@ -390,16 +377,16 @@ def test_cli_url_json(site: DocsServer, settings: Settings, monkeypatch, capsys)
     monkeypatch.setenv("CRAWL_DELAY_S", "0")
     code = main(["--url", f"{site.base}/docs/", "--json"])
     out = json.loads(capsys.readouterr().out)
-    assert code == 3  # genindex.html has no text: the loader skips it
-    assert out["crawl"]["pages"] == len(PAGES) and out["crawl"]["fetched"] == len(PAGES)
-    assert out["documents"] == len(PAGES) - 1 and out["embedded"] > 0
+    assert code == 0
+    assert out["crawl"]["pages"] == len(PAGES) and out["crawl"]["fetched"] == len(PAGES) + 1
+    assert out["documents"] == len(PAGES) and out["embedded"] > 0
 
     # DOCS_URL does the same; the re-crawl finds nothing new.
     monkeypatch.setenv("DOCS_URL", f"{site.base}/docs/")
     code = main([])
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith(f"crawled {site.base}/docs/ (links): {len(PAGES)} pages")
-    assert "not modified 6" in lines[0]
+    assert f"not modified {len(PAGES) + 1}," in lines[0]
     assert "embedded 0" in lines[1] and "index unchanged" in lines[1]
 
 
