@@ -73,6 +73,14 @@ _TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
     "application/pdf": (".pdf", (".pdf",)),
 }
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+_EXT_TYPES = {
+    ".html": "text/html",
+    ".htm": "text/html",
+    ".md": "text/markdown",
+    ".markdown": "text/markdown",
+    ".txt": "text/plain",
+    ".pdf": "application/pdf",
+}
 # Link targets worth fetching; other alphabetic extensions (.css .js .png .zip ...) are assets.
 _PAGE_EXTS = frozenset(
     ".html .htm .xhtml .shtml .php .asp .aspx .jsp .md .markdown .txt .pdf".split()
@@ -261,6 +269,7 @@ class _Response:
     headers: httpx.Headers
     body: bytes = b""
     error: str | None = None  # transport failure or size limit; status is 0
+    seen: bool = False  # a redirect to a page this crawl already has (not followed)
 
 
 class Crawler:
@@ -340,8 +349,10 @@ class Crawler:
         allow: Callable[[str], bool],
         conditional: Callable[[str], dict[str, str]] | None = None,
         limit: int,
+        seen: Callable[[str], bool] | None = None,
     ) -> _Response:
-        """GET following up to MAX_REDIRECTS redirects whose targets pass `allow`."""
+        """GET following up to MAX_REDIRECTS redirects whose targets pass `allow` (and that
+        `seen` does not already know)."""
         for _ in range(MAX_REDIRECTS + 1):
             headers = conditional(url) if conditional else {}
             if headers:
@@ -356,6 +367,8 @@ class Crawler:
                 return _Response(
                     0, url, resp.headers, error="redirects to a URL robots.txt disallows"
                 )
+            if seen is not None and seen(target):
+                return _Response(resp.status, target, resp.headers, seen=True)
             url = target
         return _Response(0, url, httpx.Headers(), error="too many redirects")
 
@@ -494,13 +507,16 @@ class Crawler:
                 continue
             attempts += 1
             resp = responses.pop(url, None) or self.fetch(
-                url, allow=self.in_prefix, conditional=conditional, limit=self._limit
+                url,
+                allow=self.in_prefix,
+                conditional=conditional,
+                limit=self._limit,
+                seen=new.__contains__,
             )
+            if resp.seen:
+                continue  # redirects to a page we already have
             final = resp.url
-            if final != url:
-                queued.add(final)
-                if final in new:
-                    continue  # already have the page this one redirects to
+            queued.add(final)
             html = self._store(url, final, resp, old, new, claimed)
             if self.progress:
                 print(f"\rcrawled {len(new)} pages", end="", file=sys.stderr, flush=True)
@@ -566,9 +582,12 @@ class Crawler:
                 claimed[previous["path"]] = final
             return None
         ctype = _content_type(resp.headers)
+        if ctype in ("", "application/octet-stream"):  # a server that does not say: the name
+            ctype = _EXT_TYPES.get(_ext(urlsplit(final).path), ctype)
         if ctype not in _TYPES:
             self.summary.skip(url, f"not a document (Content-Type: {ctype or 'none'})")
             return None
+        resp.body = _to_utf8(resp.body, resp.headers) if ctype != "application/pdf" else resp.body
         noindex = _noindex(resp.headers, resp.body if ctype in _HTML_TYPES else b"")
         path = mirror_path(final, ctype)
         if noindex:
@@ -617,6 +636,24 @@ def _one_line(exc: BaseException) -> str:
 
 def _content_type(headers: httpx.Headers) -> str:
     return headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _to_utf8(body: bytes, headers: httpx.Headers) -> bytes:
+    """Text in a charset named only by the Content-Type header, re-encoded as UTF-8 (the
+    loader reads UTF-8, or a charset the page itself declares)."""
+    match = re.search(r"charset=[\"']?([\w.:-]+)", headers.get("content-type", ""), re.I)
+    charset = match.group(1).lower() if match else ""
+    if not charset or charset.replace("-", "").replace("_", "") in ("utf8", "usascii", "ascii"):
+        return body
+    try:
+        body.decode("utf-8")
+        return body  # already UTF-8 whatever the header says
+    except UnicodeDecodeError:
+        pass
+    try:
+        return body.decode(charset).encode("utf-8")
+    except (LookupError, UnicodeDecodeError):
+        return body
 
 
 def _noindex(headers: httpx.Headers, html: bytes) -> bool:

@@ -72,6 +72,7 @@ class DocsServer:
         self.sitemaps: dict[str, str] = {}  # path -> XML
         self.redirects: dict[str, str] = {}  # path -> Location
         self.errors: dict[str, int] = {}  # path -> status
+        self.raw: dict[str, tuple[bytes, str]] = {}  # path -> (body, Content-Type or "")
         self.hits: list[Hit] = []
         self.lock = threading.Lock()
         server = self
@@ -112,6 +113,9 @@ class DocsServer:
             return self._send(h, self.errors[path], b"error")
         if path in self.redirects:
             return self._send(h, 301, Location=self.redirects[path])
+        if path in self.raw:
+            body, ctype = self.raw[path]
+            return self._send(h, 200, body, **({"Content_Type": ctype} if ctype else {}))
         if path == "/robots.txt":
             if self.robots is None:
                 return self._send(h, 404, b"not found")
@@ -309,6 +313,40 @@ def test_page_failures_are_skipped_not_fatal(site: DocsServer, settings: Setting
     assert "redirects off the site" in reasons["install.html"]
     assert len(result.urls) == len(PAGES) - 2
     assert not any(h.path == "/elsewhere.html" for h in site.hits)
+
+
+def test_redirects_sizes_and_charsets(site: DocsServer, settings: Settings) -> None:
+    site.redirects["/start"] = "/docs/"  # the start URL's redirect sets the prefix
+    site.redirects["/docs/old-install.html"] = "/docs/install.html"  # within the prefix
+    big = b"<html><body><p>" + b"x" * 20000 + b"</p></body></html>"
+    site.raw["/docs/big.html"] = (big, "text/html")
+    site.raw["/docs/latin.html"] = (
+        "<html><body><p>Caf\u00e9 cr\u00e8me</p></body></html>".encode("latin-1"),
+        "text/html; charset=ISO-8859-1",
+    )
+    site.raw["/docs/untyped.html"] = (b"<html><body><p>no type</p></body></html>", "")
+    site.raw["/docs/data.zip.html"] = (b"PK\x03\x04", "application/zip")
+    index = site.root / "docs" / "index.html"
+    links = "".join(
+        f'<a href="{p}">l</a>'
+        for p in ("old-install.html", "big.html", "latin.html", "untyped.html", "data.zip.html")
+    )
+    index.write_text(index.read_text().replace("</body>", links + "</body>"))
+
+    settings = settings.model_copy(update={"max_document_bytes": 12000})
+    result = crawl_site(settings, f"{site.base}/start")
+
+    s = result.summary
+    assert s.url == f"{site.base}/docs/"
+    reasons = {x["url"].rsplit("/", 1)[1]: x["reason"] for x in s.skipped_pages}
+    assert set(reasons) == {"big.html", "data.zip.html"}
+    assert reasons["big.html"].startswith("too large")
+    assert reasons["data.zip.html"] == "not a document (Content-Type: application/zip)"
+    assert sum(h.path == "/docs/install.html" for h in site.hits) == 1  # redirect deduplicated
+    mirror = result.mirror_dir
+    assert (mirror / "docs/latin.html").read_text(encoding="utf-8").count("Café crème") == 1
+    assert (mirror / "docs/untyped.html").is_file()
+    assert not (mirror / "docs/big.html").exists()
 
 
 # --- re-crawl and the index -----------------------------------------------------------------
