@@ -62,18 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     crawl = None
     try:
         if url:
-            from index.crawl import crawl_site
+            from index.crawl import crawl_and_index
 
-            crawl = crawl_site(settings, url, progress=not args.json)
-            if not args.json:
-                print(crawl.summary.line())
-            settings = settings.model_copy(update={"corpus_dir": crawl.mirror_dir})
-        summary = reindex(
-            settings,
-            full=args.full,
-            progress=not args.json,
-            url_for=crawl.url_for if crawl else None,
-        )
+            crawl, summary = crawl_and_index(settings, url, full=args.full, progress=not args.json)
+        else:
+            summary = reindex(settings, full=args.full, progress=not args.json)
     except CorpusBotError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_FATAL
@@ -86,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             out["crawl"] = crawl.summary.to_dict()
         print(json.dumps(out))
     else:
+        if crawl is not None:
+            print(crawl.summary.line())
         print(summary.line())
     if crawl is not None and crawl.summary.skipped:
         if not args.json:

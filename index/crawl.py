@@ -41,7 +41,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 from xml.etree import ElementTree
 
@@ -50,6 +50,12 @@ from bs4 import BeautifulSoup, Tag
 
 from index.errors import CorpusBotError
 from index.settings import Settings
+
+if TYPE_CHECKING:
+    from chromadb.api import ClientAPI
+    from langchain_core.embeddings import Embeddings
+
+    from index.pipeline import IndexSummary
 
 log = logging.getLogger(__name__)
 
@@ -296,7 +302,7 @@ class Crawler:
             trust_env=False,  # no proxies from the environment: talk to the site only
         )
         self.sleep = sleep
-        self.progress = progress
+        self.progress = progress and sys.stderr.isatty()
         self.delay = settings.crawl_delay_s
         self.robots = _parse_robots("")
         self.summary = CrawlSummary(url=start)
@@ -423,7 +429,7 @@ class Crawler:
                 continue
             resp = self.fetch(sitemap, allow=self.same_host, limit=50_000_000)
             if resp.status != 200:
-                log.info("no sitemap at %s (%s)", sitemap, resp.error or f"HTTP {resp.status}")
+                log.debug("no sitemap at %s (%s)", sitemap, resp.error or f"HTTP {resp.status}")
                 continue
             try:
                 kind, locs = _xml_locs(resp.body)
@@ -503,7 +509,7 @@ class Crawler:
                 break
             if not self.robots.can_fetch(ROBOTS_AGENT, url):
                 self.summary.disallowed += 1
-                log.info("robots.txt disallows %s", url)
+                log.debug("robots.txt disallows %s", url)
                 continue
             attempts += 1
             resp = responses.pop(url, None) or self.fetch(
@@ -532,7 +538,7 @@ class Crawler:
         removed = {url for url in old if url not in new}
         self.summary.removed = len(removed)
         for url in sorted(removed):
-            log.info("removing %s from the mirror (no longer on the site)", url)
+            log.debug("removing %s from the mirror (no longer on the site)", url)
         _write_manifest(self.mirror_dir, self.start, new)
         _remove_strays(self.mirror_dir, {entry["path"] for entry in new.values()})
         self.summary.pages = sum(not entry.get("noindex") for entry in new.values())
@@ -592,7 +598,7 @@ class Crawler:
         path = mirror_path(final, ctype)
         if noindex:
             # Kept for its links and validators only: the loader skips hidden folders.
-            log.info("not indexing %s: noindex", final)
+            log.debug("not indexing %s: noindex", final)
             path = f"{NOINDEX_DIR}/{path}"
         if claimed.get(path, final) != final:  # two URLs map to one file name
             stem, ext = posixpath.splitext(path)
@@ -778,10 +784,50 @@ def crawl_site(
 ) -> CrawlResult:
     """Mirror the docs site at `url` into INDEX_DIR/crawl/<host>/; raise CrawlError if the
     site cannot be crawled at all."""
+    with _crawler(settings, url, client=client, progress=progress, sleep=sleep) as crawler:
+        return crawler.run()
+
+
+def crawl_and_index(
+    settings: Settings,
+    url: str,
+    *,
+    full: bool = False,
+    progress: bool = False,
+    client: ClientAPI | None = None,
+    embeddings: Embeddings | None = None,
+) -> tuple[CrawlResult, IndexSummary]:
+    """Crawl, then re-index the mirror (same generations and switch as a corpus folder),
+    with each page's URL as its documents' `url`. The crawl lock is held throughout, so a
+    second crawl of the same site cannot change the mirror while it is being indexed."""
+    from index.pipeline import reindex
+
+    with _crawler(settings, url, progress=progress) as crawler:
+        result = crawler.run()
+        summary = reindex(
+            settings.model_copy(update={"corpus_dir": result.mirror_dir}),
+            full=full,
+            progress=progress,
+            client=client,
+            embeddings=embeddings,
+            url_for=result.url_for,
+        )
+    return result, summary
+
+
+@contextmanager
+def _crawler(
+    settings: Settings,
+    url: str,
+    *,
+    client: httpx.Client | None = None,
+    progress: bool = False,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[Crawler]:
     crawler = Crawler(settings, url, client=client, progress=progress, sleep=sleep)
-    with _crawl_lock(settings.index_dir, host_dir_name(crawler.start)):
-        try:
-            return crawler.run()
-        finally:
-            if client is None:
-                crawler.client.close()
+    try:
+        with _crawl_lock(settings.index_dir, host_dir_name(crawler.start)):
+            yield crawler
+    finally:
+        if client is None:
+            crawler.client.close()

@@ -489,3 +489,19 @@ def test_url_identity_and_prefix() -> None:
     assert normalize_url("mailto:x@example.org") is None
     assert url_prefix("https://d.example.org/docs") == "https://d.example.org/docs/"
     assert url_prefix("https://d.example.org/docs/index.html") == "https://d.example.org/docs/"
+
+
+def test_bot_builds_its_missing_index_from_docs_url(site: DocsServer, settings: Settings) -> None:
+    """With DOCS_URL the bot's first start crawls the site, and citations deep-link to pages."""
+    from bot.service import build_service
+
+    said: list[str] = []
+    service = build_service(
+        settings.model_copy(update={"docs_url": f"{site.base}/docs/"}), announce=said.append
+    )
+    assert said[0] == f"No index yet: building it from {site.base}/docs/..."
+    assert said[1].startswith(f"crawled {site.base}/docs/ (links): {len(PAGES)} pages")
+    answer = service.answer("How large is the in-memory read cache by default?")
+    assert not answer.abstained
+    assert answer.citations[0].url == f"{site.base}/docs/guide/configuration.html"
+    assert answer.citations[0].source == "docs/guide/configuration.html"
