@@ -7,6 +7,7 @@ the reverse. Every field is documented in `.env.example` and the README.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -84,6 +85,13 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_none(cls, v: object) -> object:
         return None if isinstance(v, str) and not v.strip() else v
+
+    @field_validator("docs_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"https?://[^/\s]+(/\S*)?$", v.strip(), re.I):
+            raise ValueError("must be an http:// or https:// URL")  # the value is not echoed
+        return v.strip() if v else v
 
     @field_validator("discord_channel_ids", mode="before")
     @classmethod

@@ -459,6 +459,19 @@ def test_cli_fatal_errors_are_one_line(
     assert err.startswith("error: ") and expected in err and "\n" not in err, err
 
 
+def test_bad_urls_are_refused_before_any_request(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("INDEX_DIR", str(tmp_path / "index"))
+    assert main(["--url", "ftp://docs.example.org/"]) == 1
+    assert capsys.readouterr().err.strip() == "error: not an http(s) URL: 'ftp://docs.example.org/'"
+    assert main(["--url", "https://x.example/", "--corpus", str(tmp_path)]) == 1
+    assert "not both" in capsys.readouterr().err
+    monkeypatch.setenv("DOCS_URL", "docs.example.org")
+    assert main([]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "error: Invalid setting DOCS_URL: Value error, must be an http:// or https:// URL"
+    assert not (tmp_path / "index").exists()
+
+
 # --- URL -> file name -------------------------------------------------------------------------
 
 
