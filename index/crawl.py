@@ -92,6 +92,7 @@ _PAGE_EXTS = frozenset(
     ".html .htm .xhtml .shtml .php .asp .aspx .jsp .md .markdown .txt .pdf".split()
 )
 _UNSAFE_CHARS = re.compile(r"[^\w.\-~]")
+_ENCODED_UNRESERVED = re.compile(r"%(2[dDeE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|7[eE])")
 _INDEX_FILE = re.compile(r"/index\.html?$", re.I)
 
 
@@ -180,6 +181,9 @@ def normalize_url(url: str) -> str | None:
     path = parts.path or "/"
     if not path.startswith("/"):
         path = "/" + path
+    # Percent-encoded unreserved characters are those characters (RFC 3986 6.2.2.2), so
+    # "%2e%2e" is ".." and is resolved below like any dot segment.
+    path = _ENCODED_UNRESERVED.sub(lambda m: chr(int(m.group(1), 16)), path)
     if "/." in path:  # resolve "." and ".." segments
         path = urlsplit(urljoin("http://h/", path)).path
     path = _INDEX_FILE.sub("/", path)  # /docs/index.html is /docs/
@@ -307,6 +311,7 @@ class Crawler:
         self.robots = _parse_robots("")
         self.summary = CrawlSummary(url=start)
         self._last_request = 0.0
+        self._owners: dict[str, str] | None = None
         self.mirror_dir = settings.index_dir / "crawl" / host_dir_name(start)
 
     # -- HTTP ----------------------------------------------------------------------------
@@ -549,6 +554,12 @@ class Crawler:
             urls={entry["path"]: url for url, entry in new.items() if not entry.get("noindex")},
         )
 
+    def _old_owners(self, old: dict[str, dict[str, Any]]) -> dict[str, str]:
+        """Mirror path -> the URL that owned it before this crawl (files still to be kept)."""
+        if self._owners is None:
+            self._owners = {entry["path"]: url for url, entry in old.items()}
+        return self._owners
+
     @property
     def _limit(self) -> int:
         return self.settings.max_document_bytes
@@ -564,6 +575,7 @@ class Crawler:
     ) -> bytes | None:
         """Record one answer in the mirror; the HTML bytes to take links from, or None."""
         previous = old.get(final)
+        old_owners = self._old_owners(old)
         if resp.status == 304 and previous is not None:
             stored = self.mirror_dir / previous["path"]
             entry = dict(previous)
@@ -600,7 +612,8 @@ class Crawler:
             # Kept for its links and validators only: the loader skips hidden folders.
             log.debug("not indexing %s: noindex", final)
             path = f"{NOINDEX_DIR}/{path}"
-        if claimed.get(path, final) != final:  # two URLs map to one file name
+        owner = claimed.get(path) or old_owners.get(path)
+        if owner not in (None, final):  # two URLs map to one file name
             stem, ext = posixpath.splitext(path)
             path = f"{stem}-{hashlib.sha256(final.encode()).hexdigest()[:8]}{ext}"
         target = self.mirror_dir / path

@@ -349,6 +349,20 @@ def test_redirects_sizes_and_charsets(site: DocsServer, settings: Settings) -> N
     assert not (mirror / "docs/big.html").exists()
 
 
+def test_two_urls_for_one_file_name_keep_their_own_content(site: DocsServer, settings):
+    site.raw["/docs/page"] = (b"<html><body><p>extensionless page</p></body></html>", "text/html")
+    site.raw["/docs/page.html"] = (b"<html><body><p>dot html page</p></body></html>", "text/html")
+    index = site.root / "docs" / "index.html"
+    original = index.read_text()
+    for order in (("page", "page.html"), ("page.html", "page")):  # the second crawl swaps
+        links = "".join(f'<a href="{p}">l</a>' for p in order)
+        index.write_text(original.replace("</body>", links + "</body>"))
+        result = crawl_site(settings, f"{site.base}/docs/")
+        by_url = {u: (result.mirror_dir / p).read_bytes() for p, u in result.urls.items()}
+        assert by_url[f"{site.base}/docs/page"] == site.raw["/docs/page"][0]
+        assert by_url[f"{site.base}/docs/page.html"] == site.raw["/docs/page.html"][0]
+
+
 # --- re-crawl and the index -----------------------------------------------------------------
 
 
@@ -484,7 +498,8 @@ def test_bad_urls_are_refused_before_any_request(tmp_path: Path, monkeypatch, ca
         ("https://d.example.org/a/b.htm", "a/b.htm"),
         ("https://d.example.org/api.php", "api.php.html"),
         ("https://d.example.org/../../etc/passwd", "etc/passwd.html"),
-        ("https://d.example.org/x/%2e%2e/%2e%2e/y", "x/_./_./y.html"),
+        ("https://d.example.org/x/%2e%2e/%2e%2e/y", "y.html"),
+        ("https://d.example.org/x/%252e%252e/y", "x/_2e_2e/y.html"),
         ("https://d.example.org/a%2Fb%00c", "a_b_c.html"),
         ("https://d.example.org/.git/config", "_git/config.html"),
     ],
