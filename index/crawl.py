@@ -151,7 +151,10 @@ class CrawlSummary:
 class CrawlResult:
     summary: CrawlSummary
     mirror_dir: Path
-    urls: dict[str, str]  # mirror-relative POSIX path -> page URL
+    # Mirror-relative POSIX path -> page URL. A path never changes its URL while the manifest
+    # lists it (see _old_owners), so the pipeline's unchanged-detection, which looks at file
+    # bytes only, can never keep a stale URL in the index.
+    urls: dict[str, str]
 
     def url_for(self, source: str) -> str | None:
         """The loader hook: the crawled URL of a mirror file (it wins over canonical links)."""
