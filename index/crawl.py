@@ -67,7 +67,7 @@ MAX_REDIRECTS = 5
 MAX_SITEMAPS = 50
 MAX_ROBOTS_BYTES = 500_000
 MAX_CRAWL_DELAY_S = 60.0  # a hostile Crawl-delay must not stall the re-index for days
-MAX_SEGMENT_CHARS = 120
+MAX_SEGMENT_BYTES = 150
 
 # Content type -> (extension to save with, extensions that already say so).
 _TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -217,11 +217,13 @@ def _safe_segment(segment: str) -> str:
     name = _UNSAFE_CHARS.sub("_", unquote(segment))
     if name.startswith("."):
         name = "_" + name[1:]  # no hidden files, no "." or ".."
-    if len(name) > MAX_SEGMENT_CHARS:
+    if len(name.encode()) > MAX_SEGMENT_BYTES:  # file systems count bytes (255 at most)
         digest = hashlib.sha256(name.encode()).hexdigest()[:10]
         stem, ext = posixpath.splitext(name)
         ext = ext if len(ext) <= 10 else ""
-        name = f"{stem[: MAX_SEGMENT_CHARS - len(ext) - 11]}-{digest}{ext}"
+        room = MAX_SEGMENT_BYTES - len(ext.encode()) - 11
+        stem = stem.encode()[:room].decode("utf-8", "ignore")
+        name = f"{stem}-{digest}{ext}"
     return name or "_"
 
 

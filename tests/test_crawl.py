@@ -73,6 +73,7 @@ class DocsServer:
         self.redirects: dict[str, str] = {}  # path -> Location
         self.errors: dict[str, int] = {}  # path -> status
         self.raw: dict[str, tuple[bytes, str]] = {}  # path -> (body, Content-Type or "")
+        self.slow: dict[str, float] = {}  # path -> seconds to wait before answering
         self.hits: list[Hit] = []
         self.lock = threading.Lock()
         server = self
@@ -95,6 +96,7 @@ class DocsServer:
                     )
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.handle_error = lambda request, address: None  # a client that gave up
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -109,6 +111,7 @@ class DocsServer:
 
     def answer(self, h: BaseHTTPRequestHandler) -> int:
         path = urlsplit(h.path).path
+        time.sleep(self.slow.get(path, 0))
         if path in self.errors:
             return self._send(h, self.errors[path], b"error")
         if path in self.redirects:
@@ -307,11 +310,17 @@ def test_page_cap(site: DocsServer, settings: Settings) -> None:
 def test_page_failures_are_skipped_not_fatal(site: DocsServer, settings: Settings) -> None:
     site.errors["/docs/faq.html"] = 500
     site.redirects["/docs/install.html"] = "http://127.0.0.1:9/elsewhere.html"  # off the site
+    site.slow["/docs/guide/replication.html"] = 1.5
+    settings = settings.model_copy(update={"crawl_timeout_s": 0.5})
     result = crawl_site(settings, f"{site.base}/docs/")
     reasons = {s["url"].rsplit("/", 1)[1]: s["reason"] for s in result.summary.skipped_pages}
-    assert reasons == {"faq.html": "HTTP 500", "install.html": reasons["install.html"]}
+    assert reasons == {
+        "faq.html": "HTTP 500",
+        "install.html": reasons["install.html"],
+        "replication.html": "timed out",
+    }
     assert "redirects off the site" in reasons["install.html"]
-    assert len(result.urls) == len(PAGES) - 2
+    assert len(result.urls) == len(PAGES) - 3
     assert not any(h.path == "/elsewhere.html" for h in site.hits)
 
 
@@ -361,6 +370,17 @@ def test_two_urls_for_one_file_name_keep_their_own_content(site: DocsServer, set
         by_url = {u: (result.mirror_dir / p).read_bytes() for p, u in result.urls.items()}
         assert by_url[f"{site.base}/docs/page"] == site.raw["/docs/page"][0]
         assert by_url[f"{site.base}/docs/page.html"] == site.raw["/docs/page.html"][0]
+
+
+def test_a_transient_failure_keeps_the_last_copy(site: DocsServer, settings: Settings) -> None:
+    first = crawl_site(settings, f"{site.base}/docs/")
+    site.errors["/docs/faq.html"] = 503
+    second = crawl_site(settings, f"{site.base}/docs/")
+    assert second.summary.skipped_pages == [
+        {"url": f"{site.base}/docs/faq.html", "reason": "HTTP 503"}
+    ]
+    assert second.urls == first.urls and second.summary.removed == 0
+    assert (second.mirror_dir / "docs" / "faq.html").is_file()
 
 
 # --- re-crawl and the index -----------------------------------------------------------------
@@ -510,6 +530,13 @@ def test_mirror_paths_are_safe(url: str, path: str) -> None:
     got = mirror_path(normalized, "text/html")
     assert got == path
     assert not got.startswith("/") and ".." not in got.split("/")
+
+
+def test_long_names_fit_a_file_system() -> None:
+    for char in ("a", "\u6587"):  # 1 and 3 bytes in UTF-8
+        path = mirror_path(f"https://d.example.org/{char * 400}", "text/html")
+        assert len(path.encode()) <= 160 and path.endswith(".html")
+        assert path != mirror_path(f"https://d.example.org/{char * 401}", "text/html")
 
 
 def test_url_identity_and_prefix() -> None:
