@@ -13,8 +13,8 @@ from typing import Any
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
-from bot.extractive import ExtractiveAnswerer
-from bot.followup import condense
+from bot.answer.extractive import ExtractiveAnswerer
+from bot.followup import Standalone, condense
 from bot.models import Answer
 from index.errors import LLMError
 
@@ -27,28 +27,31 @@ def create_chain(
     extractive: ExtractiveAnswerer,
     llm: Any | None = None,  # bot.llm.LLMAnswerer: answers and rewrites follow-ups
 ) -> Runnable:
-    def standalone(inputs: dict[str, Any]) -> str:
+    def standalone(inputs: dict[str, Any]) -> Standalone:
         return condense(inputs["question"], inputs.get("history") or (), llm_answerer=llm)
 
     def answer(inputs: dict[str, Any]) -> Answer:
-        question, docs = inputs["standalone"], inputs["docs"]
+        question: Standalone = inputs["standalone"]
+        docs = inputs["docs"]
         if llm is None:
             result = extractive.answer(question, docs)
         else:
             try:
-                result = llm.answer(question, docs)
+                result = llm.answer(question.query, docs)
             except LLMError as err:
                 log.warning("LLM failed (%s): %s; answering extractively", err.kind, err)
                 result = extractive.answer(question, docs)
                 result.mode = "extractive-fallback"
                 result.note = f"LLM unavailable ({err.kind}); showing quoted passages instead."
         result.question = inputs["question"]
-        if question != inputs["question"]:
-            result.standalone_question = question
+        if question.query != inputs["question"]:
+            result.standalone_question = question.query
         return result
 
     return (
         RunnablePassthrough.assign(standalone=RunnableLambda(standalone))
-        | RunnablePassthrough.assign(docs=itemgetter("standalone") | retriever)
+        | RunnablePassthrough.assign(
+            docs=itemgetter("standalone") | RunnableLambda(lambda s: s.query) | retriever
+        )
         | RunnableLambda(answer)
     ).with_config(run_name="answer_question")

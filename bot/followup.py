@@ -1,32 +1,53 @@
 """Follow-up -> standalone question: the LLM rewrites it when there is one, a rule otherwise.
 
-The rule appends the earlier question's words in parentheses ("and when did it stop? (North
-Korea mining bitcoin)"); `split_context` reads them back so the answerer can weigh them less.
+The rule never rewrites the user's words. A follow-up that names its own subject ("How much
+bitcoin did they mine?") stands alone: its content words retrieve better than anything
+carried over. Only an elliptical one ("and when?", "why?", "what about the second one?")
+borrows the subject of the previous question, as `Standalone.context` terms that retrieval
+uses and the answerer weighs less than the user's own words.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from bot.sentences import STOPWORDS, normalize_word, relation, search_terms, stem, words
+from bot.sentences import STOPWORDS, normalize_word, words
 from index.errors import LLMError
 
 log = logging.getLogger(__name__)
 
 _PRONOUNS = frozenset(
-    "it its they them their theirs that this those these he him his she her there such".split()
+    "it its they them their theirs that this those these he him his she her there such one".split()
 )
 _CONTINUATIONS = ("and ", "but ", "also ", "so ", "what about", "how about", "then ", "or ")
-_MAX_OWN_TERMS = 1  # a question with this few content words leans on the previous one
+# Question scaffolding that says what kind of answer is wanted, not what it is about.
+_SCAFFOLD = frozenset("why how when where who what which long many much else more".split())
 
 
-def _content_words(text: str) -> list[str]:
+@dataclass(frozen=True)
+class Standalone:
+    """The question to answer: the user's words, plus subject terms borrowed from earlier."""
+
+    question: str
+    context: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def query(self) -> str:
+        """What retrieval searches for."""
+        return f"{self.question} {' '.join(self.context)}" if self.context else self.question
+
+
+def content_words(text: str) -> list[str]:
+    """The words that say what a question is about (no function words, pronouns, scaffolding)."""
     out, seen = [], set()
     for raw in words(text):
         w = normalize_word(raw)
-        if w in STOPWORDS or w in _PRONOUNS or (len(w) < 2 and not w.isdigit()) or w in seen:
+        if w in STOPWORDS or w in _PRONOUNS or w in _SCAFFOLD or w in seen:
+            continue
+        if len(w) < 2 and not w.isdigit():
             continue
         seen.add(w)
         out.append(raw)
@@ -34,54 +55,36 @@ def _content_words(text: str) -> list[str]:
 
 
 def needs_context(question: str) -> bool:
-    """Does the question lean on an earlier turn ("and when?", "what did they do then")?"""
+    """Is the question elliptical: too few words of its own to say what it is about?"""
+    own = content_words(question)
     q = question.strip().lower()
-    lowered = {normalize_word(w) for w in words(q)}
-    own = _content_words(question)
-    if q.startswith(_CONTINUATIONS) or len(own) <= _MAX_OWN_TERMS:
+    if len(own) <= 1:
         return True
-    return bool(lowered & _PRONOUNS) and len(own) <= 4
+    return q.startswith(_CONTINUATIONS) and len(own) <= 2
 
 
-def rule_condense(question: str, history: Sequence[tuple[str, str]]) -> str:
-    """Append the previous question's key words when the follow-up needs them."""
+def rule_condense(question: str, history: Sequence[tuple[str, str]]) -> Standalone:
+    """Borrow the previous question's subject when the follow-up has none of its own."""
     if not history or not needs_context(question):
-        return question
+        return Standalone(question)
     have = {normalize_word(w) for w in words(question)}
-    # A follow-up naming its own relation replaces the previous one: after "When did they
-    # start mining?", "and when did it stop?" is about stopping, so "start" must not come along.
-    replaces = any(t.startswith("@") for t in search_terms(question))
-    # The previous question may itself be a follow-up: look back until one carries terms.
+    # The previous question may itself be elliptical: look back until one has a subject.
     for previous, _ in reversed(history):
-        extra = [
-            w
-            for w in _content_words(previous)
-            if normalize_word(w) not in have
-            and not (replaces and relation(stem(normalize_word(w))))
-        ]
+        extra = [w for w in content_words(previous) if normalize_word(w) not in have]
         if extra:
-            return f"{question.rstrip()} ({' '.join(extra)})"
-    return question
-
-
-def split_context(standalone: str) -> tuple[str, str]:
-    """(the user's own words, the context words `rule_condense` appended in parentheses)."""
-    text = standalone.rstrip()
-    cut = text.rfind(" (")
-    if not text.endswith(")") or cut < 0:
-        return standalone, ""
-    return text[:cut], text[cut + 2 : -1]
+            return Standalone(question, tuple(extra))
+    return Standalone(question)
 
 
 def condense(
     question: str, history: Sequence[tuple[str, str]], *, llm_answerer: Any | None = None
-) -> str:
+) -> Standalone:
     """The standalone form of `question` given (user_question, bot_answer) pairs, oldest first."""
     if not history:
-        return question
+        return Standalone(question)
     if llm_answerer is not None:
         try:
-            return llm_answerer.condense(question, history)
+            return Standalone(llm_answerer.condense(question, history))
         except LLMError as err:
             log.info("LLM condense failed (%s); using the rule", err.kind)
     return rule_condense(question, history)

@@ -8,6 +8,18 @@ from typing import Any, Literal
 Mode = Literal["extractive", "llm", "extractive-fallback"]
 
 
+def deep_link(url: str | None, *, anchor: str | None = None, page: int | None = None) -> str | None:
+    """The document URL pointing at the place: `#anchor` for a section, `#page=N` in a PDF."""
+    if not url:
+        return None
+    base = url.split("#", 1)[0]
+    if page is not None and base.lower().endswith(".pdf"):
+        return f"{base}#page={page}"
+    if anchor:
+        return f"{base}#{anchor}"
+    return url
+
+
 @dataclass
 class Citation:
     n: int
@@ -20,8 +32,11 @@ class Citation:
     publisher: str | None = None
     author: str | None = None
     date: str | None = None
-    url: str | None = None
+    url: str | None = None  # the deep link: page URL + #anchor, or #page=N for PDFs
     chunk_id: str | None = None
+    section: str | None = None  # the heading the quote sits under
+    heading_path: str | None = None  # "Programming FAQ › Functions › Why ...?"
+    anchor: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -37,6 +52,10 @@ class Answer:
     standalone_question: str | None = None  # the rewritten follow-up, if any
     note: str | None = None  # e.g. why the LLM answer fell back to extractive
     latency_ms: float = 0.0
+    # What the offline decision saw, and the passage it judged (bench/eval_devsets.py,
+    # bench/fit_decision.py); not part of the JSON output.
+    features: dict[str, float] = field(default_factory=dict, repr=False)
+    candidate: Citation | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {

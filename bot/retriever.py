@@ -6,9 +6,11 @@ first time a question sees a new generation.
 
 from __future__ import annotations
 
+import bisect
 import logging
+import math
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -20,7 +22,8 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, PrivateAttr
 
-from bot.sentences import search_terms
+from bot.sentences import tokenize
+from index.chunker import embedding_text
 from index.store import get_vectors
 
 log = logging.getLogger(__name__)
@@ -57,20 +60,53 @@ class QueryCachedEmbeddings(Embeddings):
 
 
 @dataclass
+class Lexicon:
+    """Corpus statistics of one generation: which terms occur, and in how many chunks."""
+
+    df: dict[str, int]
+    n: int
+    sorted_terms: list[str]
+
+    def idf(self, term: str) -> float:
+        """Rarer terms say more; a term the corpus lacks weighs the most."""
+        return math.log(1 + self.n / self.df.get(term, 0.5))
+
+    def has_prefix(self, prefix: str) -> bool:
+        i = bisect.bisect_left(self.sorted_terms, prefix)
+        return i < len(self.sorted_terms) and self.sorted_terms[i].startswith(prefix)
+
+    def knows(self, term: str) -> bool:
+        """In the corpus, or a word there is a longer/shorter form of it ('korea'/'korean')."""
+        if term in self.df or term.isdigit() or len(term) < 5:
+            return term in self.df
+        return self.has_prefix(term) or any(term[:n] in self.df for n in range(5, len(term)))
+
+
+@dataclass
 class _Lexical:
     generation: str
     chunks: list[Document]
     bm25: bm25s.BM25 | None  # None when the generation has no indexable text
+    lexicon: Lexicon
+
+
+def chunk_terms(chunk: Document) -> list[str]:
+    """BM25 terms of a chunk: its heading path (context) and its text, as embedded."""
+    return tokenize(embedding_text(chunk))
 
 
 def _build_lexical(generation: str, chunks: list[Document]) -> _Lexical:
-    tokens = [search_terms(c.page_content) for c in chunks]
+    tokens = [chunk_terms(c) for c in chunks]
+    df: Counter[str] = Counter()
+    for t in tokens:
+        df.update(set(t))
     bm25 = None
     if any(tokens):
         bm25 = bm25s.BM25()
         bm25.index(tokens, show_progress=False)
     log.info("built BM25 over %d chunks of generation %s", len(chunks), generation)
-    return _Lexical(generation=generation, chunks=chunks, bm25=bm25)
+    lexicon = Lexicon(df=dict(df), n=len(chunks), sorted_terms=sorted(df))
+    return _Lexical(generation=generation, chunks=chunks, bm25=bm25, lexicon=lexicon)
 
 
 def _cosine(a: list[float], b: list[float]) -> float:
@@ -104,6 +140,10 @@ class HybridRetriever(BaseRetriever):
                 self._lexical = lex
             return lex
 
+    def lexicon(self) -> Lexicon:
+        """Corpus statistics of the active generation (built with its BM25 index)."""
+        return self.lexical_index(self.reader.snapshot()).lexicon
+
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun
     ) -> list[Document]:
@@ -115,7 +155,7 @@ class HybridRetriever(BaseRetriever):
         by_id.update((str(c.id), c) for c in lex.chunks)
 
         bm25_all = np.zeros(len(lex.chunks), dtype=np.float32)
-        q_tokens = search_terms(query)
+        q_tokens = tokenize(query)
         if lex.bm25 is not None and q_tokens:
             bm25_all = lex.bm25.get_scores(q_tokens)
         bm25_score = {str(c.id): float(s) for c, s in zip(lex.chunks, bm25_all, strict=True)}

@@ -80,42 +80,6 @@ def stem(word: str) -> str:
     return w
 
 
-# A small table of general lexical relations: ways a text states what a question asks
-# ("when did it stop?" ~ "gave up"). search_terms() adds the group token ("@stop") next to a
-# member, so lexical matching sees the relation. Members are words or
-# two-word phrases; keep it short and general, never a list of answers.
-RELATIONS: dict[str, tuple[str, ...]] = {
-    "@start": ("start", "begin", "launch", "commence", "initiate", "set up"),
-    # not "end": mostly a noun, or about something else ("contracts have been ended")
-    "@stop": ("stop", "halt", "quit", "abandon", "cease", "give up", "call off", "shut down"),
-    "@steal": ("steal", "theft", "thief", "rob", "robbery", "loot", "heist", "hack"),
-    "@write": ("write", "writer", "author", "byline"),  # plus "By <Name>" bylines, see _BYLINE
-    "@publish": ("publish", "update", "date", "release", "disclose", "announce"),
-    "@lift": ("lift", "remove", "ease", "scrap", "repeal"),
-    "@online": ("online", "internet", "web", "website"),
-    "@compare": ("compare", "comparison", "resemble", "similar", "akin", "like a", "like an"),
-}
-_RELATION_OF = {stem(m): g for g, ms in RELATIONS.items() for m in ms if " " not in m}
-_PHRASE_RELATION = {
-    tuple(stem(w) for w in m.split()): g for g, ms in RELATIONS.items() for m in ms if " " in m
-}
-# "By Jack Mathis, CCN.com." / "Last updated March 4, 2021": statements about the document.
-_BYLINE = re.compile(
-    r"(?m)^[ \t]*By[ \t]+[A-Z][\w'’.-]*(?:[ \t]+[A-Z][\w'’.-]*){1,3}(?=,|$|\s+and\s)"
-)
-_DATELINE = re.compile(r"(?i)^(?:last\s+)?(?:updated|published|posted)\b")
-
-
-def relation(term: str) -> str | None:
-    """The relation group token of a stemmed term ("stop" -> "@stop"), if any."""
-    return _RELATION_OF.get(term)
-
-
-def is_byline(sentence: str) -> bool:
-    """Is the sentence a byline or dateline, i.e. a statement about the whole document?"""
-    return bool(_BYLINE.match(sentence) or _DATELINE.match(sentence.strip()))
-
-
 def normalize_word(raw: str) -> str:
     """Lowercase, drop possessive 's and ordinal suffixes ('17th' -> '17')."""
     w = raw.lower().replace("’", "'")
@@ -133,42 +97,26 @@ def words(text: str) -> list[str]:
 
 def tokenize(text: str) -> list[str]:
     """Content terms: lowercase, stopwords removed, lightly stemmed. Used for BM25 and overlap."""
-    return _terms(text, relations=False)
+    return _terms(text)
 
 
-def search_terms(text: str) -> list[str]:
-    """`tokenize` plus a relation group token after each member ("gave up" -> "@stop").
-
-    For matching a question to text that may word it differently. Not for checking that a
-    claim is supported: there a synonym is weaker evidence than the word itself.
-    """
-    return _terms(text, relations=True)
-
-
-def _terms(text: str, *, relations: bool) -> list[str]:
+def _terms(text: str) -> list[str]:
     out = []
-    prev = ""
     for raw in words(text):
         w = normalize_word(raw)
-        st = stem(w)
-        group = _PHRASE_RELATION.get((prev, st)) if relations else None
-        prev = st
-        if group:
-            out.append(group)
         if w in STOPWORDS or (len(w) < 2 and not w.isdigit()):
             continue
-        out.append(st)
-        group = _RELATION_OF.get(st) if relations else None
-        if group:
-            out.append(group)
-    if relations and _BYLINE.search(text):
-        out.append("@write")
+        out.append(stem(w))
     return out
+
+
+_ABBREV_TAIL = re.compile(r"(?<!\w)([^\W\d_]+(?:\.[^\W\d_]+)*)$")
 
 
 def _is_abbreviation(text: str, dot: int) -> bool:
     """Is the period at `dot` part of an abbreviation rather than a sentence end?"""
-    m = re.search(r"(?<!\w)([^\W\d_]+(?:\.[^\W\d_]+)*)$", text[:dot])
+    # Only the word before the dot matters: a bounded window keeps splitting linear.
+    m = _ABBREV_TAIL.search(text, max(0, dot - 40), dot)
     if not m:
         return False
     token = m.group(1)

@@ -12,8 +12,8 @@ from typing import Any
 
 from langchain_core.runnables import Runnable
 
+from bot.answer.extractive import ExtractiveAnswerer, load_common_words
 from bot.chain import create_chain
-from bot.extractive import ExtractiveAnswerer, load_common_words
 from bot.models import Answer
 from bot.retriever import HybridRetriever, QueryCachedEmbeddings
 from index.errors import CorpusBotError, IndexNotReady, QuestionRejected
@@ -145,11 +145,11 @@ def build_service(
         fetch_k=max(20, 4 * settings.retrieval_k),
     )
     extractive = ExtractiveAnswerer(
-        reader=reader, embeddings=embeddings, common_words=load_common_words(TOKENIZER_PATH)
+        lexicon=retriever.lexicon, common_words=load_common_words(TOKENIZER_PATH)
     )
     if warm:
         started = time.perf_counter()
-        extractive.answer("warm-up", retriever.invoke("bitcoin"))
+        extractive.answer("warm-up", retriever.invoke("warm-up"))
         log.info("warmed up in %.1f s", time.perf_counter() - started)
     llm = _llm_answerer(settings) if settings.llm_enabled else None
     chain = create_chain(retriever=retriever, extractive=extractive, llm=llm)

@@ -15,7 +15,7 @@ import numpy as np
 from langchain_core.documents import Document
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from index.documents import SourceDoc
+from index.documents import Section, SourceDoc
 from index.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -25,10 +25,34 @@ SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", " ", ""]
 OPTIONAL_KEYS = ("publisher", "author", "date", "url", "site")
 
 
-def chunk_id(source: str, text: str, occurrence: int) -> str:
-    """Stable id: the same text at the same position-in-kind in the same file keeps its id."""
-    key = f"{source}\0{text}\0{occurrence}".encode()
+def chunk_id(source: str, text: str, occurrence: int, context: str = "") -> str:
+    """Stable id: the same text under the same headings at the same position-in-kind in the
+    same file keeps its id (the headings are embedded with the text, see `embedding_text`)."""
+    body = f"{context}\0{text}" if context else text
+    key = f"{source}\0{body}\0{occurrence}".encode()
     return hashlib.sha256(key).hexdigest()[:32]
+
+
+SECTION_SEP = " › "
+
+
+def context_of(metadata: dict) -> str:
+    """Where a chunk sits: "Title › Section › Subsection" (the title once)."""
+    title = str(metadata.get("title") or "")
+    section = str(metadata.get("section") or "")
+    if not section:
+        return title
+    path = section.split(SECTION_SEP)
+    if title and path[0] != title:
+        path.insert(0, title)
+    return SECTION_SEP.join(path)
+
+
+def embedding_text(chunk: Document) -> str:
+    """What is embedded and searched for a chunk: its heading path, then its text. Headings
+    are context for retrieval, never part of the quotable `page_content`."""
+    context = context_of(chunk.metadata)
+    return f"{context}\n\n{chunk.page_content}" if context else chunk.page_content
 
 
 # Characters the splitter's decisions can depend on: its separators, and whitespace (which
@@ -53,6 +77,44 @@ def _is_untagged(marked: str) -> bool:
     return all(ord(ch) < _TAG_BASE for ch in marked)
 
 
+def _split(
+    splitter: RecursiveCharacterTextSplitter, text: str, lo: int, hi: int, source: str
+) -> list[tuple[int, str]]:
+    """(offset, text) of the chunks of text[lo:hi], offsets into `text`."""
+    # The splitter cuts only by separators and lengths, so it cuts the tagged copy exactly
+    # where it would cut the text; there each chunk occurs once, which gives its true offset.
+    # (Its own start_index is only a hint: it can point at an earlier copy of repeated text.)
+    part = text[lo:hi]
+    if not part.strip():
+        return []
+    tagged = _position_tagged(part)
+    out = []
+    pos = 0
+    for piece in splitter.create_documents([tagged]):
+        marked = piece.page_content
+        if _is_untagged(marked):
+            continue  # only punctuation and spaces: nothing to retrieve
+        start = piece.metadata.get("start_index", -1)
+        if start < pos or not tagged.startswith(marked, start):
+            start = tagged.find(marked, pos)
+        if start < 0:  # cannot happen: the tagged text is what was split
+            raise RuntimeError(f"{source}: chunk not found at or after offset {lo + pos}")
+        pos = start
+        out.append((lo + start, part[start : start + len(marked)]))
+    return out
+
+
+def _body_start(text: str, pos: int) -> int:
+    """The first non-blank offset at or after pos."""
+    return pos + len(text[pos:]) - len(text[pos:].lstrip())
+
+
+def _code_within(code: tuple[tuple[int, int], ...], start: int, end: int) -> str:
+    """The code spans overlapping [start, end), clipped, as "a-b;c-d" (Chroma metadata is flat)."""
+    spans = [(max(a, start), min(b, end)) for a, b in code if a < end and b > start]
+    return ";".join(f"{a}-{b}" for a, b in spans)
+
+
 def chunk_document(doc: SourceDoc, *, chunk_size: int, chunk_overlap: int) -> list[Document]:
     """Split `doc.text` into overlapping chunks carrying the metadata of ARCHITECTURE.md."""
     if chunk_overlap >= chunk_size:
@@ -73,36 +135,35 @@ def chunk_document(doc: SourceDoc, *, chunk_size: int, chunk_overlap: int) -> li
     }
     base.update({k: doc.metadata[k] for k in OPTIONAL_KEYS if doc.metadata.get(k)})
     page_starts = [span.start for span in doc.pages]
-
-    # The splitter cuts only by separators and lengths, so it cuts the tagged copy exactly
-    # where it would cut the text; there each chunk occurs once, which gives its true offset.
-    # (Its own start_index is only a hint: it can point at an earlier copy of repeated text.)
-    tagged = _position_tagged(doc.text)
+    sections = doc.sections or (Section(start=0, body_start=0, end=len(doc.text)),)
     chunks: list[Document] = []
     seen: Counter[str] = Counter()
-    lo = 0
-    for piece in splitter.create_documents([tagged]):
-        marked = piece.page_content
-        if _is_untagged(marked):
-            continue  # only punctuation and spaces: nothing to retrieve
-        start = piece.metadata.get("start_index", -1)
-        if start < lo or not tagged.startswith(marked, start):
-            start = tagged.find(marked, lo)
-        if start < 0:  # cannot happen: the tagged text is what was split
-            raise RuntimeError(f"{doc.source}: chunk not found at or after offset {lo}")
-        lo = start
-        content = doc.text[start : start + len(marked)]
-        metadata = dict(base, start=start, end=start + len(content), chunk_index=len(chunks))
-        if doc.pages:
-            # The page containing `start` (chunks never start in the blank gap between pages).
-            metadata["page"] = doc.pages[max(0, bisect.bisect_right(page_starts, start) - 1)].page
-        chunks.append(
-            Document(
-                id=chunk_id(doc.source, content, seen[content]),
-                page_content=content,
-                metadata=metadata,
+    for sec in sections:
+        context = SECTION_SEP.join(sec.path)
+        for start, content in _split(splitter, doc.text, sec.body_start, sec.end, doc.source):
+            metadata = dict(base, start=start, end=start + len(content), chunk_index=len(chunks))
+            if sec.path:
+                metadata["section"] = context
+                metadata["level"] = sec.level
+            # Where the section's body begins: a chunk starting there opens the section.
+            metadata["section_start"] = _body_start(doc.text, sec.body_start)
+            if sec.anchor:
+                metadata["anchor"] = sec.anchor
+            code = _code_within(doc.code, start, start + len(content))
+            if code:
+                metadata["code"] = code
+            if doc.pages:
+                # The page containing `start` (chunks never start in the blank gap between pages).
+                page = doc.pages[max(0, bisect.bisect_right(page_starts, start) - 1)]
+                metadata["page"] = page.page
+            key = f"{context}\0{content}"
+            chunks.append(
+                Document(
+                    id=chunk_id(doc.source, content, seen[key], context),
+                    page_content=content,
+                    metadata=metadata,
+                )
             )
-        )
-        seen[content] += 1
+            seen[key] += 1
     log.debug("%s: %d chunks", doc.source, len(chunks))
     return chunks

@@ -23,6 +23,10 @@ class DocumentError(CorpusBotError):
         self.reason = reason
 
 
+class NotContent(DocumentError):
+    """A file that is not a document to index (a generated index or contents page)."""
+
+
 class IndexNotReady(CorpusBotError):
     """There is no index yet, or it was built with a different embedder."""
 

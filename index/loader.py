@@ -12,7 +12,6 @@ cp1252, so a guess would silently index mojibake. HTML may instead declare its c
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import hashlib
 import io
@@ -21,15 +20,18 @@ import os
 import re
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
-from bs4 import BeautifulSoup, NavigableString, Tag
+from bs4 import BeautifulSoup, Tag
 from bs4.dammit import EncodingDetector
-from bs4.element import PreformattedString
 
-from index.documents import PageSpan, SkippedFile, SourceDoc
-from index.errors import ConfigError, DocumentError
+from index.documents import PageSpan, Section, SkippedFile, SourceDoc
+from index.errors import ConfigError, DocumentError, NotContent
+from index.html import parse_page
+from index.ignore import IgnoreRules
+from index.structure import JUNK, TextBuilder, markdown_blocks, normalize_text
 
 log = logging.getLogger(__name__)
 
@@ -45,22 +47,7 @@ MAX_METADATA_CHARS = 300
 
 # --- normalisation ----------------------------------------------------------------------
 
-_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\ufeff"))
-# Control characters and lone surrogates (broken PDF text maps) break tokenizers and JSON.
-_JUNK = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f\ud800-\udfff]")
-_INNER_SPACES = re.compile(r"(?<=\S)[ \t]{2,}")
-_TRAILING_SPACES = re.compile(r"[ \t]+$", re.M)
-_MANY_NEWLINES = re.compile(r"\n{3,}")
-
-
-def normalize_text(text: str) -> str:
-    """The one text normalisation every format gets; chunk offsets index into its output."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n")
-    text = _JUNK.sub("", text.replace("\u00a0", " ").translate(_ZERO_WIDTH))
-    text = _INNER_SPACES.sub(" ", text)  # leading indentation is kept
-    text = _TRAILING_SPACES.sub("", text)
-    text = _MANY_NEWLINES.sub("\n\n", text)
-    return text.strip()
+_JUNK = JUNK
 
 
 # --- site debris (plain text and markdown) ----------------------------------------------
@@ -200,17 +187,68 @@ def _decode(raw: bytes) -> str:
 # --- formats ----------------------------------------------------------------------------
 
 
-def _parse_plain(raw: bytes, stem: str) -> tuple[str, str, dict[str, str]]:
+@dataclass
+class _Parsed:
+    text: str
+    title: str
+    metadata: dict[str, str] = field(default_factory=dict)
+    pages: tuple[PageSpan, ...] = ()
+    sections: tuple[Section, ...] = ()
+    code: tuple[tuple[int, int], ...] = ()
+
+
+def _parse_plain(raw: bytes, stem: str) -> _Parsed:
     text = strip_debris(normalize_text(_decode(raw)))
-    return text, _first_line_title(text) or stem, {}
+    return _Parsed(text, _first_line_title(text) or stem)
 
 
 _FRONT_MATTER_END = re.compile(r"^(?:---|\.\.\.)[ \t]*$", re.M)
-_H1 = re.compile(r"^#[ \t]+(.+?)[ \t#]*$", re.M)
+_PLACEHOLDER = re.compile("\ue000(\\d+)\ue001")
 
 
-def _parse_markdown(raw: bytes, stem: str) -> tuple[str, str, dict[str, str]]:
-    text = normalize_text(_decode(raw))
+def _strip_debris_keeping_code(text: str) -> str:
+    """`strip_debris` on the prose of a Markdown text; fenced code passes untouched."""
+    blocks: list[str] = []
+    out: list[str] = []
+    fence: list[str] | None = None
+    mark = ""
+    for line in text.split("\n"):
+        if fence is None:
+            m = re.match(r"^[ \t]{0,3}(`{3,}|~{3,})", line)
+            if m:
+                fence, mark = [line], m.group(1)
+            else:
+                out.append(line)
+        else:
+            fence.append(line)
+            if re.match(rf"^[ \t]{{0,3}}{mark[0]}{{{len(mark)},}}[ \t]*$", line):
+                out.append(f"\ue000{len(blocks)}\ue001")
+                blocks.append("\n".join(fence))
+                fence = None
+    if fence is not None:  # unclosed: runs to the end, as in CommonMark
+        out.append(f"\ue000{len(blocks)}\ue001")
+        blocks.append("\n".join(fence))
+    cleaned = strip_debris("\n".join(out))
+    return _PLACEHOLDER.sub(lambda m: blocks[int(m.group(1))], cleaned)
+
+
+def _first_heading(sections: tuple[Section, ...], level: int | None = None) -> str:
+    for sec in sections:
+        if sec.path and (level is None or sec.level == level):
+            return sec.path[-1][:MAX_TITLE_CHARS]
+    return ""
+
+
+def _first_prose_line(text: str) -> str:
+    for line in text.split("\n"):
+        line = line.strip()
+        if line and not line.startswith(("```", "~~~", "#")):
+            return line[:MAX_TITLE_CHARS]
+    return ""
+
+
+def _parse_markdown(raw: bytes, stem: str) -> _Parsed:
+    text = _decode(raw).replace("\r\n", "\n").replace("\r", "\n").lstrip("\n")
     front: dict[str, object] = {}
     if re.match(r"---[ \t]*\n", text):
         header_start = text.index("\n") + 1
@@ -225,48 +263,16 @@ def _parse_markdown(raw: bytes, stem: str) -> tuple[str, str, dict[str, str]]:
             raise ValueError("invalid front matter: expected 'key: value' lines")
         front = {str(k).lower(): v for k, v in (parsed or {}).items()}
         text = text[end.end() :]
-    text = strip_debris(normalize_text(text))
+    builder = TextBuilder()
+    markdown_blocks(_strip_debris_keeping_code(text), builder)
+    body, sections, code = builder.build()
     title = _scalar(front.get("title"))
     title = " ".join(str(title).split())[:MAX_TITLE_CHARS] if title is not None else ""
-    if not title:
-        heading = _H1.search(text)
-        title = heading.group(1).strip()[:MAX_TITLE_CHARS] if heading else ""
-    return text, title or _first_line_title(text, markdown=True) or stem, _clean_metadata(front)
-
-
-_DROP_TAGS = "script style nav header footer aside form noscript iframe svg template button".split()
-_BLOCK_TAGS = frozenset(
-    """address article blockquote dd details dialog div dl dt fieldset figcaption figure h1 h2
-    h3 h4 h5 h6 hr li main ol p pre section summary table tbody thead tfoot tr ul caption""".split()
-)
-_CELL_TAGS = frozenset({"td", "th"})
-
-
-def _html_text(node: Tag) -> str:
-    """Text with blank lines between block elements and inline whitespace collapsed."""
-    parts: list[str] = []
-
-    def walk(el: Tag, pre: bool) -> None:
-        for child in el.children:
-            if isinstance(child, NavigableString):
-                if not isinstance(child, PreformattedString):  # skip comments, doctype, CDATA
-                    parts.append(str(child) if pre else re.sub(r"\s+", " ", str(child)))
-            elif isinstance(child, Tag):
-                name = child.name.lower()
-                if name == "br":
-                    parts.append("\n")
-                elif name in _BLOCK_TAGS:
-                    parts.append("\n\n")
-                    walk(child, pre or name == "pre")
-                    parts.append("\n\n")
-                else:
-                    walk(child, pre)
-                    if name in _CELL_TAGS:
-                        parts.append(" ")
-
-    walk(node, False)
-    lines = (line.strip() for line in "".join(parts).split("\n"))
-    return normalize_text("\n".join(lines))
+    title = (
+        title or _first_heading(sections, 1) or _first_heading(sections) or _first_prose_line(body)
+    )
+    title = title or stem
+    return _Parsed(body, title, _clean_metadata(front), sections=sections, code=code)
 
 
 def _meta(soup: BeautifulSoup, *, prop: str | None = None, name: str | None = None) -> str | None:
@@ -276,7 +282,16 @@ def _meta(soup: BeautifulSoup, *, prop: str | None = None, name: str | None = No
     return content.strip() if isinstance(content, str) and content.strip() else None
 
 
-def _parse_html(raw: bytes, stem: str) -> tuple[str, str, dict[str, str]]:
+class _NotContentPage(ValueError):
+    pass
+
+
+# Index and table-of-contents pages are (nearly) all links: not documents to quote.
+MAX_LINK_DENSITY = 0.7
+MIN_LINKS_FOR_INDEX_PAGE = 10
+
+
+def _parse_html(raw: bytes, stem: str) -> _Parsed:
     try:
         markup = _decode(raw)
     except ValueError as exc:
@@ -299,21 +314,18 @@ def _parse_html(raw: bytes, stem: str) -> tuple[str, str, dict[str, str]]:
         "url": (_http_url(href) if isinstance(href, str) else None) or _meta(soup, prop="og:url"),
     }
     og_title = _meta(soup, prop="og:title")
-
-    for tag in soup.find_all(_DROP_TAGS):
-        tag.decompose()
-    # The main content: the longest <article>, else <main>, else <body>.
-    articles = soup.find_all("article")
-    root = (
-        max(articles, key=lambda a: len(a.get_text(strip=True)))
-        if articles
-        else soup.find("main") or soup.body or soup
-    )
-    text = _html_text(root)
-    h1 = soup.find("h1")
-    title = head_title or og_title or (h1.get_text(" ", strip=True) if h1 else "")
+    builder = TextBuilder()
+    facts = parse_page(soup, builder)
+    text, sections, code = builder.build()
+    links = len(soup.find_all("a"))
+    if facts["link_density"] >= MAX_LINK_DENSITY and links >= MIN_LINKS_FOR_INDEX_PAGE:
+        raise ValueError(
+            f"index or contents page ({facts['link_density']:.0%} of its text is links)"
+        )
+    # The page's own h1 names it; <title> usually adds the site ("Page — Project 1.2 docs").
+    title = facts["h1"] or og_title or head_title or _first_heading(sections)
     title = " ".join(title.split())[:MAX_TITLE_CHARS]
-    return text, title or _first_line_title(text) or stem, _clean_metadata(meta)
+    return _Parsed(text, title or stem, _clean_metadata(meta), sections=sections, code=code)
 
 
 @contextlib.contextmanager
@@ -330,7 +342,7 @@ def _quiet_pypdf() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _parse_pdf(raw: bytes, stem: str) -> tuple[str, str, dict[str, str], tuple[PageSpan, ...]]:
+def _parse_pdf(raw: bytes, stem: str) -> _Parsed:
     from pypdf import PdfReader  # imported lazily: only corpora with PDFs pay for it
 
     page_texts: list[str] = []
@@ -361,7 +373,15 @@ def _parse_pdf(raw: bytes, stem: str) -> tuple[str, str, dict[str, str], tuple[P
         offset += len(page_text)
     text = "".join(pieces)
     title = " ".join(str(info_title).split())[:MAX_TITLE_CHARS] if info_title else ""
-    return text, title or _first_line_title(text) or stem, {}, tuple(spans)
+    return _Parsed(text, title or _first_line_title(text) or stem, pages=tuple(spans))
+
+
+_PARSERS: dict[str, Callable[[bytes, str], _Parsed]] = {
+    **dict.fromkeys(TEXT_EXTS, _parse_plain),
+    **dict.fromkeys(MARKDOWN_EXTS, _parse_markdown),
+    **dict.fromkeys(HTML_EXTS, _parse_html),
+    **dict.fromkeys(PDF_EXTS, _parse_pdf),
+}
 
 
 # --- public API -------------------------------------------------------------------------
@@ -385,30 +405,26 @@ def load_file(path: Path, *, root: Path, max_bytes: int) -> SourceDoc:
     if len(raw) > max_bytes:  # grew since stat
         raise DocumentError(source, f"too large ({len(raw)} bytes, limit {max_bytes})")
 
-    pages: tuple[PageSpan, ...] = ()
     try:
-        if ext in PDF_EXTS:
-            text, title, metadata, pages = _parse_pdf(raw, path.stem)
-        elif ext in HTML_EXTS:
-            text, title, metadata = _parse_html(raw, path.stem)
-        elif ext in MARKDOWN_EXTS:
-            text, title, metadata = _parse_markdown(raw, path.stem)
-        else:
-            text, title, metadata = _parse_plain(raw, path.stem)
+        parsed = _PARSERS[ext](raw, path.stem)
+    except _NotContentPage as exc:
+        raise NotContent(source, str(exc)) from exc
     except ValueError as exc:
         raise DocumentError(source, str(exc)) from exc
     except Exception as exc:  # a parser bug must cost one file, not the whole index
         log.debug("unexpected error parsing %s", source, exc_info=True)
         raise DocumentError(source, f"cannot parse: {exc or type(exc).__name__}") from exc
-    if not text.strip():
+    if not parsed.text.strip():
         raise DocumentError(source, "no text content")
     return SourceDoc(
         source=source,
-        title=title,
-        text=text,
+        title=parsed.title,
+        text=parsed.text,
         sha256=hashlib.sha256(raw).hexdigest(),
-        metadata=metadata,
-        pages=pages,
+        metadata=parsed.metadata,
+        pages=parsed.pages,
+        sections=parsed.sections,
+        code=parsed.code,
     )
 
 
@@ -439,13 +455,22 @@ def load_corpus(
         raise ConfigError(f"CORPUS_DIR is not a directory: {corpus_dir}")
     docs: list[SourceDoc] = []
     skipped: list[SkippedFile] = []
+    rules = IgnoreRules.from_corpus(corpus_dir)
     for path in _corpus_files(corpus_dir):
+        rel = path.relative_to(corpus_dir).as_posix()
+        pattern = rules.match(rel)
+        if pattern is not None:
+            skipped.append(SkippedFile(rel, f"ignored ({pattern})", kind="ignored"))
+            continue
         try:
             doc = load_file(path, root=corpus_dir, max_bytes=max_bytes)
             url = url_for(doc.source) if url_for else None
             if url:
-                doc = dataclasses.replace(doc, metadata={**doc.metadata, "url": url})
+                doc = replace(doc, metadata={**doc.metadata, "url": url})
             docs.append(doc)
+        except NotContent as err:
+            log.info("not indexing %s: %s", err.path, err.reason)
+            skipped.append(SkippedFile(path=err.path, reason=err.reason, kind="ignored"))
         except DocumentError as err:
             log.warning("skipping %s: %s", err.path, err.reason)
             skipped.append(SkippedFile(path=err.path, reason=err.reason))

@@ -29,7 +29,7 @@ from langchain_core.embeddings import Embeddings
 from tqdm import tqdm
 
 from index import store
-from index.chunker import chunk_document
+from index.chunker import chunk_document, embedding_text
 from index.documents import SourceDoc
 from index.embedder import embedder_id as get_embedder_id
 from index.embedder import make_embeddings
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 # Bump when the loader or chunker produce different output for the same file bytes, so the
 # unchanged fast path does not keep an index built by older code.
-LOADER_VERSION = "1"
+LOADER_VERSION = "2"  # 2: structure-aware loading and chunking
 WRITE_SLICE = 1024  # chunks per Chroma write while embedding
 CALL_BATCHES = 8  # embedder batches per embed_documents call (and progress step)
 
@@ -62,6 +62,8 @@ class IndexSummary:
     reused: int = 0  # chunks whose vectors were copied from the previous generation
     skipped: int = 0
     skipped_files: list[dict[str, str]] = field(default_factory=list)
+    ignored: int = 0  # not content by rule: .corpusignore, generated index/contents pages
+    ignored_files: list[dict[str, str]] = field(default_factory=list)
     generation: str = ""
     seconds: float = 0.0
     full: bool = False
@@ -81,6 +83,8 @@ class IndexSummary:
             text += "; index unchanged"
         if self.note:
             text += f"; {self.note}"
+        if self.ignored:
+            text += f"; ignored {self.ignored} (generated or .corpusignore)"
         if self.skipped_files:
             files = ", ".join(f"{s['path']} ({s['reason']})" for s in self.skipped_files)
             text += f"; skipped {self.skipped} file{'s' if self.skipped != 1 else ''}: {files}"
@@ -157,13 +161,17 @@ def _reindex(
     prefix = settings.collection_prefix
     eid = get_embedder_id(settings)
 
-    docs, skipped = load_corpus(
+    docs, not_loaded = load_corpus(
         settings.corpus_dir, max_bytes=settings.max_document_bytes, url_for=url_for
     )
+    skipped = [s for s in not_loaded if s.kind == "error"]
+    ignored = [s for s in not_loaded if s.kind != "error"]
     summary = IndexSummary(
         documents=len(docs),
         skipped=len(skipped),
         skipped_files=[{"path": s.path, "reason": s.reason} for s in skipped],
+        ignored=len(ignored),
+        ignored_files=[{"path": s.path, "reason": s.reason} for s in ignored[:100]],
         full=full,
     )
     fp = fingerprint(docs, settings, eid)
@@ -292,7 +300,7 @@ def _fill(
             for i in range(0, len(todo), step):
                 batch = todo[i : i + step]
                 pending[0].extend(batch)
-                pending[1].extend(embeddings.embed_documents([c.page_content for c in batch]))
+                pending[1].extend(embeddings.embed_documents([embedding_text(c) for c in batch]))
                 summary.embedded += len(batch)
                 bar.update(len(batch))
                 if len(pending[0]) >= WRITE_SLICE or i + step >= len(todo):

@@ -21,6 +21,7 @@ from tests.data.make_pdf import pdf_bytes
 MAX = 1_000_000
 REQUIRED = {"source", "title", "start", "end", "chunk_index", "doc_sha256"}
 ALLOWED = REQUIRED | {"page", "publisher", "author", "date", "url", "site"}
+ALLOWED |= {"section", "level", "anchor", "code", "section_start"}  # structure: heading path, its anchor, code
 
 
 def make_doc(text: str, *, source: str = "doc.txt", pages: tuple[PageSpan, ...] = ()) -> SourceDoc:
@@ -50,8 +51,10 @@ def check_chunks(doc: SourceDoc, chunks) -> None:
         assert md["chunk_index"] == i
         assert md["source"] == doc.source and md["doc_sha256"] == doc.sha256
         assert re.fullmatch(r"[0-9a-f]{32}", chunk.id)
-        occurrence = [c.page_content for c in chunks[:i]].count(chunk.page_content)
-        assert chunk.id == chunk_id(doc.source, chunk.page_content, occurrence)
+        context = md.get("section", "")
+        earlier = [(c.metadata.get("section", ""), c.page_content) for c in chunks[:i]]
+        occurrence = earlier.count((context, chunk.page_content))
+        assert chunk.id == chunk_id(doc.source, chunk.page_content, occurrence, context)
     assert len({c.id for c in chunks}) == len(chunks)
 
 
@@ -67,6 +70,9 @@ def test_seed_corpus_offsets_round_trip(size, overlap):
         covered = set()
         for c in chunks:
             covered.update(range(c.metadata["start"], c.metadata["end"]))
+        # Everything but heading lines (context, not quotable text) is in some chunk.
+        for sec in doc.sections:
+            covered.update(range(sec.start, sec.body_start))
         assert all(i in covered for i, ch in enumerate(doc.text) if not ch.isspace())
 
 
@@ -75,6 +81,8 @@ def test_metadata_carries_document_fields():
     by_source = {d.source: d for d in docs}
     ccn = by_source["north-korea-short-lived-bitcoin-mining.md"]
     first = chunk_document(ccn, chunk_size=900, chunk_overlap=150)[0]
+    heading = ccn.sections[0]
+    assert ccn.text[heading.start : heading.body_start] == f"# {ccn.title}"
     assert first.metadata == {
         "source": ccn.source,
         "title": ccn.title,
@@ -83,9 +91,13 @@ def test_metadata_carries_document_fields():
         "site": "CCN.com",
         "author": "Jack Mathis",
         "date": "2021-03-04",
-        "start": 0,
-        "end": len(first.page_content),
+        "start": heading.body_start + 2,  # the body starts after the heading's blank line
+        "end": heading.body_start + 2 + len(first.page_content),
         "chunk_index": 0,
+        "section": ccn.title,
+        "section_start": heading.body_start + 2,
+        "level": 1,
+        "anchor": "north-korea-appears-to-have-run-a-short-lived-bitcoin-mining-operation",
     }
     other = chunk_document(
         by_source["north-korea-begins-mining-bitcoin.md"], chunk_size=900, chunk_overlap=150

@@ -558,5 +558,6 @@ def test_bot_builds_its_missing_index_from_docs_url(site: DocsServer, settings: 
     assert said[1].startswith(f"crawled {site.base}/docs/ (links): {len(PAGES)} pages")
     answer = service.answer("How large is the in-memory read cache by default?")
     assert not answer.abstained
-    assert answer.citations[0].url == f"{site.base}/docs/guide/configuration.html"
+    # The page URL from the crawl, deep-linked to the section the quote is in.
+    assert answer.citations[0].url == f"{site.base}/docs/guide/configuration.html#memory-limits"
     assert answer.citations[0].source == "docs/guide/configuration.html"

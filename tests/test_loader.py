@@ -225,7 +225,7 @@ def test_utf8_bom_utf16_and_crlf(tmp_path):
 
 def test_html_article_fixture():
     doc = load_file(DATA / "article.html", root=DATA, max_bytes=MAX)
-    assert doc.title == "Miners Move North | Example News"
+    assert doc.title == "Miners Move North"  # the page's h1; <title> adds the site name
     assert doc.metadata == {
         "publisher": "Example News",
         "author": "Ada Writer",
@@ -233,10 +233,10 @@ def test_html_article_fixture():
         "url": "https://example.com/news/miners-move-north",
     }
     assert doc.text == (
-        "Miners Move North\n\n"
+        "# Miners Move North\n\n"
         "Bitcoin miners are moving to colder regions, where cooling is cheap.\n\n"
         "Electricity prices matter more than anything else.\nHosting deals follow.\n\n"
-        "First point.\n\nSecond point."
+        "- First point.\n\n- Second point."
     )
 
 
@@ -252,11 +252,11 @@ def test_html_fallbacks(tmp_path):
     doc = load(tmp_path, "p.htm", html)
     assert doc.title == "OG Title"
     assert doc.metadata == {"date": "2019-12-31", "url": "http://example.net/p"}
-    assert doc.text == "Part\n\nMain text."
+    assert doc.text == "## Part\n\nMain text."
 
     doc = load(tmp_path, "q.html", "<body><h1>Heading One</h1><p>Body  text.</p></body>")
     assert doc.title == "Heading One"
-    assert doc.text == "Heading One\n\nBody text."
+    assert doc.text == "# Heading One\n\nBody text."
 
 
 def test_html_declared_charset_is_honoured(tmp_path):

@@ -1,0 +1,234 @@
+"""Answer quality on the development sets, beside a plain search box on the same index.
+
+    python -m bench.eval_devsets                  # every set in bench/devsets/, both halves
+    python -m bench.eval_devsets --set faq --split heldout
+    python -m bench.eval_devsets --features out.jsonl   # the decision features per question
+
+Each set is a corpus folder and a questions.yaml (see bench/devsets/README.md). The corpus is
+indexed with the real pipeline into a temporary INDEX_DIR (cached per corpus content under
+.bench-cache/ so reruns are fast), then every question goes through the real chain, offline.
+
+Per set and split it prints:
+* answered: the answer is not a decline and cites a passage of an expected document that
+  contains one of the key phrases (the fact and a supporting citation);
+* declined: out-of-scope questions the bot declined;
+* precision: share of citations (on answerable questions) that point into an expected document;
+* search top-1 / top-4: the retriever's first chunk (or any of the first four) contains a key
+  phrase: what a plain search box would show.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import re
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DEVSETS = ROOT / "bench" / "devsets"
+CACHE = ROOT / ".bench-cache"
+DEFAULT_SET = ("default", ROOT / "corpus", ROOT / "tests" / "data" / "questions.yaml")
+OUT_OF_SCOPE = {"out_of_scope", "offtopic", "absent"}
+
+
+def norm(text: str) -> str:
+    return " ".join(text.lower().replace("’", "'").replace("“", '"').replace("”", '"').split())
+
+
+@dataclass
+class Item:
+    id: str
+    q: str
+    answerable: bool
+    split: str
+    sources: list[str] = field(default_factory=list)
+    key_phrases: list[str] = field(default_factory=list)
+    history: list[str] = field(default_factory=list)
+    kind: str = ""
+
+
+def load_items(path: Path) -> list[Item]:
+    out = []
+    for i, raw in enumerate(yaml.safe_load(path.read_text(encoding="utf-8"))):
+        kind = str(raw.get("kind", "answerable"))
+        answerable = kind not in OUT_OF_SCOPE and raw.get("answerable", True) is not False
+        out.append(
+            Item(
+                id=str(raw["id"]),
+                q=str(raw["q"]),
+                answerable=answerable,
+                split=str(raw.get("split") or ("tune" if i % 2 == 0 else "heldout")),
+                sources=list(raw.get("sources") or []),
+                key_phrases=[str(k) for k in raw.get("key_phrases") or []],
+                history=list(raw.get("history") or []),
+                kind=kind,
+            )
+        )
+    return out
+
+
+def sets() -> list[tuple[str, Path, Path]]:
+    found = [DEFAULT_SET]
+    for qfile in sorted(DEVSETS.glob("*/questions.yaml")):
+        found.append((qfile.parent.name, qfile.parent / "corpus", qfile))
+    return found
+
+
+def holds_fact(text: str, item: Item) -> bool:
+    t = norm(text)
+    return any(norm(k) in t for k in item.key_phrases)
+
+
+def _corpus_digest(corpus: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(corpus.rglob("*")):
+        if p.is_file():
+            h.update(p.relative_to(corpus).as_posix().encode())
+            h.update(hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()[:16]
+
+
+def build(name: str, corpus: Path, *, settings_overrides: dict | None = None):
+    from bot.service import build_service
+    from index.pipeline import reindex
+    from index.settings import Settings
+
+    overrides = settings_overrides or {}
+    tag = hashlib.sha256(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:6]
+    index_dir = CACHE / f"{name}-{_corpus_digest(corpus)}-{tag}"
+    settings = Settings(_env_file=None, corpus_dir=corpus, index_dir=index_dir, **overrides)
+    started = time.perf_counter()
+    summary = reindex(settings)
+    if summary.changed:
+        print(f"[{name}] indexed: {summary.line()}", file=sys.stderr)
+    _ = started
+    return build_service(settings, build_if_missing=False)
+
+
+def evaluate(
+    name: str, corpus: Path, qfile: Path, *, split: str | None, features_out=None, overrides=None
+):
+    service = build(name, corpus, settings_overrides=overrides)
+    items = [i for i in load_items(qfile) if split in (None, i.split)]
+    results: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    failures = []
+    for item in items:
+        history: list[tuple[str, str]] = []
+        for earlier in item.history:
+            history.append((earlier, service.answer(earlier, history).text))
+        answer = service.answer(item.q, history)
+        r = results[item.split]
+        if item.answerable:
+            ok = not answer.abstained and any(
+                c.source in item.sources and holds_fact(c.quote, item) for c in answer.citations
+            )
+            r["answered"].append(ok)
+            if not answer.abstained:
+                r["precision"].extend(c.source in item.sources for c in answer.citations)
+            if not item.history:
+                docs = service.search(item.q)
+                top = [d for d in docs if d.metadata.get("source") in item.sources]
+                r["top1"].append(bool(docs) and docs[0] in top and holds_fact(docs[0].page_content, item))
+                r["top4"].append(any(holds_fact(d.page_content, item) for d in top[:4]))
+            if not ok:
+                failures.append((item, answer))
+        else:
+            r["declined"].append(answer.abstained)
+            if not answer.abstained:
+                failures.append((item, answer))
+        if features_out is not None:
+            feats = getattr(answer, "features", None) or {}
+            cand = answer.candidate
+            correct_quote = bool(
+                item.answerable
+                and cand is not None
+                and cand.source in item.sources
+                and holds_fact(cand.quote, item)
+            )
+            features_out.write(
+                json.dumps(
+                    {
+                        "set": name,
+                        "id": item.id,
+                        "split": item.split,
+                        "answerable": item.answerable,
+                        "abstained": answer.abstained,
+                        "correct_quote": correct_quote,
+                        "features": feats,
+                    }
+                )
+                + "\n"
+            )
+    return results, failures
+
+
+def rate(values: list) -> str:
+    if not values:
+        return "-"
+    return f"{sum(values)}/{len(values)} ({sum(values) / len(values):.0%})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--set", action="append", help="only these sets (default: all)")
+    p.add_argument("--split", choices=["tune", "heldout"], help="only this half")
+    p.add_argument("--features", type=Path, help="write per-question decision features (JSONL)")
+    p.add_argument("--failures", action="store_true", help="print the questions that failed")
+    p.add_argument("--chunk-size", type=int, help="CHUNK_SIZE for the dev indexes")
+    p.add_argument("--chunk-overlap", type=int, help="CHUNK_OVERLAP for the dev indexes")
+    p.add_argument("--k", type=int, help="RETRIEVAL_K")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    out = args.features.open("w", encoding="utf-8") if args.features else None
+    rows = []
+    for name, corpus, qfile in sets():
+        if args.set and name not in args.set:
+            continue
+        overrides = {
+            key: value
+            for key, value in (
+                ("chunk_size", args.chunk_size),
+                ("chunk_overlap", args.chunk_overlap),
+                ("retrieval_k", args.k),
+            )
+            if value is not None
+        }
+        results, failures = evaluate(
+            name, corpus, qfile, split=args.split, features_out=out, overrides=overrides
+        )
+        for split in sorted(results):
+            r = results[split]
+            rows.append(
+                (
+                    name,
+                    split,
+                    rate(r["answered"]),
+                    rate(r["declined"]),
+                    rate(r["precision"]),
+                    rate(r["top1"]),
+                    rate(r["top4"]),
+                )
+            )
+        if args.failures:
+            for item, answer in failures:
+                got = re.sub(r"\s+", " ", answer.text)[:160]
+                print(f"  FAIL {name}/{item.id} [{item.split}] {item.q!r} -> {got}")
+    header = ("set", "split", "answered", "declined", "precision", "search top-1", "top-4")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        print("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)))
+    if out:
+        out.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

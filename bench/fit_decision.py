@@ -1,0 +1,75 @@
+"""Fit the answer-or-decline model (bot/answer/decision.json) on the dev sets' tune halves.
+
+    python -m bench.eval_devsets --split tune --features /tmp/tune.jsonl
+    python -m bench.fit_decision /tmp/tune.jsonl            # writes bot/answer/decision.json
+
+Label: 1 when the passage the answerer would quote holds the fact from an expected
+document, 0 otherwise (out-of-scope questions, and answerable ones whose best passage is
+wrong: declining those keeps citations precise). L2-regularised logistic regression, then the
+threshold that maximises tune-half accuracy with a small preference for answering. Only the
+tune halves are read: the held-out halves stay for measuring.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from bot.answer.features import DECISION_FEATURES, DECISION_FILE
+
+
+def fit(x: np.ndarray, y: np.ndarray, *, l2: float = 0.01, steps: int = 20000) -> np.ndarray:
+    w = np.zeros(x.shape[1] + 1)
+    xb = np.hstack([x, np.ones((len(x), 1))])
+    # Balance the classes so the sets' mix of answerable and out-of-scope doesn't set the bias.
+    pos = y.mean()
+    sw = np.where(y == 1, 0.5 / max(pos, 1e-9), 0.5 / max(1 - pos, 1e-9))
+    lr = 0.5
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-(xb @ w)))
+        grad = xb.T @ (sw * (p - y)) / len(y) + l2 * np.r_[w[:-1], 0.0]
+        w -= lr * grad
+    return w
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("features", type=Path, nargs="+")
+    ap.add_argument("--out", type=Path, default=DECISION_FILE)
+    args = ap.parse_args(argv)
+    rows = []
+    for path in args.features:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            r = json.loads(line)
+            if r["split"] == "tune" and r["features"]:
+                rows.append(r)
+    x = np.array([[r["features"][k] for k in DECISION_FEATURES] for r in rows], dtype=float)
+    y = np.array([1.0 if r["correct_quote"] else 0.0 for r in rows])
+    w = fit(x, y)
+    p = 1 / (1 + np.exp(-(np.hstack([x, np.ones((len(x), 1))]) @ w)))
+    best = max(
+        (float(t) for t in np.arange(0.2, 0.8, 0.01)),
+        key=lambda t: (((p >= t) == (y == 1)).mean(), -abs(t - 0.5)),
+    )
+    acc = ((p >= best) == (y == 1)).mean()
+    data = {
+        "weights": {k: round(float(v), 4) for k, v in zip(DECISION_FEATURES, w[:-1], strict=True)},
+        "bias": round(float(w[-1]), 4),
+        "threshold": round(best, 2),
+        "near_dense": 0.25,
+        "fitted_on": sorted({r["set"] for r in rows}),
+        "examples": len(rows),
+        "positives": int(y.sum()),
+        "tune_accuracy": round(float(acc), 3),
+    }
+    args.out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(data, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Answering: the offline extractive answerer and its decision model."""

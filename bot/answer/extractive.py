@@ -1,0 +1,424 @@
+"""The offline answerer: quote the passage that answers, cite it, or say the corpus doesn't.
+
+It reads evidence by its structure, the same way on any corpus:
+
+* Each retrieved chunk sits in a section (its heading path) and holds prose and code.
+  Headings are context, never the answer; code and doctest lines are quoted only when the
+  question asks for code.
+* A passage answers when its sentences share the question's informative words, or when it
+  opens a section whose heading matches the question (a FAQ's answer is the paragraph under
+  the question heading, whatever its words).
+* The quote is the best sentence plus what finishes its thought: the following sentences of
+  the same paragraph ("It is often expected that ... This is not what happens. ..."), the
+  code block a sentence ending in ":" introduces, the sentence before one that starts with
+  "This"/"However".
+* Whether to answer at all is decided from a few scale-free features of the best passage
+  (dense similarity, how much of the question it covers, question words the corpus lacks),
+  combined by a logistic model fitted on development sets (`bench/fit_decision.py`).
+
+Per question it only tokenises the retrieved chunks: nothing proportional to the corpus and
+no model runs beyond the retriever's one query embedding.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langchain_core.documents import Document
+
+from bot.answer.features import DECISION_FEATURES, Decision
+from bot.followup import Standalone
+from bot.models import Answer, Citation, deep_link
+from bot.retriever import Lexicon
+from bot.sentences import STOPWORDS, normalize_word, split_sentences, stem, words
+from index.chunker import SECTION_SEP, context_of
+
+log = logging.getLogger(__name__)
+
+NOT_FOUND = "I couldn't find that in the indexed sources."
+QUOTE_CHARS = 450  # a passage of one to three sentences, or a short paragraph
+MAX_UNITS = 3
+NEAR_SOURCES = 3
+
+
+def load_common_words(tokenizer_json: Path) -> frozenset[str]:
+    """Whole words of a WordPiece vocabulary: a ~20k-word common-English lexicon."""
+    vocab = json.loads(tokenizer_json.read_text(encoding="utf-8"))["model"]["vocab"]
+    return frozenset(w for w in vocab if w.isalpha() and w.islower())
+
+
+# --- the question -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Term:
+    term: str  # stemmed
+    word: str  # as written
+    hard: bool  # a name, number or rare word: the answer must be about exactly this
+    weight: float = 1.0  # < 1 for subject words borrowed from an earlier turn
+
+
+def _is_common(word: str, common: frozenset[str]) -> bool:
+    forms = {word}
+    for suffix, repl in (("ies", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"),
+                         ("ing", ""), ("ing", "e")):  # fmt: skip
+        if word.endswith(suffix) and len(word) > len(suffix) + 2:
+            forms.add(word[: -len(suffix)] + repl)
+    return not forms.isdisjoint(common)
+
+
+def question_terms(question: str, common: frozenset[str], *, weight: float = 1.0) -> list[Term]:
+    """Content terms of a question, marking names, numbers and rare words as hard."""
+    out: dict[str, Term] = {}
+    for i, raw in enumerate(words(question)):
+        w = normalize_word(raw)
+        if w in STOPWORDS or (len(w) < 2 and not w.isdigit()):
+            continue
+        parts = [p for p in w.replace("'", "-").split("-") if p]
+        common_word = all(_is_common(p, common) for p in parts)
+        # A capital on the first word is just sentence case; elsewhere it marks a name.
+        capital = raw[:1].isupper() and (i > 0 or not common_word or raw.isupper())
+        hard = any(ch.isdigit() for ch in w) or capital or not common_word
+        t = stem(w)
+        prev = out.get(t)
+        out[t] = Term(t, raw, hard or (prev.hard if prev else False), weight)
+    return list(out.values())
+
+
+def matches(term: str, terms: set[str]) -> bool:
+    """Exact, or one word a prefix of the other ('korea'/'korean', 'crypto'/'cryptocurrency')."""
+    if term in terms:
+        return True
+    if term.isdigit() or len(term) < 5:
+        return False
+    return any(len(t) >= 5 and (t.startswith(term) or term.startswith(t)) for t in terms)
+
+
+_LEAD = r"(?i)^\W*(?:(?:and|but|so|then|also)\s+)?"
+_MONTH = "January|February|March|April|May|June|July|August|September|October|November|December"
+_NUMBER = re.compile(
+    r"\d|(?i:\b(?:one|two|three|four|five|six|seven|eight|nine|ten|dozens?|hundreds?"
+    r"|thousands?|millions?|billions?|several|numerous)\b)"
+)
+# The classic answer types: what a sentence contains when it answers the question word.
+_TYPES: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
+    (re.compile(_LEAD + r"how\s+(?:many|much)\b"), _NUMBER),
+    (
+        re.compile(_LEAD + r"(?:when|what\s+(?:year|date|day|month|time))\b"),
+        re.compile(
+            rf"\b(?:{_MONTH})\b|\b(?:1[89]|20)\d\d\b|\b\d{{1,2}}(?:st|nd|rd|th)\b"
+            r"|(?i:\b(?:yesterday|today|ago|last\s+(?:year|month|week)|since|until|after|before)\b)"
+        ),
+    ),
+    (
+        re.compile(_LEAD + r"(?:why|what\s+for)\b"),
+        re.compile(
+            r"(?i)\b(?:because|due\s+to|in\s+order\s+to|so\s+that|as\s+a\s+means|reason|since)\b"
+        ),
+    ),
+)
+_CODE_ASKED = re.compile(
+    r"(?i)\b(?:code|example|snippet|syntax|command|commands|script|function\s+signature|"
+    r"how\s+(?:do|can|would|should)\s+i\s+(?:write|call|type|run|use))\b"
+)
+
+
+def answer_type(question: str) -> Callable[[str], bool] | None:
+    for asks, answers in _TYPES:
+        if asks.search(question):
+            return lambda text, a=answers: bool(a.search(text))
+    return None
+
+
+# --- the evidence -------------------------------------------------------------------------
+
+
+@dataclass
+class Unit:
+    """A sentence of prose, or a whole code block, inside one retrieved chunk."""
+
+    text: str
+    start: int  # absolute offsets in the document text
+    end: int
+    code: bool
+    para: int  # paragraph number within the chunk
+    terms: set[str] = field(default_factory=set)
+    lex: float = 0.0
+    score: float = 0.0
+
+
+@dataclass
+class Passage:
+    chunk: Document
+    rank: int
+    units: list[Unit]
+    context_terms: set[str]
+    dense: float
+    section_lead: bool  # the chunk starts its section's body
+
+    @property
+    def source(self) -> str:
+        return str(self.chunk.metadata.get("source", ""))
+
+
+_DOCTEST = re.compile(r"^\s*(?:>>>|\.\.\.\s|\$\s|%\s|In \[\d+\]:)")
+
+
+def _code_spans(md: dict[str, Any]) -> list[tuple[int, int]]:
+    spans = []
+    for part in str(md.get("code") or "").split(";"):
+        a, _, b = part.partition("-")
+        if a.isdigit() and b.isdigit():
+            spans.append((int(a), int(b)))
+    return spans
+
+
+def units_of(chunk: Document) -> list[Unit]:
+    """The chunk's sentences and code blocks, in order, with absolute offsets."""
+    md = chunk.metadata
+    base = int(md.get("start", 0))
+    text = chunk.page_content
+    code = [(a - base, b - base) for a, b in _code_spans(md)]
+    out: list[Unit] = []
+    para = 0
+    pos = 0
+
+    def prose(lo: int, hi: int) -> None:
+        nonlocal para
+        segment = text[lo:hi]
+        for block in re.finditer(r"(?:[^\n]|\n(?!\s*\n))+", segment):  # paragraphs
+            if not block.group().strip():
+                continue
+            for s in split_sentences(block.group(), lo + block.start()):
+                is_code = bool(_DOCTEST.match(s.text)) or s.heading
+                out.append(Unit(s.text, base + s.start, base + s.end, is_code, para))
+            para += 1
+
+    for a, b in code:
+        prose(pos, a)
+        block = text[a:b]
+        if block.strip():
+            out.append(Unit(block, base + a, base + b, True, para))
+            para += 1
+        pos = b
+    prose(pos, len(text))
+    return out
+
+
+def _terms(text: str) -> set[str]:
+    out = set()
+    for raw in words(text):
+        w = normalize_word(raw)
+        if w in STOPWORDS or (len(w) < 2 and not w.isdigit()):
+            continue
+        out.add(stem(w))
+    return out
+
+
+# --- the answerer -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Weights:
+    """How a sentence is ranked (the decision to answer at all is `Decision`)."""
+
+    lex: float = 0.5  # share of the question's informative words in the sentence
+    dense: float = 0.35  # the chunk's similarity to the question (headings included)
+    lead: float = 0.35  # opens a section whose heading matches the question
+    answer_type: float = 0.08  # holds what the question word asks for (a date for "when")
+    rank: float = 0.02  # per retrieval rank: ties go to the retriever's order
+
+
+class ExtractiveAnswerer:
+    """Answers with a verbatim passage from the retrieved chunks, cited [n]; or abstains."""
+
+    def __init__(
+        self,
+        *,
+        lexicon: Callable[[], Lexicon],
+        common_words: frozenset[str],
+        decision: Decision | None = None,
+        weights: Weights | None = None,
+    ) -> None:
+        self._lexicon = lexicon
+        self._common = common_words
+        self.decision = decision or Decision.default()
+        self.weights = weights or Weights()
+
+    def answer(self, question: str | Standalone, docs: list[Document]) -> Answer:
+        q = question if isinstance(question, Standalone) else Standalone(question)
+        answer, features = self.explain(q, docs)
+        answer.features = features
+        return answer
+
+    def explain(self, q: Standalone, docs: list[Document]) -> tuple[Answer, dict[str, float]]:
+        """The answer and the features the decision saw (for the dev-set tools)."""
+        terms = question_terms(q.question, self._common)
+        own = {t.term for t in terms}
+        terms += [
+            t
+            for t in question_terms(" ".join(q.context), self._common, weight=0.5)
+            if t.term not in own
+        ]
+        if not terms or not docs:
+            return self._abstain(q, docs, "no content terms" if not terms else "no chunks"), {}
+        lexicon = self._lexicon()
+        idf = {t.term: lexicon.idf(t.term) * t.weight for t in terms}
+        total = sum(idf.values()) or 1.0
+
+        def coverage(have: set[str], only: list[Term] | None = None) -> float:
+            pool = only if only is not None else terms
+            return sum(idf[t.term] for t in pool if matches(t.term, have)) / total
+
+        wants_code = bool(_CODE_ASKED.search(q.question))
+        wanted = answer_type(q.question)
+        passages = [self._passage(d, i) for i, d in enumerate(docs)]
+        w = self.weights
+        best: tuple[float, Passage, Unit] | None = None
+        for p in passages:
+            head = coverage(p.context_terms)
+            for u in p.units:
+                if u.code and not wants_code:
+                    continue
+                u.lex = coverage(u.terms)
+                lead = head if p.section_lead and u.para == 0 else 0.0
+                u.score = w.lex * u.lex + w.dense * p.dense + w.lead * lead - w.rank * p.rank
+                if wanted is not None and wanted(u.text):
+                    u.score += w.answer_type
+                if best is None or u.score > best[0]:
+                    best = (u.score, p, u)
+        if best is None:
+            return self._abstain(q, docs, "no prose in the evidence"), {}
+        _, top, unit = best
+        window = self._window(top, unit, wants_code)
+        quoted = set().union(*(u.terms for u in window))
+        hard = [t for t in terms if t.hard]
+        missing = [t for t in terms if not lexicon.knows(t.term)]
+        features = {
+            "dense": top.dense,
+            "best_dense": max(p.dense for p in passages),
+            "coverage": coverage(quoted | top.context_terms),
+            "chunk_coverage": coverage(
+                set().union(*(u.terms for u in top.units)) | top.context_terms
+            ),
+            "heading": coverage(top.context_terms),
+            "missing": sum(idf[t.term] for t in missing) / total,
+            "hard_missing": float(any(t.hard for t in missing)),
+            "hard_uncovered": float(
+                any(not matches(t.term, quoted | top.context_terms) for t in hard)
+            ),
+            "lead": float(top.section_lead and unit.para == 0),
+        }
+        assert set(features) == set(DECISION_FEATURES)
+        p_answer = self.decision.probability(features)
+        features["p"] = p_answer
+        composed = self._compose(q, top, window)
+        if p_answer < self.decision.threshold:
+            reason = ", ".join(f"{k} {v:.2f}" for k, v in features.items())
+            declined = self._abstain(q, docs, f"declined ({reason})")
+            declined.candidate = composed.citations[0]
+            return declined, features
+        composed.candidate = composed.citations[0]
+        return composed, features
+
+    # --- evidence -------------------------------------------------------------------------
+
+    @staticmethod
+    def _passage(doc: Document, rank: int) -> Passage:
+        md = doc.metadata
+        units = units_of(doc)
+        for u in units:
+            u.terms = _terms(u.text)
+        section_start = md.get("section_start")
+        lead = section_start is not None and int(md.get("start", -1)) <= int(section_start) + 2
+        return Passage(
+            chunk=doc,
+            rank=rank,
+            units=units,
+            context_terms=_terms(context_of(md)),
+            dense=float(md.get("dense_score", 0.0)),
+            section_lead=bool(lead)
+            or (section_start is None and int(md.get("chunk_index", 1)) == 0),
+        )
+
+    @staticmethod
+    def _window(p: Passage, unit: Unit, wants_code: bool) -> list[Unit]:
+        """The best sentence and what completes it, within one paragraph (or its code)."""
+        i = p.units.index(unit)
+        window = [unit]
+        # A sentence opening with a reference to the one before needs it ("This is why ...").
+        if i > 0 and re.match(
+            r"(?i)^(?:this|that|these|it|they|however|but|so|thus|hence)\b", unit.text
+        ):
+            prev = p.units[i - 1]
+            if prev.para == unit.para and not prev.code:
+                window.insert(0, prev)
+        j = i + 1
+        while j < len(p.units) and len(window) < MAX_UNITS:
+            nxt = p.units[j]
+            size = sum(len(u.text) for u in window) + len(nxt.text)
+            introduces = window[-1].text.rstrip().endswith(":")
+            if nxt.code:
+                # The code a sentence announces ("as follows:") is the rest of the answer.
+                if introduces and (wants_code or len(nxt.text) <= 300):
+                    window.append(nxt)
+                break
+            if nxt.para != window[-1].para and not introduces:
+                break
+            if size > QUOTE_CHARS and not introduces:
+                break
+            window.append(nxt)
+            j += 1
+        return window
+
+    # --- output ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _compose(q: Standalone, p: Passage, window: list[Unit]) -> Answer:
+        md = p.chunk.metadata
+        start, end = window[0].start, window[-1].end
+        base = int(md.get("start", 0))
+        quote = p.chunk.page_content[start - base : end - base]
+        section = str(md.get("section") or "")
+        citation = Citation(
+            n=1,
+            title=str(md.get("title") or p.source),
+            source=p.source,
+            quote=quote,
+            start=start,
+            end=end,
+            page=md.get("page"),
+            publisher=md.get("publisher"),
+            author=md.get("author"),
+            date=md.get("date"),
+            url=deep_link(md.get("url"), anchor=md.get("anchor"), page=md.get("page")),
+            chunk_id=str(p.chunk.id) if p.chunk.id else None,
+            section=section.split(SECTION_SEP)[-1] if section else None,
+            heading_path=section or None,
+            anchor=md.get("anchor"),
+        )
+        return Answer(question=q.question, text=f"“{quote}” [1]", citations=[citation])
+
+    def _abstain(self, q: Standalone, docs: list[Document], reason: str) -> Answer:
+        log.debug("abstain on %r: %s", q.question, reason)
+        text = NOT_FOUND
+        near = [
+            str(d.metadata.get("title") or d.metadata.get("source"))
+            for d in docs
+            if float(d.metadata.get("dense_score", 0.0)) >= self.decision.near_dense
+        ]
+        near = list(dict.fromkeys(near))[:NEAR_SOURCES]
+        if near:
+            text += " Nearest sources: " + "; ".join(near) + "."
+        return Answer(question=q.question, text=text, abstained=True)
+
+
+def sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, x))))

@@ -1,0 +1,239 @@
+"""HTML -> structured text: the main content of a page, without the site around it.
+
+Documentation generators wrap each page's content in navigation, sidebars, breadcrumbs,
+footers, "edit this page" links and heading permalinks ("¶", "#"). This module finds the
+content root the way the generators mark it (Sphinx `role="main"`, MkDocs Material's
+`md-content`, Docusaurus' `theme-doc-markdown`, mdBook's and Hugo's `<main>`, any
+`<article>`), drops the chrome, and emits headings (with their anchor ids), prose and code
+(exact text, indentation kept) into a `TextBuilder`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from bs4 import BeautifulSoup, NavigableString, Tag
+from bs4.element import PreformattedString
+
+from index.structure import TextBuilder
+
+# Never content, wherever they are.
+_DROP_TAGS = (
+    "script style nav footer aside form noscript iframe svg template button select "
+    "input label dialog"
+).split()
+# Class / id / role words that mark page chrome in the common generators' themes.
+_CHROME = re.compile(
+    r"""(?:^|[\s_-])(?:
+        headerlink|hash-link|header-anchor|anchor-link|anchorjs-link|permalink
+      | sphinxsidebar|sidebar|related|breadcrumbs?|toctree-wrapper|localtoc|table-of-contents
+      | toc|tocs|md-sidebar|md-header|md-footer|md-source-file|md-content__button|md-tabs
+      | edit-this-page|theme-edit-this-page|editlink|edit-link|page-edit|github-edit
+      | pagination|pagination-nav|prev-next|nav-links|footer|copyright|theme-doc-footer
+      | theme-doc-toc-mobile|theme-doc-breadcrumbs|theme-doc-version-badge
+      | skip-link|skip-to-content|visually-hidden|sr-only|screen-reader-text|searchbox
+      | mobile-header|nav-buttons|theme-doc-sidebar-container|doc-sidebar|bd-sidebar
+      | announcement|cookie|admonition-title-hidden
+    )(?:$|[\s_-])""",
+    re.X | re.I,
+)
+_CHROME_ROLES = frozenset({"navigation", "banner", "contentinfo", "search", "complementary"})
+# Where generators put the page's own content, best first.
+_ROOT_SELECTORS = (
+    "article.md-content__inner",  # MkDocs Material
+    "div.theme-doc-markdown",  # Docusaurus
+    "[role=main]",  # Sphinx basic/alabaster/classic (div.body), furo (article), pydata
+    "div.body",
+    "main article",
+    "article",
+    "main",
+    "div#content",
+    "div.content",
+    "div.document",
+)
+_HEADINGS = {f"h{i}": i for i in range(1, 7)}
+_PERMALINK_TEXT = frozenset({"", "¶", "#", "§", "🔗", "link", "permalink", "¶¶"})
+_BLOCKS = frozenset(
+    """address article blockquote center dd details dialog dir div dl dt fieldset figcaption
+    figure hr li main menu ol p section summary table tbody thead tfoot tr ul caption
+    header hgroup""".split()
+)
+_LANG = re.compile(r"(?:^|\s)(?:language|lang|highlight|sourceCode)-([\w+#.-]+)")
+_SPACES = re.compile(r"\s+")
+_BR = "\ue002"  # a <br>: survives whitespace collapsing as a line break
+
+
+def _classes(tag: Tag) -> str:
+    attrs = tag.attrs or {}
+    classes = attrs.get("class") or []
+    if isinstance(classes, str):
+        classes = [classes]
+    return " ".join([*classes, str(attrs.get("id") or "")])
+
+
+def _is_chrome(tag: Tag) -> bool:
+    attrs = tag.attrs or {}
+    if str(attrs.get("role") or "").lower() in _CHROME_ROLES:
+        return True
+    if attrs.get("aria-hidden") == "true" and tag.name in ("a", "span", "div"):
+        return True
+    label = str(attrs.get("aria-label") or "").lower()
+    if "breadcrumb" in label or label.startswith("direct link"):
+        return True
+    return bool(_CHROME.search(_classes(tag)))
+
+
+def _visible(text: str) -> str:
+    return text.replace("\u200b", "").replace("\ufeff", "").strip()
+
+
+def find_root(soup: BeautifulSoup) -> Tag:
+    """The element holding the page's own content."""
+    for selector in _ROOT_SELECTORS:
+        found = [t for t in soup.select(selector) if _visible(t.get_text())]
+        if found:
+            return max(found, key=lambda t: len(t.get_text()))
+    return soup.body or soup
+
+
+def _clean(root: Tag) -> None:
+    """Drop chrome inside the content root (in place)."""
+    for tag in root.find_all(_DROP_TAGS):
+        tag.decompose()
+    for tag in root.find_all(True):
+        if tag.decomposed or tag.attrs is None:
+            continue
+        if tag.name == "header" and not tag.find(list(_HEADINGS)):
+            tag.decompose()  # a site header; an article's <header><h1> is content
+        elif _is_chrome(tag) and tag.name not in _HEADINGS and tag.name not in ("pre", "code"):
+            # A permalink or chrome block; but never a heading's own text link (mdBook).
+            if tag.name == "a" and tag.find_parent(list(_HEADINGS)):
+                if _visible(tag.get_text()).lower() not in _PERMALINK_TEXT:
+                    continue
+            tag.decompose()
+    for heading in root.find_all(list(_HEADINGS)):
+        for a in heading.find_all("a"):
+            if _visible(a.get_text()).lower() in _PERMALINK_TEXT:
+                a.decompose()
+
+
+_ANCHOR_ATTR = "data-corpusbot-anchor"
+
+
+def _find_anchor(heading: Tag) -> str | None:
+    """The fragment id of a heading: its own id, its permalink's target, or its section's."""
+    if heading.get("id"):
+        return str(heading["id"])
+    links = heading.find_all("a")
+    for a in links:  # the permalink ("¶") points at the heading itself
+        href = a.get("href")
+        text = _visible(a.get_text()).lower()
+        if isinstance(href, str) and href.startswith("#") and len(href) > 1:
+            if text in _PERMALINK_TEXT:
+                return href[1:]
+    parent = heading.parent
+    if isinstance(parent, Tag) and parent.get("id") and parent.find(list(_HEADINGS)) is heading:
+        return str(parent["id"])
+    for a in links:
+        if a.get("id") or a.get("name"):
+            return str(a.get("id") or a.get("name"))
+    return None
+
+
+def _anchor(heading: Tag) -> str | None:
+    value = heading.get(_ANCHOR_ATTR)
+    return str(value) if value else None
+
+
+def _code_language(pre: Tag) -> str:
+    for tag in (pre, pre.find("code"), pre.parent, pre.parent.parent if pre.parent else None):
+        if isinstance(tag, Tag):
+            m = _LANG.search(_classes(tag))
+            if m:
+                return m.group(1)
+    return ""
+
+
+def link_density(root: Tag) -> float:
+    """Share of the visible text that is link text (index and table-of-contents pages ~1)."""
+    total = len(_SPACES.sub("", root.get_text()))
+    if not total:
+        return 0.0
+    linked = sum(len(_SPACES.sub("", a.get_text())) for a in root.find_all("a"))
+    return linked / total
+
+
+class _Walker:
+    """Depth-first over the content root: inline text gathers into paragraphs."""
+
+    def __init__(self, builder: TextBuilder) -> None:
+        self.builder = builder
+        self.buffer: list[str] = []
+
+    def flush(self) -> None:
+        text = _SPACES.sub(" ", "".join(self.buffer)).replace(_BR, "\n").strip()
+        self.buffer.clear()
+        if text:
+            self.builder.paragraph(text)
+
+    def walk(self, node: Tag) -> None:
+        for child in node.children:
+            if isinstance(child, NavigableString):
+                if not isinstance(child, PreformattedString):  # comments, doctype, CDATA
+                    self.buffer.append(str(child))
+                continue
+            if not isinstance(child, Tag):
+                continue
+            name = (child.name or "").lower()
+            if name in _HEADINGS:
+                self.flush()
+                self.builder.heading(_HEADINGS[name], child.get_text(" "), _anchor(child))
+            elif name == "pre":
+                self.flush()
+                self.builder.code(child.get_text(), _code_language(child))
+            elif name == "br":
+                self.buffer.append(_BR)
+            elif name == "tr":
+                self.flush()
+                cells = [
+                    _SPACES.sub(" ", c.get_text(" ")).strip() for c in child.find_all(["td", "th"])
+                ]
+                row = " | ".join(c for c in cells if c)
+                if row:
+                    self.builder.paragraph(row)
+            elif name == "li":
+                self.flush()
+                self.buffer.append("- ")
+                self.walk(child)
+                self.flush()
+            elif name in _BLOCKS:
+                self.flush()
+                self.walk(child)
+                self.flush()
+            else:
+                self.walk(child)
+                if name in ("td", "th"):
+                    self.buffer.append(" ")
+
+
+def html_blocks(root: Tag, builder: TextBuilder) -> None:
+    """Emit the (already cleaned) content root's headings, prose and code."""
+    walker = _Walker(builder)
+    walker.walk(root)
+    walker.flush()
+
+
+def parse_page(soup: BeautifulSoup, builder: TextBuilder) -> dict[str, Any]:
+    """Clean the page's content root into `builder`; returns facts about the page."""
+    root = find_root(soup)
+    for heading in root.find_all(list(_HEADINGS)):  # before _clean drops the permalinks
+        anchor = _find_anchor(heading)
+        if anchor:
+            heading[_ANCHOR_ATTR] = anchor
+    _clean(root)
+    h1 = root.find("h1") or soup.find("h1")
+    title = _visible(h1.get_text(" ")) if isinstance(h1, Tag) else ""
+    density = link_density(root)
+    html_blocks(root, builder)
+    return {"h1": " ".join(title.replace("¶", " ").split()), "link_density": density}

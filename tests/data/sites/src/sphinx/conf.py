@@ -1,0 +1,2 @@
+project = "Widget"
+html_theme = "furo"

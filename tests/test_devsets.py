@@ -1,0 +1,122 @@
+"""The dev sets in bench/devsets/ are well-formed (data checks only: nothing is indexed or answered).
+
+Each set is bench/devsets/<name>/ with corpus/ (the real documents), SOURCE.md and questions.yaml.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+from bs4 import BeautifulSoup
+from pypdf import PdfReader
+
+DEVSETS = Path(__file__).resolve().parent.parent / "bench" / "devsets"
+SETS = ["sphinx-site", "manual", "faq"]
+KINDS = {"answerable", "out_of_scope"}
+SPLITS = {"tune", "heldout"}
+MIN_ANSWERABLE = 44
+MIN_OUT_OF_SCOPE = 12
+MAX_CORPUS_BYTES = 4_000_000  # all three corpora together
+
+
+def collapse(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().casefold()
+
+
+@functools.cache
+def visible_text(path: Path) -> str:
+    """What a reader sees: HTML via BeautifulSoup (no scripts/styles), PDF via pypdf, else raw."""
+    suffix = path.suffix.lower()
+    if suffix in {".html", ".htm"}:
+        soup = BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+        for tag in soup(["script", "style"]):
+            tag.decompose()
+        text = soup.get_text()
+    elif suffix == ".pdf":
+        text = "\n".join(page.extract_text() or "" for page in PdfReader(path).pages)
+    else:
+        text = path.read_text(encoding="utf-8")
+    return collapse(text)
+
+
+@functools.cache
+def load(name: str) -> list[dict]:
+    with open(DEVSETS / name / "questions.yaml", encoding="utf-8") as f:
+        items = yaml.safe_load(f)
+    assert isinstance(items, list), f"{name}: questions.yaml must be a YAML list"
+    return items
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_set_files_exist(name: str) -> None:
+    root = DEVSETS / name
+    assert (root / "SOURCE.md").is_file()
+    assert (root / "questions.yaml").is_file()
+    assert any((root / "corpus").rglob("*")), f"{name}: empty corpus"
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_items_well_formed(name: str) -> None:
+    items = load(name)
+    ids = [item.get("id") for item in items]
+    dupes = [i for i, n in Counter(ids).items() if n > 1]
+    assert not dupes, f"{name}: duplicate ids {dupes}"
+    for item in items:
+        where = f"{name}/{item.get('id')}"
+        assert isinstance(item.get("id"), str) and item["id"], where
+        assert item.get("split") in SPLITS, where
+        assert item.get("kind") in KINDS, where
+        assert isinstance(item.get("q"), str) and item["q"].strip(), where
+        if item["kind"] == "answerable":
+            assert isinstance(item.get("sources"), list) and item["sources"], where
+            phrases = item.get("key_phrases")
+            assert isinstance(phrases, list) and 1 <= len(phrases) <= 3, where
+            assert all(isinstance(p, str) and p.strip() for p in phrases), where
+        else:
+            assert not item.get("sources"), f"{where}: out_of_scope has sources"
+            assert not item.get("key_phrases"), f"{where}: out_of_scope has key_phrases"
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_counts_and_balanced_splits(name: str) -> None:
+    items = load(name)
+    per_kind = Counter(item["kind"] for item in items)
+    assert per_kind["answerable"] >= MIN_ANSWERABLE, per_kind
+    assert per_kind["out_of_scope"] >= MIN_OUT_OF_SCOPE, per_kind
+    for kind in KINDS:
+        split = Counter(item["split"] for item in items if item["kind"] == kind)
+        small, big = sorted((split["tune"], split["heldout"]))
+        assert small >= 0.8 * big, f"{name}/{kind}: unbalanced splits {dict(split)}"
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_sources_exist_and_hold_key_phrases(name: str) -> None:
+    corpus = DEVSETS / name / "corpus"
+    problems = []
+    for item in load(name):
+        if item["kind"] != "answerable":
+            continue
+        paths = [corpus / src for src in item["sources"]]
+        missing = [str(p.relative_to(corpus)) for p in paths if not p.is_file()]
+        if missing:
+            problems.append(f"{item['id']}: missing sources {missing}")
+            continue
+        for phrase in item["key_phrases"]:
+            if not any(collapse(phrase) in visible_text(p) for p in paths):
+                problems.append(f"{item['id']}: key phrase not in its sources: {phrase!r}")
+    assert not problems, f"{name}:\n" + "\n".join(problems)
+
+
+def test_total_corpus_size() -> None:
+    total = sum(
+        p.stat().st_size
+        for name in SETS
+        for p in (DEVSETS / name / "corpus").rglob("*")
+        if p.is_file()
+    )
+    assert total < MAX_CORPUS_BYTES, total
