@@ -833,6 +833,26 @@ def crawl_and_index(
     return result, summary
 
 
+def refresh_index(
+    settings: Settings,
+    *,
+    full: bool = False,
+    progress: bool = False,
+    client: ClientAPI | None = None,
+    embeddings: Embeddings | None = None,
+) -> IndexSummary:
+    """Bring the index up to date from its configured source: the DOCS_URL site when set
+    (crawl, then re-index the mirror), else CORPUS_DIR. For callers like the bot's /reindex."""
+    from index.pipeline import reindex
+
+    kwargs = {"full": full, "progress": progress, "client": client, "embeddings": embeddings}
+    if not settings.docs_url:
+        return reindex(settings, **kwargs)
+    crawl, summary = crawl_and_index(settings, settings.docs_url, **kwargs)
+    log.info("%s", crawl.summary.line())
+    return summary
+
+
 @contextmanager
 def _crawler(
     settings: Settings,

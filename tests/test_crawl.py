@@ -546,6 +546,17 @@ def test_url_identity_and_prefix() -> None:
     assert url_prefix("https://d.example.org/docs/index.html") == "https://d.example.org/docs/"
 
 
+def test_refresh_index_follows_docs_url(site: DocsServer, settings: Settings, minilm) -> None:
+    """What the bot's /reindex runs: with DOCS_URL the site, not CORPUS_DIR."""
+    from index.crawl import refresh_index
+
+    settings = settings.model_copy(update={"docs_url": f"{site.base}/docs/"})
+    summary = refresh_index(settings, embeddings=minilm)
+    assert summary.documents == len(PAGES) and summary.changed
+    assert refresh_index(settings, embeddings=minilm).embedded == 0
+    assert paths(site.pages_hit()) == PAGES | {"/docs/search.html"}
+
+
 def test_bot_builds_its_missing_index_from_docs_url(site: DocsServer, settings: Settings) -> None:
     """With DOCS_URL the bot's first start crawls the site, and citations deep-link to pages."""
     from bot.service import build_service
