@@ -82,14 +82,13 @@ def main(argv: list[str] | None = None) -> int:
         if crawl is not None:
             print(crawl.summary.line())
         print(summary.line())
-    if crawl is not None and crawl.summary.skipped:
-        if not args.json:
-            print(
-                f"warning: {crawl.summary.skipped} page(s) could not be fetched; "
-                "the index was built without them",
-                file=sys.stderr,
-            )
-        return EXIT_SKIPPED
+    pages_skipped = crawl.summary.skipped if crawl is not None else 0
+    if pages_skipped and not args.json:
+        print(
+            f"warning: {pages_skipped} page(s) could not be fetched; "
+            "the index was built without them",
+            file=sys.stderr,
+        )
     if summary.skipped:
         if not args.json:
             print(
@@ -97,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
         return EXIT_SKIPPED
-    return EXIT_OK
+    return EXIT_SKIPPED if pages_skipped else EXIT_OK
 
 
 if __name__ == "__main__":

@@ -355,7 +355,7 @@ class Crawler:
                 return out
         except httpx.TimeoutException:
             return _Response(0, url, httpx.Headers(), error="timed out")
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, ValueError) as exc:
             return _Response(0, url, httpx.Headers(), error=_one_line(exc))
 
     def fetch(
