@@ -9,6 +9,7 @@ request. Nothing here talks to anything but 127.0.0.1.
 from __future__ import annotations
 
 import email.utils
+import gzip
 import hashlib
 import json
 import shutil
@@ -267,6 +268,14 @@ def test_sitemap_discovery(site: DocsServer, settings: Settings, where: str) -> 
     assert {urlsplit(u).path for u in result.urls.values()} == wanted
     assert paths(site.pages_hit()) == wanted  # the sitemap's pages only: no link following
     assert set(site.sitemaps) <= paths(site.hits)
+
+
+def test_gzipped_sitemap(site: DocsServer, settings: Settings) -> None:
+    xml = site.sitemap_of(["/docs/faq.html", "/docs/_static/basic.css"])
+    site.raw["/docs/sitemap.xml"] = (gzip.compress(xml.encode()), "application/x-gzip")
+    result = crawl_site(settings, f"{site.base}/docs/")
+    assert result.summary.discovery == "sitemap"
+    assert paths(site.pages_hit()) == {"/docs/", "/docs/faq.html"}  # assets are not pages
 
 
 # --- politeness -----------------------------------------------------------------------------
