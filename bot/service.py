@@ -123,8 +123,17 @@ def build_service(
     if not index_exists(settings, client):
         if not build_if_missing:
             raise IndexNotReady("there is no index yet; run python -m index")
-        announce(f"No index yet: building it from {settings.corpus_dir}...")
-        summary = reindex(settings, client=client, embeddings=embeddings.inner)
+        if settings.docs_url:  # DOCS_URL: the index is built from the crawled docs site
+            from index.crawl import crawl_and_index
+
+            announce(f"No index yet: building it from {settings.docs_url}...")
+            crawl, summary = crawl_and_index(
+                settings, settings.docs_url, client=client, embeddings=embeddings.inner
+            )
+            announce(crawl.summary.line())
+        else:
+            announce(f"No index yet: building it from {settings.corpus_dir}...")
+            summary = reindex(settings, client=client, embeddings=embeddings.inner)
         announce(summary.line())
     reader = IndexReader(
         client=client,

@@ -1,8 +1,13 @@
-"""`python -m index [--full] [--json] [--corpus DIR] [-v] [--version]`: build or refresh the index.
+"""`python -m index [--full] [--json] [--corpus DIR | --url URL] [-v] [--version]`: build or
+refresh the index.
+
+With `--url` (or DOCS_URL) the docs site is first mirrored into INDEX_DIR/crawl/ (index.crawl)
+and that mirror is indexed instead of CORPUS_DIR.
 
 Exit status (for cron): 0 ok (also when unsupported file types or empty files were ignored),
-3 index built but some supported files were skipped as broken (each listed with its reason),
-1 fatal error (nothing changed: the previous index stays active), 130 interrupted.
+3 index built but some supported files (or crawled pages) were skipped as broken (each listed
+with its reason), 1 fatal error (nothing changed: the previous index stays active), 130
+interrupted.
 """
 
 from __future__ import annotations
@@ -34,6 +39,11 @@ def _parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print the summary as one JSON object on stdout"
     )
     parser.add_argument("--corpus", type=Path, metavar="DIR", help="corpus directory (CORPUS_DIR)")
+    parser.add_argument(
+        "--url",
+        metavar="URL",
+        help="crawl this docs site into INDEX_DIR/crawl/ and index it (DOCS_URL)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--version", action="version", version=f"corpusbot {package_version()}")
     return parser
@@ -47,10 +57,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_FATAL
     configure_logging("DEBUG" if args.verbose else settings.log_level)
+    if args.corpus is not None and args.url:
+        print("error: give --corpus or --url, not both", file=sys.stderr)
+        return EXIT_FATAL
     if args.corpus is not None:
         settings = settings.model_copy(update={"corpus_dir": args.corpus})
+    url = args.url or (settings.docs_url if args.corpus is None else None)
+    crawl = None
     try:
-        summary = reindex(settings, full=args.full, progress=not args.json)
+        if url:
+            from index.crawl import crawl_and_index
+
+            crawl, summary = crawl_and_index(settings, url, full=args.full, progress=not args.json)
+        else:
+            summary = reindex(settings, full=args.full, progress=not args.json)
     except CorpusBotError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_FATAL
@@ -58,16 +78,28 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted; the previous index is still active", file=sys.stderr)
         return 130
     if args.json:
-        print(json.dumps(summary.to_dict()))
+        out = summary.to_dict()
+        if crawl is not None:
+            out["crawl"] = crawl.summary.to_dict()
+        print(json.dumps(out))
     else:
+        if crawl is not None:
+            print(crawl.summary.line())
         print(summary.line())
     broken = [s for s in summary.skipped_files if s["reason"] not in HARMLESS_SKIPS]
+    pages_skipped = crawl.summary.skipped if crawl is not None else 0
+    if pages_skipped and not args.json:
+        print(
+            f"warning: {pages_skipped} page(s) could not be fetched; "
+            "the index was built without them",
+            file=sys.stderr,
+        )
     if summary.skipped and not args.json:
         print(
             f"warning: {summary.skipped} file(s) were skipped; the index was built without them",
             file=sys.stderr,
         )
-    return EXIT_SKIPPED if broken else EXIT_OK
+    return EXIT_SKIPPED if broken or pages_skipped else EXIT_OK
 
 
 if __name__ == "__main__":

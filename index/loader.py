@@ -20,7 +20,7 @@ import os
 import re
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -461,8 +461,13 @@ def unsupported_files(corpus_dir: Path) -> list[str]:
     return sorted(p.relative_to(corpus_dir).as_posix() for p in found)
 
 
-def load_corpus(corpus_dir: Path, *, max_bytes: int) -> tuple[list[SourceDoc], list[SkippedFile]]:
-    """Every supported, non-hidden file under corpus_dir, in path order; failures are skipped."""
+def load_corpus(
+    corpus_dir: Path, *, max_bytes: int, url_for: Callable[[str], str | None] | None = None
+) -> tuple[list[SourceDoc], list[SkippedFile]]:
+    """Every supported, non-hidden file under corpus_dir, in path order; failures are skipped.
+
+    `url_for(source)` (e.g. a crawl's page URLs) sets metadata["url"], winning over the file's.
+    """
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.is_dir():
         raise ConfigError(f"CORPUS_DIR is not a directory: {corpus_dir}")
@@ -476,7 +481,11 @@ def load_corpus(corpus_dir: Path, *, max_bytes: int) -> tuple[list[SourceDoc], l
             skipped.append(SkippedFile(rel, f"ignored ({pattern})", kind="ignored"))
             continue
         try:
-            docs.append(load_file(path, root=corpus_dir, max_bytes=max_bytes))
+            doc = load_file(path, root=corpus_dir, max_bytes=max_bytes)
+            url = url_for(doc.source) if url_for else None
+            if url:
+                doc = replace(doc, metadata={**doc.metadata, "url": url})
+            docs.append(doc)
         except NotContent as err:
             log.info("not indexing %s: %s", err.path, err.reason)
             skipped.append(SkippedFile(path=err.path, reason=err.reason, kind="ignored"))

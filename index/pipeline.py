@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -145,12 +145,18 @@ def reindex(
     progress: bool = False,
     client: ClientAPI | None = None,
     embeddings: Embeddings | None = None,
+    url_for: Callable[[str], str | None] | None = None,
 ) -> IndexSummary:
     started = time.perf_counter()
     where = f"{settings.chroma_host}:{settings.chroma_port}" if settings.chroma_host else ""
     with reindex_lock(settings.index_dir), store.connection_errors(where):
         summary = _reindex(
-            settings, full=full, progress=progress, client=client, embeddings=embeddings
+            settings,
+            full=full,
+            progress=progress,
+            client=client,
+            embeddings=embeddings,
+            url_for=url_for,
         )
     summary.seconds = round(time.perf_counter() - started, 3)
     log.debug("%s", summary.line())
@@ -164,12 +170,15 @@ def _reindex(
     progress: bool,
     client: ClientAPI | None,
     embeddings: Embeddings | None,
+    url_for: Callable[[str], str | None] | None = None,
 ) -> IndexSummary:
     client = client or store.make_client(settings)
     prefix = settings.collection_prefix
     eid = get_embedder_id(settings)
 
-    docs, not_loaded = load_corpus(settings.corpus_dir, max_bytes=settings.max_document_bytes)
+    docs, not_loaded = load_corpus(
+        settings.corpus_dir, max_bytes=settings.max_document_bytes, url_for=url_for
+    )
     skipped = [s for s in not_loaded if s.kind == "error"]
     ignored = [s for s in not_loaded if s.kind != "error"]
     summary = IndexSummary(

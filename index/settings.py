@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -74,6 +75,12 @@ class Settings(BaseSettings):
     openai_embedding_model: str = "text-embedding-3-small"
     keep_generations: int = Field(2, ge=1, le=10)
 
+    # --- docs site crawl (`python -m index --url`; unset DOCS_URL = index CORPUS_DIR) -----
+    docs_url: str | None = None
+    crawl_delay_s: float = Field(0.5, ge=0, le=60)
+    crawl_max_pages: int = Field(2000, ge=1, le=1_000_000)
+    crawl_timeout_s: float = Field(20.0, gt=0, le=300)
+
     # --- Chroma server (unset = embedded PersistentClient under index_dir) --------------
     chroma_host: str | None = None
     chroma_port: int = Field(8000, ge=1, le=65535)
@@ -109,7 +116,7 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
-    @field_validator("openai_base_url", "chroma_host", mode="before")
+    @field_validator("openai_base_url", "chroma_host", "docs_url", mode="before")
     @classmethod
     def _blank_is_none(cls, v: object) -> object:
         return None if isinstance(v, str) and not v.strip() else v
@@ -122,6 +129,12 @@ class Settings(BaseSettings):
         if level not in LOG_LEVELS:
             raise PydanticCustomError("log_level", "must be one of " + ", ".join(LOG_LEVELS))
         return level
+    @field_validator("docs_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"https?://[^/\s]+(/\S*)?$", v.strip(), re.I):
+            raise ValueError("must be an http:// or https:// URL")  # the value is not echoed
+        return v.strip() if v else v
 
     @field_validator("discord_channel_ids", mode="before")
     @classmethod

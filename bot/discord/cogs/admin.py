@@ -15,8 +15,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.render import render_error, render_reindex, render_sources, render_stats
+from index.crawl import refresh_index
 from index.errors import CorpusBotError
-from index.pipeline import reindex
 
 if TYPE_CHECKING:
     from bot.discord.client import CorpusBot
@@ -68,7 +68,8 @@ class Admin(commands.Cog):
             log.info("re-index (full=%s) requested by %s", full, interaction.user.id)
             try:
                 # The bot keeps answering from the active generation meanwhile.
-                summary = await asyncio.to_thread(reindex, self.bot.settings, full=full)
+                # CORPUS_DIR, or the DOCS_URL site (crawled again first).
+                summary = await asyncio.to_thread(refresh_index, self.bot.settings, full=full)
                 text = render_reindex(summary.to_dict())
             except CorpusBotError as exc:
                 text = render_error(str(exc))
