@@ -38,6 +38,9 @@ _CHROME = re.compile(
     )(?:$|[\s_-])""",
     re.X | re.I,
 )
+_NOTE_BOX = re.compile(
+    r"(?i)\b(?:sidebar|note|tip|warning|admonition|footnote|topic|callout|important|caution)"
+)
 _CHROME_ROLES = frozenset({"navigation", "banner", "contentinfo", "search", "complementary"})
 # Where generators put the page's own content, best first.
 _ROOT_SELECTORS = (
@@ -101,10 +104,13 @@ def _clean(root: Tag) -> None:
     """Drop chrome inside the content root (in place)."""
     for tag in root.find_all(_DROP_TAGS):
         tag.decompose()
-    # An <aside> inside the content is a note or sidebar box (DocBook, Sphinx `sidebar`),
-    # unless it is mostly links (a page table of contents).
+    # An <aside> inside the content is content when it is a note, footnote or sidebar box
+    # (Sphinx renders those as <aside class="sidebar|footnote|topic">); otherwise it is the
+    # "related stories" kind of box.
     for tag in root.find_all("aside"):
-        if not tag.decomposed and link_density(tag) > 0.5:
+        if tag.decomposed:
+            continue
+        if not _NOTE_BOX.search(_classes(tag)) or link_density(tag) > 0.5:
             tag.decompose()
     for tag in root.find_all(True):
         if tag.decomposed or tag.attrs is None:

@@ -16,14 +16,36 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is when a record is emitted, not the stream of the
+    moment logging was set up (tests capture and close streams; tqdm wraps them)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: ANN201 - the logging API's attribute
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # noqa: ANN001
+        pass
+
+
+# Libraries whose INFO lines are per-request noise (one line per HTTP call).
+_QUIET = ("httpx", "httpcore", "chromadb.telemetry")
+
+
 def configure_logging(level: str | int) -> None:
     """Log `level` (a level name, any case, or number) and above to stderr; replaces any
     earlier set-up, so calling it twice is fine."""
     if isinstance(level, str):
         level = level.strip().upper()
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format=LOG_FORMAT, datefmt=DATE_FORMAT, force=True
-    )
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter(LOG_FORMAT, DATE_FORMAT))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def package_version() -> str:

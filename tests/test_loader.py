@@ -13,7 +13,7 @@ import pytest
 from pypdf import PdfWriter
 
 from index.documents import PageSpan
-from index.errors import ConfigError, DocumentError
+from index.errors import ConfigError, DocumentError, NotContent
 from index.loader import load_corpus, load_file, normalize_text
 from tests.conftest import SEED_CORPUS
 from tests.data.make_pdf import pdf_bytes
@@ -264,9 +264,11 @@ def test_html_declared_charset_is_honoured(tmp_path):
     assert load(tmp_path, "l.html", raw).text == "Caf\u00e9 au lait."
 
 
-def test_html_with_only_chrome_has_no_text(tmp_path):
+def test_html_with_only_chrome_is_not_content(tmp_path):
     html = "<html><head><script>x=1</script></head><body><nav>Home</nav><footer>c</footer></body>"
-    assert reason(tmp_path, "nav.html", html) == "no text content"
+    with pytest.raises(NotContent) as info:
+        load(tmp_path, "nav.html", html)
+    assert info.value.reason == "only navigation, no content"
 
 
 # --- PDF ------------------------------------------------------------------------------
@@ -353,6 +355,12 @@ def test_load_corpus_skips_broken_files_and_keeps_good_ones(tmp_path, caplog):
         "sub/dir/good.txt",
         "sub/page.html",
     ]
+    # A page with nothing but navigation is not content: ignored, not an error.
+    assert [(s.path, s.kind) for s in skipped if s.kind == "ignored"] == [
+        ("nav-only.html", "ignored")
+    ]
+    del broken["nav-only.html"]
+    skipped = [s for s in skipped if s.kind == "error"]
     assert [s.path for s in skipped] == sorted(broken)
     reasons = {s.path: s.reason for s in skipped}
     assert reasons["empty.txt"] == "empty file"
@@ -363,7 +371,6 @@ def test_load_corpus_skips_broken_files_and_keeps_good_ones(tmp_path, caplog):
     assert reasons["bad-front-matter.md"].startswith("invalid front matter: ")
     assert reasons["garbage.pdf"].startswith("unparsable PDF: ")
     assert reasons["sub/cut.pdf"].startswith("unparsable PDF: ")
-    assert reasons["nav-only.html"] == "no text content"
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warned) == len(broken)
     assert all(any(w.startswith(f"skipping {p}: ") for w in warned) for p in broken)
