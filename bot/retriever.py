@@ -11,7 +11,7 @@ import logging
 import math
 import threading
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import bm25s
@@ -66,6 +66,16 @@ class Lexicon:
     df: dict[str, int]
     n: int
     sorted_terms: list[str]
+    # (source, chunk_index) -> chunk: lets a quote run on into the next chunk of its section.
+    by_position: dict[tuple[str, int], Document] = field(default_factory=dict, repr=False)
+
+    def next_chunk(self, chunk: Document) -> Document | None:
+        """The chunk after `chunk` in the same section, if any."""
+        md = chunk.metadata
+        nxt = self.by_position.get((str(md.get("source", "")), int(md.get("chunk_index", -2)) + 1))
+        if nxt is None or nxt.metadata.get("section_start") != md.get("section_start"):
+            return None
+        return nxt
 
     def idf(self, term: str) -> float:
         """Rarer terms say more; a term the corpus lacks weighs the most."""
@@ -105,7 +115,11 @@ def _build_lexical(generation: str, chunks: list[Document]) -> _Lexical:
         bm25 = bm25s.BM25()
         bm25.index(tokens, show_progress=False)
     log.info("built BM25 over %d chunks of generation %s", len(chunks), generation)
-    lexicon = Lexicon(df=dict(df), n=len(chunks), sorted_terms=sorted(df))
+    positions = {
+        (str(c.metadata.get("source", "")), int(c.metadata.get("chunk_index", -1))): c
+        for c in chunks
+    }
+    lexicon = Lexicon(df=dict(df), n=len(chunks), sorted_terms=sorted(df), by_position=positions)
     return _Lexical(generation=generation, chunks=chunks, bm25=bm25, lexicon=lexicon)
 
 

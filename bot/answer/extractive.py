@@ -166,6 +166,11 @@ class Passage:
     context_terms: set[str]
     dense: float
     section_lead: bool  # the chunk starts its section's body
+    # The text from this chunk's start to the end of its continuation (the next chunk of the
+    # same section), and where it starts: quotes are cut from it.
+    text: str = ""
+    text_start: int = 0
+    own_units: int = 0  # units[:own_units] are this chunk's; the rest continue it
 
     @property
     def source(self) -> str:
@@ -260,12 +265,12 @@ class ExtractiveAnswerer:
         qvec /= max(float(np.linalg.norm(qvec)), 1e-12)
         wants_code = bool(_CODE_ASKED.search(q.question))
         wanted = answer_type(q.question)
-        passages = [self._passage(d, i) for i, d in enumerate(docs)]
+        passages = [self._passage(d, i, lexicon) for i, d in enumerate(docs)]
         w = self.weights
         best: tuple[float, Passage, Unit] | None = None
         for p in passages:
             head = coverage(p.context_terms)
-            for u in p.units:
+            for u in p.units[: p.own_units]:
                 if u.code and not wants_code:
                     continue
                 u.lex = coverage(u.terms)
@@ -321,13 +326,22 @@ class ExtractiveAnswerer:
     # --- evidence -------------------------------------------------------------------------
 
     @staticmethod
-    def _passage(doc: Document, rank: int) -> Passage:
+    def _passage(doc: Document, rank: int, lexicon: Lexicon) -> Passage:
         md = doc.metadata
         units = units_of(doc)
+        own = len(units)
+        text, start = doc.page_content, int(md.get("start", 0))
+        nxt = lexicon.next_chunk(doc)
+        if nxt is not None:
+            n_start = int(nxt.metadata.get("start", 0))
+            end = start + len(text)
+            if n_start <= end:  # overlapping chunks: the next one carries the text on
+                text += nxt.page_content[end - n_start :]
+                units += [u for u in units_of(nxt) if u.start >= end]
         for u in units:
             u.terms = _terms(u.text)
         section_start = md.get("section_start")
-        lead = section_start is not None and int(md.get("start", -1)) <= int(section_start) + 2
+        lead = section_start is not None and start <= int(section_start) + 2
         return Passage(
             chunk=doc,
             rank=rank,
@@ -336,6 +350,9 @@ class ExtractiveAnswerer:
             dense=float(md.get("dense_score", 0.0)),
             section_lead=bool(lead)
             or (section_start is None and int(md.get("chunk_index", 1)) == 0),
+            text=text,
+            text_start=start,
+            own_units=own,
         )
 
     @staticmethod
@@ -377,8 +394,7 @@ class ExtractiveAnswerer:
     def _compose(q: Standalone, p: Passage, window: list[Unit]) -> Answer:
         md = p.chunk.metadata
         start, end = window[0].start, window[-1].end
-        base = int(md.get("start", 0))
-        quote = p.chunk.page_content[start - base : end - base]
+        quote = p.text[start - p.text_start : end - p.text_start]
         section = str(md.get("section") or "")
         citation = Citation(
             n=1,
