@@ -10,23 +10,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord.render import (
-    Payload,
-    render_answer,
-    render_error,
-    strip_bot_mention,
-    thread_name,
-)
-from bot.discord.views import feedback_view
+from bot.discord.delivery import SORRY, Send, compute, deliver
+from bot.discord.render import Payload, strip_bot_mention, thread_name
+from bot.discord.routing import is_forum_starter
 from bot.models import Answer
-from index.errors import CorpusBotError
 
 if TYPE_CHECKING:
     from bot.discord.client import CorpusBot
@@ -34,12 +28,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NO_MENTIONS = discord.AllowedMentions.none()
-SORRY = "Sorry, something went wrong while answering. Please try again later."
 HINT = "Ask me a question about the indexed documents, e.g. `@me what is ...?`"
 NOT_HERE = "I don't answer questions in this channel."
 HISTORY_PAIRS = 5
-
-Send = Callable[[Payload, discord.ui.View | None], Awaitable[discord.Message | None]]
 
 
 @contextlib.asynccontextmanager
@@ -114,6 +105,13 @@ class Ask(commands.Cog):
         if message.author.bot or me is None or message.author.id == me.id:
             return
         channel = message.channel
+        if is_forum_starter(
+            message_id=message.id,
+            channel_id=channel.id,
+            parent_id=getattr(channel, "parent_id", None),
+            forum_ids=self.bot.settings.discord_forum_channel_ids,
+        ):
+            return  # a new forum post: the Forum cog answers it (once)
         mentioned = f"<@{me.id}>" in message.content or f"<@!{me.id}>" in message.content
         plan = await self._plan(message, mentioned=mentioned)
         if plan is None:
@@ -194,11 +192,12 @@ class Ask(commands.Cog):
     def _allowed(self, channel: object, *, dm: bool) -> bool:
         if dm:
             return self.bot.settings.discord_allow_dms
-        allowed = self.bot.settings.discord_channel_ids
-        if not allowed:
+        settings = self.bot.settings
+        if not settings.discord_channel_ids:
             return True
+        allowed = {*settings.discord_channel_ids, *settings.discord_forum_channel_ids}
         ids = {getattr(channel, "id", None), getattr(channel, "parent_id", None)}
-        return bool(ids & set(allowed))
+        return bool(ids & allowed)
 
     async def _history(self, channel_id: int) -> list[tuple[str, str]]:
         return await asyncio.to_thread(self.bot.feedback.history, channel_id, limit=HISTORY_PAIRS)
@@ -217,14 +216,7 @@ class Ask(commands.Cog):
         return None
 
     async def _compute(self, question: str, history: Sequence[tuple[str, str]]) -> Answer | str:
-        """The answer, or a user-facing message saying why there is none."""
-        try:
-            return await self.bot.service.aanswer(question, history)
-        except CorpusBotError as exc:
-            return render_error(str(exc))
-        except Exception:
-            log.exception("answering failed")
-            return SORRY
+        return await compute(self.bot, question, history)
 
     async def _open_thread(
         self, message: discord.Message, question: str
@@ -246,24 +238,9 @@ class Ask(commands.Cog):
         channel_id: int,
         guild_id: int | None,
     ) -> None:
-        if isinstance(result, str):
-            await send(Payload(content=result), None)
-            return
-        store = self.bot.feedback
-        answer_id = await asyncio.to_thread(
-            store.record_answer,
-            answer=result,
-            user_id=user_id,
-            channel_id=channel_id,
-            guild_id=guild_id,
+        await deliver(
+            self.bot, result, send=send, user_id=user_id, channel_id=channel_id, guild_id=guild_id
         )
-        payloads = render_answer(result)
-        sent = []
-        for i, payload in enumerate(payloads):
-            view = feedback_view(answer_id) if i == len(payloads) - 1 else None
-            sent.append(await send(payload, view))
-        ids = [m.id for m in sent if m is not None]
-        await asyncio.to_thread(store.record_messages, answer_id, ids)
 
     async def _reply(self, message: discord.Message, text: str) -> None:
         try:
