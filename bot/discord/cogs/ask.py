@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 NO_MENTIONS = discord.AllowedMentions.none()
 HINT = "Ask me a question about the indexed documents, e.g. `@me what is ...?`"
 NOT_HERE = "I don't answer questions in this channel."
+ASK_DOCS_MENU = "Ask the docs"
+NO_TEXT = "That message has no text I could look up."
 HISTORY_PAIRS = 5
 
 
@@ -52,6 +54,16 @@ async def typing(channel: discord.abc.Messageable) -> AsyncIterator[None]:
 class Ask(commands.Cog):
     def __init__(self, bot: CorpusBot) -> None:
         self.bot = bot
+        # Context menus cannot be declared with a decorator inside a cog.
+        self.ask_docs_menu = app_commands.ContextMenu(
+            name=ASK_DOCS_MENU, callback=self.ask_the_docs
+        )
+
+    async def cog_load(self) -> None:
+        self.bot.tree.add_command(self.ask_docs_menu)
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(ASK_DOCS_MENU, type=self.ask_docs_menu.type)
 
     # --- /ask ----------------------------------------------------------------------------
 
@@ -94,6 +106,81 @@ class Ask(commands.Cog):
             log.exception("could not answer /ask")
             with contextlib.suppress(discord.HTTPException):
                 await interaction.followup.send(SORRY, allowed_mentions=NO_MENTIONS)
+        finally:
+            self.bot.limiter.release()
+
+    # --- "Ask the docs" (message context menu) -------------------------------------------
+
+    async def ask_the_docs(
+        self, interaction: discord.Interaction, message: discord.Message
+    ) -> None:
+        """Answer the selected message's text as a reply to it; confirm to the invoker only.
+
+        Only a cited answer is posted in the channel; a declined one (or an error) is shown to
+        the invoker alone, so nobody's message gets a public "I don't know" under it.
+        """
+        channel = interaction.channel
+        if not self._allowed(channel, dm=interaction.guild_id is None):
+            await interaction.response.send_message(NOT_HERE, ephemeral=True)
+            return
+        me = self.bot.user
+        question = strip_bot_mention(message.content, me.id if me else 0)
+        if not question:
+            await interaction.response.send_message(NO_TEXT, ephemeral=True)
+            return
+        refusal = await self.bot.limiter.admit(interaction.user.id)
+        if refusal is not None:
+            await interaction.response.send_message(refusal.message, ephemeral=True)
+            return
+        try:
+            await interaction.response.defer(thinking=True, ephemeral=True)
+            history: Sequence[tuple[str, str]] = ()
+            if isinstance(channel, discord.Thread):
+                history = await self._history(channel.id)
+            result = await self._compute(question, history)
+            public = isinstance(result, Answer) and not result.abstained and bool(result.citations)
+            reference = message.to_reference(fail_if_not_exists=False)
+
+            async def send(payload: Payload, view: discord.ui.View | None) -> discord.Message:
+                nonlocal reference
+                if not public:
+                    return await interaction.followup.send(
+                        content=payload.content or discord.utils.MISSING,
+                        embeds=payload.discord_embeds(),
+                        view=view or discord.utils.MISSING,
+                        allowed_mentions=NO_MENTIONS,
+                        suppress_embeds=not payload.embeds,
+                        ephemeral=True,
+                        wait=True,
+                    )
+                ref, reference = reference, None  # the first message replies to the question
+                return await message.channel.send(
+                    content=payload.content or None,
+                    embeds=payload.discord_embeds(),
+                    view=view,
+                    allowed_mentions=NO_MENTIONS,
+                    suppress_embeds=not payload.embeds,
+                    reference=ref,
+                )
+
+            sent = await deliver(
+                self.bot,
+                result,
+                send=send,
+                user_id=interaction.user.id,
+                channel_id=message.channel.id,
+                guild_id=interaction.guild_id,
+            )
+            if public and sent:
+                await interaction.followup.send(
+                    f"Answered under the message: {sent[0].jump_url}",
+                    ephemeral=True,
+                    allowed_mentions=NO_MENTIONS,
+                )
+        except Exception:
+            log.exception("could not answer message %s from the context menu", message.id)
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.followup.send(SORRY, ephemeral=True, allowed_mentions=NO_MENTIONS)
         finally:
             self.bot.limiter.release()
 
