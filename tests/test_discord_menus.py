@@ -186,6 +186,7 @@ async def test_ask_a_human_hands_off_declined_and_downvoted_answers(
         second = int(links[-1].rsplit("/", 1)[1])
         (text,) = [m["content"] for m in fake.messages_in(second, author_id=fake.bot_id)]
         assert "The bot's answer** (marked not helpful)" in text and "17th of May" in text
+        assert f"/channels/{fake.guild_id}/{general}/{answered['id']}" in text
         await idle(fake, bot)
     assert not fake.unknown_routes
 

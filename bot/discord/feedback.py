@@ -201,20 +201,24 @@ class FeedbackStore:
     # --- reads -------------------------------------------------------------------------
 
     def answer_record(self, answer_id: int) -> dict[str, Any] | None:
-        """One stored answer: question, answer, abstained, channel_id, guild_id."""
+        """One stored answer: question, answer, abstained, channel_id, guild_id and message_id
+        (its first Discord message, None if unknown)."""
         rows = self._run(
-            "SELECT question, answer, abstained, channel_id, guild_id FROM answers WHERE id=?",
+            "SELECT question, answer, abstained, channel_id, guild_id,"
+            " (SELECT MIN(message_id) FROM answer_messages WHERE answer_id = answers.id)"
+            " FROM answers WHERE id=?",
             (answer_id,),
         )
         if not rows:
             return None
-        q, a, abstained, channel_id, guild_id = rows[0]
+        q, a, abstained, channel_id, guild_id, message_id = rows[0]
         return {
             "question": q,
             "answer": a,
             "abstained": bool(abstained),
             "channel_id": channel_id,
             "guild_id": guild_id,
+            "message_id": message_id,
         }
 
     def history(self, channel_id: int, *, limit: int = 5) -> list[tuple[str, str]]:

@@ -48,6 +48,15 @@ def handoff_text(
     return truncate("\n".join(lines), CONTENT_MAX)
 
 
+def answer_link(record: dict[str, Any]) -> str | None:
+    """A link to the answer's first message (the click may come from an ephemeral 👎 reply,
+    which cannot be linked)."""
+    if not record.get("message_id"):
+        return None
+    guild = record.get("guild_id") or "@me"
+    return f"https://discord.com/channels/{guild}/{record['channel_id']}/{record['message_id']}"
+
+
 async def hand_off(interaction: discord.Interaction[Any], answer_id: int) -> None:
     bot = interaction.client
     help_id = bot.settings.discord_help_channel_id
@@ -82,12 +91,11 @@ async def _hand_off(
     if record is None:
         return GONE
     channel = bot.get_channel(help_id) or await bot.fetch_channel(help_id)
-    message = interaction.message
     content = handoff_text(
         question=record["question"],
         answer=None if record["abstained"] else record["answer"],
         passed_on_by=interaction.user.display_name,
-        source_url=message.jump_url if message is not None else None,
+        source_url=answer_link(record),
     )
     name = thread_name(record["question"])
     if isinstance(channel, discord.ForumChannel):
