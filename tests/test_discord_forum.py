@@ -7,17 +7,22 @@ restart answers the posts made while the bot was away and none twice.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.discord.client import make_bot
 from bot.discord.feedback import FeedbackStore
+from bot.discord.limits import Limiter
 from bot.discord.routing import FORUM_DECLINE_NOTICE
 from bot.service import AnswerService, build_service
 from index.settings import Settings
 from tests.fakes.discord_server import FakeDiscord
+from tests.fixtures.discord import FAST_GUILD_READY, running_client
 from tests.test_discord_e2e import (
+    GatedService,
     answers_in,
     at_least,
     bot_settings,
@@ -185,3 +190,38 @@ async def test_forum_not_configured_posts_ignored(
         await fake.wait_for(lambda: answers_in(fake, int(later["id"])), timeout=20)
         await idle(fake, bot)
     assert not bot_posts(fake, int(thread["id"]))
+
+
+async def test_restart_while_a_post_is_being_answered_answers_it_once(
+    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+) -> None:
+    """The bot goes down with an answer in flight: the next process finds the post claimed but
+    unanswered (no bot message in it), takes it over and answers; the old one never posts."""
+    fake = fake_discord
+    forum = fake.channel_ids["help-forum"]
+    db = tmp_path / "fb.sqlite3"
+    settings = bot_settings(seed_index, fake, discord_forum_channel_ids=[forum])
+    gated = GatedService(seed_service)
+    store = FeedbackStore(path=db)
+    first = make_bot(
+        service=gated,
+        settings=settings,
+        feedback=store,
+        limiter=Limiter.from_settings(settings),
+        guild_ready_timeout=FAST_GUILD_READY,
+    )
+    async with running_client(first, fake.token):
+        stuck, _ = fake.create_forum_post(forum, "alice", *ANSWERABLE[0])
+        await asyncio.to_thread(gated.entered.wait, 10)
+    store.close()  # the process is gone; its answer is still being computed
+    stuck_id = int(stuck["id"])
+    assert not bot_posts(fake, stuck_id)
+
+    async with running_bot(fake, settings, seed_service, db) as bot:
+        await fake.wait_for(lambda: answers_in(fake, stuck_id), timeout=30)
+        gated.gate.set()  # the old process's answer comes back now: it must not be posted
+        await asyncio.sleep(0.5)
+        await idle(fake, bot)
+
+    (answer,) = bot_posts(fake, stuck_id)
+    assert "17th of May" in answer["content"]

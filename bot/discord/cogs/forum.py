@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import sqlite3
 import time
 from typing import TYPE_CHECKING
 
@@ -114,7 +115,10 @@ class Forum(commands.Cog):
             log.exception("could not answer forum post %s", thread.id)
         finally:
             self.bot.limiter.release()
-            await asyncio.to_thread(store.finish_post, thread.id, outcome, self.boot)
+            try:
+                await asyncio.to_thread(store.finish_post, thread.id, outcome, self.boot)
+            except sqlite3.Error as exc:  # shutting down: the post stays "pending" for takeover
+                log.warning("could not record forum post %s as %s: %s", thread.id, outcome, exc)
 
     async def _answer(self, thread: discord.Thread) -> str:
         starter = await self._starter(thread)
