@@ -149,6 +149,18 @@ async def test_learned_from_a_thread_with_author(
         assert meta["title"] == QUESTION  # the bot mention stripped
         assert meta["author"] == "Alice"
         assert meta["url"].endswith(f"/{thread_id}/{answer['id']}")
+        # A reply to the bot's (declined) answer answers the question the bot was asked.
+        (declined,) = answers_in(fake, thread_id)[:1]
+        fixed = fake.send_message(
+            thread_id, "alice", f"{ANSWER} (again)", message_reference=declined
+        )
+        fake.send_message_command("Add to knowledge base", fixed, user="alice")
+        await fake.wait_for(lambda: at_least(2, saying(fake, "Saved as")), timeout=10)
+        again = re.search(r"`(learned/[^`]+\.md)`", saying(fake, "Saved as")[1]).group(1)
+        assert front_matter((settings.corpus_dir / again).read_text("utf-8"))["title"] == QUESTION
+        # The bot's own messages are not saved.
+        fake.send_message_command("Add to knowledge base", declined, user="alice")
+        await fake.wait_for(lambda: saying(fake, "my own message"), timeout=10)
         # the thread's first message itself is no answer to anything
         fake.send_message_command("Add to knowledge base", question, user="alice")
         await fake.wait_for(lambda: saying(fake, "couldn't tell which question"), timeout=10)

@@ -88,7 +88,12 @@ async def test_ask_the_docs_answers_the_selected_message(
         note = await fake.wait_for(
             lambda: [c["data"] for c in callbacks(fake) if c["type"] == 4], timeout=10
         )
-        assert "no text" in note[0]["content"] and note[0]["flags"] & FLAG_EPHEMERAL
+        assert "no question" in note[0]["content"] and note[0]["flags"] & FLAG_EPHEMERAL
+        # Nor is the bot's own answer a question.
+        fake.send_message_command("Ask the docs", answer, user="bob")
+        await fake.wait_for(lambda: at_least(2, [c for c in callbacks(fake) if c["type"] == 4]))
+        await idle(fake, bot)
+        assert [m for m in answers_in(fake, general) if not m["flags"] & FLAG_EPHEMERAL] == [answer]
 
 
 def interaction_texts(fake: FakeDiscord) -> list[str]:

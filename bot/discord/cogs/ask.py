@@ -31,7 +31,7 @@ NO_MENTIONS = discord.AllowedMentions.none()
 HINT = "Ask me a question about the indexed documents, e.g. `@me what is ...?`"
 NOT_HERE = "I don't answer questions in this channel."
 ASK_DOCS_MENU = "Ask the docs"
-NO_TEXT = "That message has no text I could look up."
+NO_TEXT = "That message has no question I could look up."
 HISTORY_PAIRS = 5
 
 
@@ -125,7 +125,7 @@ class Ask(commands.Cog):
             return
         me = self.bot.user
         question = strip_bot_mention(message.content, me.id if me else 0)
-        if not question:
+        if not question or (me is not None and message.author.id == me.id):
             await interaction.response.send_message(NO_TEXT, ephemeral=True)
             return
         refusal = await self.bot.limiter.admit(interaction.user.id)

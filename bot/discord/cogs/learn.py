@@ -2,7 +2,7 @@
 
 Both need Manage Server, checked by the bot itself (`interaction.permissions`). "Add to
 knowledge base" on a message saves it as the answer to its question (the message it replies to,
-else the thread's first message) as Markdown under LEARNED_DIR, then re-indexes in the
+or the stored question of the bot answer it replies to; else the thread's first message) as Markdown under LEARNED_DIR, then re-indexes in the
 background; `/forget path:` deletes such a file and re-indexes.
 """
 
@@ -42,6 +42,7 @@ NO_QUESTION = (
     "or on a message in the question's thread."
 )
 NO_TEXT = "That message has no text to save."
+OWN_MESSAGE = "That is my own message; save a person's answer instead."
 
 
 def _is_admin(interaction: discord.Interaction) -> bool:
@@ -81,6 +82,9 @@ class Learn(commands.Cog):
         if not answer:
             await interaction.response.send_message(NO_TEXT, ephemeral=True)
             return
+        if self.bot.user is not None and message.author.id == self.bot.user.id:
+            await interaction.response.send_message(OWN_MESSAGE, ephemeral=True)
+            return
         await interaction.response.defer(thinking=True, ephemeral=True)
         try:
             question = await self._question_for(message)
@@ -119,13 +123,17 @@ class Learn(commands.Cog):
         me_id = self.bot.user.id if self.bot.user else 0
         ref = message.reference
         if ref is not None and ref.message_id is not None:
+            # A reply to one of the bot's answers (say, a declined one) answers its question.
+            pair = await asyncio.to_thread(self.bot.feedback.answer_for_message, ref.message_id)
+            if pair is not None:
+                return pair[0]
             replied = ref.resolved if isinstance(ref.resolved, discord.Message) else None
             if replied is None:
                 try:
                     replied = await message.channel.fetch_message(ref.message_id)
                 except discord.HTTPException:
                     replied = None
-            if replied is not None and replied.content.strip():
+            if replied is not None and replied.author.id != me_id and replied.content.strip():
                 return strip_bot_mention(replied.content, me_id)
         channel = message.channel
         if not isinstance(channel, discord.Thread) or message.id == channel.id:
