@@ -227,3 +227,35 @@ def test_handoff_text_defuses_mentions_and_fits() -> None:
     assert "@\u200beveryone" in text and "<@\u200b123456789012345678>" in text
     assert "<@&\u200b42>" in text and "@\u200bhere Bob" in text
     assert not LIVE_MENTION.search(text)
+
+
+@pytest.mark.parametrize("fake_discord_options", [{"forums": ("chat",)}])
+async def test_ephemeral_decline_does_not_turn_a_thread_into_a_conversation(
+    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+) -> None:
+    fake = fake_discord
+    settings = bot_settings(seed_index, fake)  # the forum is not watched: a plain thread
+    async with running_bot(fake, settings, seed_service, tmp_path / "fb.sqlite3") as bot:
+        thread, starter = fake.create_forum_post(
+            fake.channel_ids["chat"], "alice", "Pizza", OFF_TOPIC
+        )
+        thread_id = int(thread["id"])
+        fake.send_message_command("Ask the docs", starter, user="bob")
+        await fake.wait_for(lambda: followups(fake), timeout=20)
+        await idle(fake, bot)
+        assert followups(fake)[-1]["flags"] & FLAG_EPHEMERAL
+        fake.send_message(thread_id, "alice", QUESTION)  # no mention: not a follow-up
+        # a later mention elsewhere is answered, so the thread message has been passed over
+        later = fake.send_message(
+            fake.channel_ids["general"], "bob", f"<@{fake.bot_id}> {QUESTION}"
+        )
+        await fake.wait_for(lambda: answers_in(fake, int(later["id"])), timeout=20)
+        await idle(fake, bot)
+        assert bot.feedback.stats()["declined"] == 1
+        assert not bot.feedback.has_answered_in(thread_id)
+    public = [
+        m
+        for m in fake.messages_in(thread_id, author_id=fake.bot_id)
+        if not m["flags"] & FLAG_EPHEMERAL
+    ]
+    assert public == []

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 NO_MENTIONS = discord.AllowedMentions.none()
 SORRY = "Sorry, something went wrong while answering. Please try again later."
 
+NOWHERE = 0  # the channel_id recorded for answers only their asker saw (ephemeral)
+
 Send = Callable[[Payload, discord.ui.View | None], Awaitable[discord.Message | None]]
 
 

@@ -51,7 +51,7 @@ def handoff_text(
 def answer_link(record: dict[str, Any]) -> str | None:
     """A link to the answer's first message (the click may come from an ephemeral 👎 reply,
     which cannot be linked)."""
-    if not record.get("message_id"):
+    if not record.get("message_id") or not record.get("channel_id"):
         return None
     guild = record.get("guild_id") or "@me"
     return f"https://discord.com/channels/{guild}/{record['channel_id']}/{record['message_id']}"

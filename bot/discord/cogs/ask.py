@@ -17,7 +17,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord.delivery import SORRY, Send, compute, deliver
+from bot.discord.delivery import NOWHERE, SORRY, Send, compute, deliver
 from bot.discord.render import Payload, strip_bot_mention, thread_name
 from bot.discord.routing import is_forum_starter
 from bot.models import Answer
@@ -168,7 +168,9 @@ class Ask(commands.Cog):
                 result,
                 send=send,
                 user_id=interaction.user.id,
-                channel_id=message.channel.id,
+                # An answer only the invoker saw is no conversation in the channel: recorded
+                # nowhere, so it makes no thread follow-up-enabled and is no history there.
+                channel_id=message.channel.id if public else NOWHERE,
                 guild_id=interaction.guild_id,
             )
             if public and sent:
