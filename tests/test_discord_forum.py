@@ -19,7 +19,7 @@ from bot.discord.limits import Limiter
 from bot.discord.routing import FORUM_DECLINE_NOTICE
 from bot.service import AnswerService, build_service
 from index.settings import Settings
-from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.discord_server import FLAG_EPHEMERAL, FakeDiscord
 from tests.fixtures.discord import FAST_GUILD_READY, running_client
 from tests.test_discord_e2e import (
     GatedService,
@@ -59,6 +59,14 @@ def fake_discord_options() -> dict[str, Any]:
 
 def bot_posts(fake: FakeDiscord, thread_id: int) -> list[dict]:
     return fake.messages_in(thread_id, author_id=fake.bot_id)
+
+
+def store_history_in(db: Path, channel_id: int) -> list:
+    store = FeedbackStore(path=db)
+    try:
+        return store.history(channel_id)
+    finally:
+        store.close()
 
 
 def settled(db: Path, thread_ids: list[int]) -> bool:
@@ -131,6 +139,11 @@ async def test_forum_burst_restart_no_duplicates_and_follow_up(
         await fake.wait_for(lambda: settled(db, answerable + off_topic), timeout=20)
         await idle(fake, bot)
 
+    store = FeedbackStore(path=db)
+    stats = store.stats()
+    store.close()
+    assert stats["declined"] == len(off_topic)  # silent declines still show up as gaps
+    assert not any(store_history_in(db, t) for t in off_topic)
     replies = {t: len(answers_in(fake, t)) for t in answerable}
     assert replies == {t: 2 if t == answerable[0] else 1 for t in answerable}  # + 1 follow-up
     assert all(not bot_posts(fake, t) for t in off_topic)  # silent by default
@@ -157,6 +170,7 @@ async def test_forum_decline_notice_and_other_channels_ignored(
         discord_forum_channel_ids=[forum],
         discord_forum_decline_notice=True,
         discord_channel_ids=[general],  # an allow-list: the forum still counts
+        discord_help_channel_id=fake.channel_ids["random"],
     )
     async with running_bot(fake, settings, seed_service, tmp_path / "fb.sqlite3") as bot:
         declined, _ = fake.create_forum_post(forum, "bob", *OFF_TOPIC[0])
@@ -167,14 +181,27 @@ async def test_forum_decline_notice_and_other_channels_ignored(
         # A follow-up in the forum post passes the channel allow-list (its parent is the forum).
         fake.send_message(answered_id, "alice", "And when did they start?")
         await fake.wait_for(lambda: at_least(2, answers_in(fake, answered_id)), timeout=20)
+        # The notice offers "Ask a human"; the hand-off links the post's notice.
+        (human,) = [c["custom_id"] for r in notice["components"] for c in r["components"]]
+        assert human.startswith("human:")
+        fake.click_button(notice, human, user="bob")
+        handed = await fake.wait_for(
+            lambda: [r.json for r in fake.requests if r.path.startswith("/webhooks/")], timeout=10
+        )
+        assert "Passed on to the helpers" in handed[0]["content"]
+        help_thread = int(handed[0]["content"].rsplit("/", 1)[1])
+        (passed,) = fake.messages_in(help_thread, author_id=fake.bot_id)
+        assert f"/{declined['id']}/{notice['id']}" in passed["content"]
+        assert OFF_TOPIC[0][0] in passed["content"]
         # A thread the bot opened for a mention in a text channel is no forum post.
         question = fake.send_message(general, "bob", f"<@{fake.bot_id}> What is the capital?")
         await fake.wait_for(lambda: bot_posts(fake, int(question["id"])), timeout=20)
         await idle(fake, bot)
 
     assert notice["content"] == FORUM_DECLINE_NOTICE
-    assert not notice["components"] and not notice["embeds"]
-    assert len(bot_posts(fake, int(declined["id"]))) == 1
+    assert not notice["embeds"]
+    visible = [m for m in bot_posts(fake, int(declined["id"])) if not m["flags"] & FLAG_EPHEMERAL]
+    assert visible == [notice]  # the hand-off replies were ephemeral
 
 
 async def test_forum_not_configured_posts_ignored(

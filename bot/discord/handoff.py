@@ -57,6 +57,12 @@ def answer_link(record: dict[str, Any]) -> str | None:
     return f"https://discord.com/channels/{guild}/{record['channel_id']}/{record['message_id']}"
 
 
+def _message_link(message: discord.Message | None) -> str | None:
+    if message is None or message.flags.ephemeral:
+        return None  # an ephemeral message cannot be linked
+    return message.jump_url
+
+
 async def hand_off(interaction: discord.Interaction[Any], answer_id: int) -> None:
     bot = interaction.client
     help_id = bot.settings.discord_help_channel_id
@@ -95,7 +101,7 @@ async def _hand_off(
         question=record["question"],
         answer=None if record["abstained"] else record["answer"],
         passed_on_by=interaction.user.display_name,
-        source_url=answer_link(record),
+        source_url=answer_link(record) or _message_link(interaction.message),
     )
     name = thread_name(record["question"])
     if isinstance(channel, discord.ForumChannel):

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
-from bot.discord.delivery import NO_MENTIONS, compute, deliver
+from bot.discord.delivery import NO_MENTIONS, NOWHERE, compute, deliver
 from bot.discord.render import Payload
 from bot.discord.routing import (
     FORUM_DECLINE_NOTICE,
@@ -32,6 +32,8 @@ from bot.discord.routing import (
     post_question,
     post_reply,
 )
+from bot.discord.views import HandoffButton
+from bot.models import Answer
 
 if TYPE_CHECKING:
     from bot.discord.client import CorpusBot
@@ -133,9 +135,9 @@ class Forum(commands.Cog):
         result = await compute(self.bot, question, ())
         reply = post_reply(result, decline_notice=settings.discord_forum_decline_notice)
         log.info("forum post %s: %s", thread.id, reply.value)
-        if reply is PostReply.NOTICE:
-            await thread.send(FORUM_DECLINE_NOTICE, allowed_mentions=NO_MENTIONS)
-        elif reply is PostReply.ANSWER:
+        if reply is not PostReply.ANSWER:
+            await self._decline(thread, result, starter, notice=reply is PostReply.NOTICE)
+        else:
 
             async def send(payload: Payload, view: discord.ui.View | None) -> discord.Message:
                 return await thread.send(
@@ -155,6 +157,39 @@ class Forum(commands.Cog):
                 guild_id=thread.guild.id,
             )
         return reply.value
+
+    async def _decline(
+        self,
+        thread: discord.Thread,
+        result: Answer | str,
+        starter: discord.Message,
+        *,
+        notice: bool,
+    ) -> None:
+        """Record the declined question (for /stats' gaps) nowhere visible, so no follow-up
+        conversation starts in the post; post the one-line notice if asked to, with
+        "Ask a human" if a help channel is set."""
+        store = self.bot.feedback
+        answer_id = None
+        if isinstance(result, Answer):
+            answer_id = await asyncio.to_thread(
+                store.record_answer,
+                answer=result,
+                user_id=starter.author.id,
+                channel_id=NOWHERE,
+                guild_id=thread.guild.id,
+            )
+        if not notice:
+            return
+        view = None
+        if answer_id is not None and self.bot.settings.discord_help_channel_id is not None:
+            view = discord.ui.View(timeout=None)
+            view.add_item(HandoffButton(answer_id))
+        sent = await thread.send(
+            FORUM_DECLINE_NOTICE, view=view or discord.utils.MISSING, allowed_mentions=NO_MENTIONS
+        )
+        if answer_id is not None:
+            await asyncio.to_thread(store.record_messages, answer_id, [sent.id])
 
     async def _starter(self, thread: discord.Thread) -> discord.Message | None:
         """The post's first message: from the cache, else fetched (it may lag the thread)."""
