@@ -113,6 +113,14 @@ class Settings(BaseSettings):
     # How long a question may wait for a free answer slot before "busy"; bounded so that
     # /ask is still deferred within Discord's 3 s.
     answer_queue_wait_s: float = Field(0.5, ge=0, le=2.0)
+    # Forum channels whose new posts the bot answers (only with a cited answer by default).
+    discord_forum_channel_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    discord_forum_decline_notice: bool = False
+    # Where "Ask a human" hands a question over (unset = no such button).
+    discord_help_channel_id: int | None = None
+    # Moderator answers saved with "Add to knowledge base" (unset = CORPUS_DIR/learned).
+    learned_dir: Path | None = None
+    learned_include_author: bool = False
 
     log_level: str = "INFO"
 
@@ -129,6 +137,7 @@ class Settings(BaseSettings):
         if level not in LOG_LEVELS:
             raise PydanticCustomError("log_level", "must be one of " + ", ".join(LOG_LEVELS))
         return level
+
     @field_validator("docs_url")
     @classmethod
     def _http_url(cls, v: str | None) -> str | None:
@@ -136,7 +145,7 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL")  # the value is not echoed
         return v.strip() if v else v
 
-    @field_validator("discord_channel_ids", mode="before")
+    @field_validator("discord_channel_ids", "discord_forum_channel_ids", mode="before")
     @classmethod
     def _comma_list(cls, v: object) -> object:
         # Accept "1,2,3" as well as JSON "[1,2,3]" from the environment.
@@ -156,6 +165,10 @@ class Settings(BaseSettings):
     @property
     def chroma_path(self) -> Path:
         return self.index_dir / "chroma"
+
+    @property
+    def learned_path(self) -> Path:
+        return self.learned_dir if self.learned_dir is not None else self.corpus_dir / "learned"
 
     @property
     def feedback_db(self) -> Path:

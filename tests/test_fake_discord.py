@@ -550,3 +550,75 @@ async def test_slash_command_in_a_dm_has_a_user_and_no_guild(fake_discord: FakeD
     assert seen == [(None, discord.User, discord.DMChannel)]
     assert reply["content"] == "answer to why?" and reply["flags"] & FLAG_EPHEMERAL
     assert "guild_id" not in reply
+
+
+@pytest.mark.parametrize("fake_discord_options", [{"forums": ("help",)}])
+async def test_forum_posts_reach_discord_py_as_threads_with_starters(
+    fake_discord: FakeDiscord,
+) -> None:
+    bot = make_bot()
+    created = collect(bot, "on_thread_create", lambda t: t)
+    starters = collect(bot, "on_message", lambda m: m.id)
+    forum_id = fake_discord.channel_ids["help"]
+    async with running_client(bot, fake_discord.token):
+        forum = bot.get_channel(forum_id)
+        assert isinstance(forum, discord.ForumChannel)
+        thread, starter = fake_discord.create_forum_post(forum_id, "alice", "Title?", "Body")
+        await fake_discord.wait_for(lambda: created and starters)
+        post = created[0]
+        assert isinstance(post.parent, discord.ForumChannel) and post.name == "Title?"
+        assert post.owner_id == int(fake_discord.users["alice"]["id"])
+        assert starters == [post.id] == [int(starter["id"])]
+        assert post.starter_message is not None and post.starter_message.content == "Body"
+
+        # A starter that never came over the gateway can be fetched (id == thread id).
+        quiet, _ = fake_discord.create_forum_post(
+            forum_id, "bob", "Quiet", "fetch me", dispatch_message=False
+        )
+        await fake_discord.wait_for(lambda: len(created) == 2)
+        assert created[1].starter_message is None
+        fetched = await created[1].fetch_message(created[1].id)
+        assert fetched.content == "fetch me" and fetched.channel.id == int(quiet["id"])
+
+        # The bot opens a post itself (a forum thread needs its first message) ...
+        made = await forum.create_thread(name="From the bot", content="hello")
+        assert made.message.id == made.thread.id and made.message.content == "hello"
+        # ... but cannot post into the forum channel itself.
+        with pytest.raises(discord.HTTPException) as refused:
+            await bot.http.send_message(
+                forum_id,
+                params=discord.http.MultipartParameters(
+                    payload={"content": "x"}, multipart=None, files=None
+                ),
+            )
+        assert refused.value.code == 50008
+        await made.thread.send("reply in the post")
+
+    assert [m["content"] for m in bot_messages(fake_discord, made.thread.id)] == [
+        "hello",
+        "reply in the post",
+    ]
+    assert fake_discord.unknown_routes == []
+
+
+async def test_message_command_carries_the_resolved_message(fake_discord: FakeDiscord) -> None:
+    bot = make_bot()
+    seen: list[tuple[int, str]] = []
+
+    @bot.tree.context_menu(name="Quote it")
+    async def quote_it(interaction: discord.Interaction, message: discord.Message) -> None:
+        seen.append((message.id, message.content))
+        await interaction.response.send_message("ok", ephemeral=True)
+
+    general = fake_discord.channel_ids["general"]
+    async with running_client(bot, fake_discord.token):
+        await bot.tree.sync()
+        (menu,) = fake_discord.commands()
+        assert menu["type"] == 3 and menu["name"] == "Quote it"
+        target = fake_discord.send_message(general, "alice", "quote me")
+        payload = fake_discord.send_message_command("Quote it", target, user="bob")
+        assert payload["data"]["target_id"] == target["id"]
+        await fake_discord.wait_for(lambda: seen)
+        with pytest.raises(ValueError):
+            fake_discord.send_message_command("No such menu", target)
+    assert seen == [(int(target["id"]), "quote me")]

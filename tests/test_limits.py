@@ -107,3 +107,20 @@ async def test_a_waiting_user_cannot_queue_a_second_question():
     assert second is not None and second.reason == "cooldown"
     lim.release()
     assert await waiting is None
+
+
+async def test_acquire_waits_for_a_slot_without_cooldown_or_refusal():
+    lim = Limiter(cooldown_s=3600, max_concurrent=1, queue_wait_s=0.0, clock=Clock())
+    assert await lim.admit(1) is None  # user 1's slot; their cooldown starts
+    waiter = asyncio.create_task(lim.acquire())  # a forum post: waits, however long
+    await asyncio.sleep(0.05)
+    assert not waiter.done() and lim.active == 1
+    busy = await lim.admit(2)  # interactive questions are still refused at once
+    assert busy is not None and busy.reason == "busy"
+    lim.release()
+    await asyncio.wait_for(waiter, 1)
+    assert lim.active == 1
+    lim.release()
+    await lim.acquire()  # no per-user cooldown applies
+    lim.release()
+    assert lim.active == 0

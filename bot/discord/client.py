@@ -18,7 +18,7 @@ from discord.ext import commands
 from bot.discord.cogs import EXTENSIONS
 from bot.discord.feedback import FeedbackStore
 from bot.discord.limits import Limiter
-from bot.discord.views import FeedbackButton
+from bot.discord.views import FeedbackButton, HandoffButton
 from bot.service import build_service
 from index.errors import CorpusBotError
 from index.settings import Settings
@@ -64,7 +64,7 @@ class CorpusBot(commands.Bot):
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
             await self.load_extension(extension)
-        self.add_dynamic_items(FeedbackButton)  # feedback clicks work after a restart
+        self.add_dynamic_items(FeedbackButton, HandoffButton)  # clicks work after a restart
         if self.settings.discord_guild_id:
             guild = discord.Object(id=self.settings.discord_guild_id)
             self.tree.copy_global_to(guild=guild)  # guild commands appear at once

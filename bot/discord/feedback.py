@@ -47,6 +47,17 @@ CREATE TABLE IF NOT EXISTS answer_messages (
     message_id INTEGER PRIMARY KEY,
     answer_id INTEGER NOT NULL REFERENCES answers (id) ON DELETE CASCADE
 );
+CREATE TABLE IF NOT EXISTS forum_posts (
+    thread_id INTEGER PRIMARY KEY,
+    status TEXT NOT NULL,  -- pending, answer, notice, silent
+    owner TEXT NOT NULL,  -- the bot process that claimed it
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS handoffs (
+    answer_id INTEGER PRIMARY KEY REFERENCES answers (id) ON DELETE CASCADE,
+    url TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
 """
 
 
@@ -127,7 +138,88 @@ class FeedbackStore:
             )
             return True
 
+    # --- forum posts (answered once, also across restarts) ------------------------------
+
+    def claim_post(self, thread_id: int, owner: str) -> bool:
+        """Claim a forum post for answering; False if it was ever claimed before."""
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO forum_posts (thread_id, status, owner, updated_at)"
+                " VALUES (?, 'pending', ?, ?)",
+                (thread_id, owner, time.time()),
+            )
+            return cur.rowcount == 1
+
+    def take_over_post(self, thread_id: int, owner: str) -> bool:
+        """Claim a post another (dead) process left pending; the caller checked it has no reply."""
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE forum_posts SET owner=?, updated_at=?"
+                " WHERE thread_id=? AND status='pending' AND owner != ?",
+                (owner, time.time(), thread_id, owner),
+            )
+            return cur.rowcount == 1
+
+    def finish_post(self, thread_id: int, status: str, owner: str) -> None:
+        """Record how a claimed post ended (only by its owner: a taken-over one is not ours)."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE forum_posts SET status=?, updated_at=? WHERE thread_id=? AND owner=?",
+                (status, time.time(), thread_id, owner),
+            )
+
+    def post_status(self, thread_id: int) -> tuple[str, str] | None:
+        """(status, owner) of a forum post, None if never claimed."""
+        rows = self._run("SELECT status, owner FROM forum_posts WHERE thread_id=?", (thread_id,))
+        return rows[0] if rows else None
+
+    def watch_since_ms(self, now_ms: int) -> int:
+        """When the bot first watched forums (set once): catch-up never goes further back."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('forum_watch_since_ms', ?)",
+                (str(now_ms),),
+            )
+            row = self._db.execute(
+                "SELECT value FROM meta WHERE key='forum_watch_since_ms'"
+            ).fetchone()
+            return int(row[0])
+
+    # --- hand-offs to humans -----------------------------------------------------------
+
+    def handoff_url(self, answer_id: int) -> str | None:
+        rows = self._run("SELECT url FROM handoffs WHERE answer_id=?", (answer_id,))
+        return rows[0][0] if rows else None
+
+    def record_handoff(self, answer_id: int, url: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO handoffs (answer_id, url, created_at) VALUES (?, ?, ?)",
+                (answer_id, url, time.time()),
+            )
+
     # --- reads -------------------------------------------------------------------------
+
+    def answer_record(self, answer_id: int) -> dict[str, Any] | None:
+        """One stored answer: question, answer, abstained, channel_id, guild_id and message_id
+        (its first Discord message, None if unknown)."""
+        rows = self._run(
+            "SELECT question, answer, abstained, channel_id, guild_id,"
+            " (SELECT MIN(message_id) FROM answer_messages WHERE answer_id = answers.id)"
+            " FROM answers WHERE id=?",
+            (answer_id,),
+        )
+        if not rows:
+            return None
+        q, a, abstained, channel_id, guild_id, message_id = rows[0]
+        return {
+            "question": q,
+            "answer": a,
+            "abstained": bool(abstained),
+            "channel_id": channel_id,
+            "guild_id": guild_id,
+            "message_id": message_id,
+        }
 
     def history(self, channel_id: int, *, limit: int = 5) -> list[tuple[str, str]]:
         """The last `limit` (question, answer) pairs in a thread/channel, oldest first."""

@@ -94,6 +94,14 @@ class Limiter:
                 return False
         return True
 
+    async def acquire(self) -> None:
+        """Wait, however long, for an answer slot (no per-user cooldown): for work nobody is
+        waiting on interactively, such as forum posts. Call `release()` when done."""
+        while self.active >= self.max_concurrent:
+            self._freed.clear()
+            await self._freed.wait()
+        self.active += 1
+
     def release(self) -> None:
         if self.active <= 0:
             raise RuntimeError("release() without a matching admit()")

@@ -10,8 +10,9 @@ Pointing discord.py at it (the ``fake_discord`` fixture in tests/fixtures/discor
     discord.http.Route.BASE = fake.api_base                      # "http://127.0.0.1:PORT/api/v10"
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(fake.gateway_url)
 
-``FakeDiscord(*, token, bot_name, guild_name, channels, members, admins, heartbeat_interval_ms)``
-(all keyword, all defaulted) builds one guild: text channels named by ``channels``, the @everyone
+``FakeDiscord(*, token, bot_name, guild_name, channels, forums, members, admins,
+heartbeat_interval_ms)`` (all keyword, all defaulted) builds one guild: text channels named by
+``channels``, forum channels (type 15, in ``channel_ids`` too) named by ``forums``, the @everyone
 role (``MEMBER_PERMISSIONS``), an "Admin" role (administrator) held by ``admins``, a bot role
 (``BOT_PERMISSIONS``), the members plus the bot. ``start()`` / ``stop()`` (or ``with``).
 Each member also has a DM channel with the bot (type 1, ``recipients: [user]``, no guild_id),
@@ -40,6 +41,14 @@ member name or a user dict; ``channel_id`` defaults to the first channel):
         ``dm=True``: in the user's DM, with "user" instead of "member", no guild, context 1; like
         Discord, only a synced global command usable in DMs (contexts / dm_permission) can be
         used there (else ValueError).
+    create_forum_post(forum_id, author, title, content, *, dispatch_message=True,
+                      message_first=False) -> (thread, starter message)
+        -> a post like Discord's: a public thread (owner = author) whose starter message has the
+        thread's id; THREAD_CREATE (newly_created) then the starter's MESSAGE_CREATE
+        (``message_first``: reversed; ``dispatch_message=False``: none, the bot must fetch it).
+    send_message_command(command_name, message, user="alice", *, permissions=None)
+        -> INTERACTION_CREATE type 2 for a synced message context-menu command (type 3) on a
+        stored message: ``target_id`` and ``resolved.messages``.
     click_button(message, custom_id, user="alice", *, component_type=2, values=None)
         -> INTERACTION_CREATE type 3 carrying the stored (current) message (DM-shaped in a DM).
     react(message, emoji, user="alice") -> MESSAGE_REACTION_ADD
@@ -70,7 +79,8 @@ POST /users/@me/channels {"recipient_id"} (the DM channel; unknown user -> 400 c
 POST/PATCH/DELETE channel messages (JSON or multipart with payload_json + files[n]); PUT/DELETE
 own reactions; POST /channels/{c}/typing; POST /channels/{c}/messages/{m}/threads (thread id ==
 message id, like Discord) and /channels/{c}/threads (both dispatch THREAD_CREATE; in a DM -> 400
-code 50024); POST
+code 50024; in a forum: a post with body ``message`` as its starter, returned as ``message``;
+POST /channels/{forum}/messages -> 400 code 50008); POST
 /interactions/{id}/{token}/callback (types 4, 5, 6, 7, 8, 9; ``with_response`` honoured; a second
 ack -> 400 code 40060); POST /webhooks/{app}/{token} (follow-ups; before the ack -> 404);
 GET/PATCH/DELETE /webhooks/{app}/{token}/messages/{@original|id}; GET/PUT
@@ -151,11 +161,13 @@ FLAG_EPHEMERAL = 1 << 6
 FLAG_LOADING = 1 << 7
 
 MSG_DEFAULT, MSG_REPLY, MSG_CHAT_INPUT = 0, 19, 20
-CHANNEL_TEXT, CHANNEL_DM, CHANNEL_PUBLIC_THREAD = 0, 1, 11
+CHANNEL_TEXT, CHANNEL_DM, CHANNEL_PUBLIC_THREAD, CHANNEL_FORUM = 0, 1, 11, 15
+GUILD_CHANNEL_TYPES = (CHANNEL_TEXT, CHANNEL_FORUM)  # GUILD_CREATE "channels"; the rest are threads
 CONTEXT_GUILD, CONTEXT_BOT_DM = 0, 1  # an interaction's "context"
 # What an app may do in its DM with a user (no guild roles there, so no threads or management).
 DM_PERMISSIONS = (1 << 6) | (1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 31)
 INTERACTION_COMMAND, INTERACTION_COMPONENT = 2, 3
+COMMAND_CHAT_INPUT, COMMAND_USER, COMMAND_MESSAGE = 1, 2, 3  # application command types
 
 _MENTION = re.compile(r"<@!?(\d+)>")
 _NO_AUTH_ROUTES = re.compile(r"^/(interactions|webhooks)/")
@@ -325,6 +337,7 @@ class FakeDiscord:
         bot_name: str = "corpusbot",
         guild_name: str = "Test Guild",
         channels: Sequence[str] = ("general", "random"),
+        forums: Sequence[str] = (),
         members: Sequence[str] = ("alice", "bob"),
         admins: Sequence[str] = ("alice",),
         heartbeat_interval_ms: int = 5000,
@@ -355,6 +368,18 @@ class FakeDiscord:
             cid = self._snowflake()
             self.channel_ids[name] = cid
             self._channels[cid] = self._text_channel(cid, name, position)
+        for position, name in enumerate(forums, len(channels)):
+            cid = self._snowflake()
+            self.channel_ids[name] = cid
+            self._channels[cid] = self._text_channel(cid, name, position) | {
+                "type": CHANNEL_FORUM,
+                "available_tags": [],
+                "default_reaction_emoji": None,
+                "default_sort_order": None,
+                "default_forum_layout": 0,
+                "default_thread_rate_limit_per_user": 0,
+                "default_auto_archive_duration": 1440,
+            }
         self._dm_ids: dict[int, int] = {}  # user id -> their DM channel with the bot
         self._messages: dict[int, Json] = {}
         self._channel_messages: dict[int, list[int]] = {}
@@ -672,6 +697,79 @@ class FakeDiscord:
             )
         )
 
+    def create_forum_post(
+        self,
+        forum_id: int,
+        author: str | Json,
+        title: str,
+        content: str,
+        *,
+        dispatch_message: bool = True,
+        message_first: bool = False,
+    ) -> tuple[Json, Json]:
+        """``author`` opens a post in a forum channel: THREAD_CREATE (newly_created), then the
+        starter message's MESSAGE_CREATE (``message_first``: the other way round;
+        ``dispatch_message=False``: none, so the bot has to fetch it). Returns (thread, message)."""
+        user = self._user(author)
+
+        async def go() -> tuple[Json, Json]:
+            forum = self._channel(forum_id)
+            if forum["type"] != CHANNEL_FORUM:
+                raise ValueError(f"channel {forum_id} is not a forum")
+            return await self._forum_post(
+                forum,
+                user,
+                title,
+                {"content": content},
+                dispatch_message=dispatch_message,
+                message_first=message_first,
+            )
+
+        return self._run_coro(go())
+
+    def send_message_command(
+        self,
+        command_name: str,
+        message: Json | int,
+        user: str | Json = "alice",
+        *,
+        permissions: int | str | None = None,
+    ) -> Json:
+        """``user`` runs a message context-menu command (app command type 3) on ``message``:
+        INTERACTION_CREATE type 2 with ``target_id`` and ``resolved.messages``."""
+        member_user = self._user(user)
+
+        async def go() -> Json:
+            msg = self._get_stored(message["id"] if isinstance(message, dict) else message)
+            channel = self._channel(int(msg["channel_id"]))
+            offered = self._commands.get(self.guild_id, []) + self._commands.get(None, [])
+            cmd = next(
+                (
+                    c
+                    for c in offered
+                    if c["name"] == command_name and c.get("type") == COMMAND_MESSAGE
+                ),
+                None,
+            )
+            if cmd is None:
+                raise ValueError(f"no message command {command_name!r} was synced")
+            data: Json = {
+                "id": cmd["id"],
+                "name": command_name,
+                "type": COMMAND_MESSAGE,
+                "target_id": msg["id"],
+                "resolved": {"messages": {msg["id"]: copy.deepcopy(msg)}},
+            }
+            if cmd.get("guild_id"):
+                data["guild_id"] = cmd["guild_id"]
+            payload = self._interaction_payload(
+                INTERACTION_COMMAND, member_user, channel, data, permissions
+            )
+            await self._dispatch("INTERACTION_CREATE", payload)
+            return copy.deepcopy(payload)
+
+        return self._run_coro(go())
+
     def dm_channel_id(self, user: str | Json) -> int:
         """The id of ``user``'s DM channel with the bot, opening it if needed."""
         who = self._user(user)
@@ -936,8 +1034,8 @@ class FakeDiscord:
             self._member(u) for u in (everyone if intents & INTENT_GUILD_MEMBERS else everyone[:1])
         ]
         ours = [c for c in self._channels.values() if "guild_id" in c]  # not the DMs
-        channels = [c for c in ours if c["type"] == CHANNEL_TEXT]
-        threads = [c for c in ours if c["type"] != CHANNEL_TEXT]
+        channels = [c for c in ours if c["type"] in GUILD_CHANNEL_TYPES]
+        threads = [c for c in ours if c["type"] not in GUILD_CHANNEL_TYPES]
         return {
             "id": str(self.guild_id),
             "name": self.guild_name,
@@ -1187,14 +1285,24 @@ class FakeDiscord:
         msg.update(edited)
         return msg
 
-    def _thread_channel(self, tid: int, parent: Json, name: str, kind: int, archive: int) -> Json:
+    def _thread_channel(
+        self,
+        tid: int,
+        parent: Json,
+        name: str,
+        kind: int,
+        archive: int,
+        *,
+        owner: Json | None = None,
+    ) -> Json:
         now = _now_iso()
-        return {
+        owner_id = str((owner or self.bot_user)["id"])
+        thread: Json = {
             "id": str(tid),
             "type": kind,
             "guild_id": str(self.guild_id),
             "parent_id": parent["id"],
-            "owner_id": str(self.bot_id),
+            "owner_id": owner_id,
             "name": name,
             "last_message_id": None,
             "message_count": 0,
@@ -1209,13 +1317,45 @@ class FakeDiscord:
                 "locked": False,
                 "create_timestamp": now,
             },
-            "member": {
+        }
+        if parent["type"] == CHANNEL_FORUM:
+            thread["applied_tags"] = []
+        if owner_id == str(self.bot_id):  # the bot joined the threads it created
+            thread["member"] = {
                 "id": str(tid),
                 "user_id": str(self.bot_id),
                 "join_timestamp": now,
                 "flags": 0,
-            },
-        }
+            }
+        return thread
+
+    async def _forum_post(
+        self,
+        forum: Json,
+        author: Json,
+        title: str,
+        message: Json,
+        files: Sequence[Json] = (),
+        *,
+        dispatch_message: bool = True,
+        message_first: bool = False,
+    ) -> tuple[Json, Json]:
+        """A new post in a forum: a public thread whose starter message has the thread's id."""
+        tid = self._snowflake()
+        thread = self._thread_channel(tid, forum, title, CHANNEL_PUBLIC_THREAD, 4320, owner=author)
+        msg = self._new_message(thread, author, message, files=files)
+        msg["id"] = str(tid)  # like Discord: the starter message's id is the thread's
+        msg["position"] = 0
+        thread["message_count"] = thread["total_message_sent"] = 1
+        self._channels[tid] = thread
+        self._store(msg)
+        forum["last_message_id"] = str(tid)
+        if message_first and dispatch_message:
+            await self._dispatch_message("MESSAGE_CREATE", msg)
+        await self._dispatch("THREAD_CREATE", thread | {"newly_created": True})
+        if dispatch_message and not message_first:
+            await self._dispatch_message("MESSAGE_CREATE", msg)
+        return copy.deepcopy(thread), copy.deepcopy(msg)
 
     # ---- gateway ---------------------------------------------------------------------------
 
@@ -1496,9 +1636,12 @@ class FakeDiscord:
         return _json_response(200, self._get_stored(mid))
 
     async def _post_message(self, rec: RecordedRequest, cid: str) -> web.Response:
-        msg = self._new_message(
-            self._channel(int(cid)), self.bot_user, rec.json or {}, files=rec.files
-        )
+        channel = self._channel(int(cid))
+        if channel["type"] == CHANNEL_FORUM:
+            raise _HttpError(
+                400, {"message": "Cannot send messages in a non-text channel", "code": 50008}
+            )
+        msg = self._new_message(channel, self.bot_user, rec.json or {}, files=rec.files)
         self._store(msg)
         await self._dispatch_message("MESSAGE_CREATE", msg)
         return _json_response(200, msg)
@@ -1535,9 +1678,9 @@ class FakeDiscord:
         self._channel(int(cid))
         return web.Response(status=204)
 
-    def _thread_parent(self, cid: str) -> Json:
+    def _thread_parent(self, cid: str, *, forum_ok: bool = False) -> Json:
         parent = self._channel(int(cid))
-        if parent["type"] != CHANNEL_TEXT:
+        if parent["type"] != CHANNEL_TEXT and not (forum_ok and parent["type"] == CHANNEL_FORUM):
             raise _HttpError(
                 400, {"message": "Cannot execute action on this channel type", "code": 50024}
             )
@@ -1565,8 +1708,26 @@ class FakeDiscord:
         return _json_response(201, thread)
 
     async def _thread_without_message(self, rec: RecordedRequest, cid: str) -> web.Response:
-        parent = self._thread_parent(cid)
+        parent = self._thread_parent(cid, forum_ok=True)
         body = rec.json or {}
+        if parent["type"] == CHANNEL_FORUM:  # a forum post: a thread + its starter message
+            if not isinstance(body.get("message"), dict):
+                raise _HttpError(
+                    400,
+                    {
+                        "message": "Invalid Form Body",
+                        "code": 50035,
+                        "errors": {
+                            "message": {
+                                "_errors": [{"code": "BASE_TYPE_REQUIRED", "message": "Required"}]
+                            }
+                        },
+                    },
+                )
+            thread, msg = await self._forum_post(
+                parent, self.bot_user, body.get("name", "post"), body["message"], rec.files
+            )
+            return _json_response(201, thread | {"message": msg})
         tid = self._snowflake()
         thread = self._thread_channel(
             tid,

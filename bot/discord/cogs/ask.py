@@ -10,23 +10,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord.render import (
-    Payload,
-    render_answer,
-    render_error,
-    strip_bot_mention,
-    thread_name,
-)
-from bot.discord.views import feedback_view
+from bot.discord.delivery import NOWHERE, SORRY, Send, compute, deliver
+from bot.discord.render import Payload, strip_bot_mention, thread_name
+from bot.discord.routing import is_forum_starter
 from bot.models import Answer
-from index.errors import CorpusBotError
 
 if TYPE_CHECKING:
     from bot.discord.client import CorpusBot
@@ -34,12 +28,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NO_MENTIONS = discord.AllowedMentions.none()
-SORRY = "Sorry, something went wrong while answering. Please try again later."
 HINT = "Ask me a question about the indexed documents, e.g. `@me what is ...?`"
 NOT_HERE = "I don't answer questions in this channel."
+ASK_DOCS_MENU = "Ask the docs"
+NO_TEXT = "That message has no question I could look up."
 HISTORY_PAIRS = 5
-
-Send = Callable[[Payload, discord.ui.View | None], Awaitable[discord.Message | None]]
 
 
 @contextlib.asynccontextmanager
@@ -61,6 +54,16 @@ async def typing(channel: discord.abc.Messageable) -> AsyncIterator[None]:
 class Ask(commands.Cog):
     def __init__(self, bot: CorpusBot) -> None:
         self.bot = bot
+        # Context menus cannot be declared with a decorator inside a cog.
+        self.ask_docs_menu = app_commands.ContextMenu(
+            name=ASK_DOCS_MENU, callback=self.ask_the_docs
+        )
+
+    async def cog_load(self) -> None:
+        self.bot.tree.add_command(self.ask_docs_menu)
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(ASK_DOCS_MENU, type=self.ask_docs_menu.type)
 
     # --- /ask ----------------------------------------------------------------------------
 
@@ -106,6 +109,83 @@ class Ask(commands.Cog):
         finally:
             self.bot.limiter.release()
 
+    # --- "Ask the docs" (message context menu) -------------------------------------------
+
+    async def ask_the_docs(
+        self, interaction: discord.Interaction, message: discord.Message
+    ) -> None:
+        """Answer the selected message's text as a reply to it; confirm to the invoker only.
+
+        Only a cited answer is posted in the channel; a declined one (or an error) is shown to
+        the invoker alone, so nobody's message gets a public "I don't know" under it.
+        """
+        channel = interaction.channel
+        if not self._allowed(channel, dm=interaction.guild_id is None):
+            await interaction.response.send_message(NOT_HERE, ephemeral=True)
+            return
+        me = self.bot.user
+        question = strip_bot_mention(message.content, me.id if me else 0)
+        if not question or (me is not None and message.author.id == me.id):
+            await interaction.response.send_message(NO_TEXT, ephemeral=True)
+            return
+        refusal = await self.bot.limiter.admit(interaction.user.id)
+        if refusal is not None:
+            await interaction.response.send_message(refusal.message, ephemeral=True)
+            return
+        try:
+            await interaction.response.defer(thinking=True, ephemeral=True)
+            history: Sequence[tuple[str, str]] = ()
+            if isinstance(channel, discord.Thread):
+                history = await self._history(channel.id)
+            result = await self._compute(question, history)
+            public = isinstance(result, Answer) and not result.abstained and bool(result.citations)
+            reference = message.to_reference(fail_if_not_exists=False)
+
+            async def send(payload: Payload, view: discord.ui.View | None) -> discord.Message:
+                nonlocal reference
+                if not public:
+                    return await interaction.followup.send(
+                        content=payload.content or discord.utils.MISSING,
+                        embeds=payload.discord_embeds(),
+                        view=view or discord.utils.MISSING,
+                        allowed_mentions=NO_MENTIONS,
+                        suppress_embeds=not payload.embeds,
+                        ephemeral=True,
+                        wait=True,
+                    )
+                ref, reference = reference, None  # the first message replies to the question
+                return await message.channel.send(
+                    content=payload.content or None,
+                    embeds=payload.discord_embeds(),
+                    view=view,
+                    allowed_mentions=NO_MENTIONS,
+                    suppress_embeds=not payload.embeds,
+                    reference=ref,
+                )
+
+            sent = await deliver(
+                self.bot,
+                result,
+                send=send,
+                user_id=interaction.user.id,
+                # An answer only the invoker saw is no conversation in the channel: recorded
+                # nowhere, so it makes no thread follow-up-enabled and is no history there.
+                channel_id=message.channel.id if public else NOWHERE,
+                guild_id=interaction.guild_id,
+            )
+            if public and sent:
+                await interaction.followup.send(
+                    f"Answered under the message: {sent[0].jump_url}",
+                    ephemeral=True,
+                    allowed_mentions=NO_MENTIONS,
+                )
+        except Exception:
+            log.exception("could not answer message %s from the context menu", message.id)
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.followup.send(SORRY, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        finally:
+            self.bot.limiter.release()
+
     # --- messages ------------------------------------------------------------------------
 
     @commands.Cog.listener()
@@ -114,6 +194,13 @@ class Ask(commands.Cog):
         if message.author.bot or me is None or message.author.id == me.id:
             return
         channel = message.channel
+        if is_forum_starter(
+            message_id=message.id,
+            channel_id=channel.id,
+            parent_id=getattr(channel, "parent_id", None),
+            forum_ids=self.bot.settings.discord_forum_channel_ids,
+        ):
+            return  # a new forum post: the Forum cog answers it (once)
         mentioned = f"<@{me.id}>" in message.content or f"<@!{me.id}>" in message.content
         plan = await self._plan(message, mentioned=mentioned)
         if plan is None:
@@ -194,11 +281,12 @@ class Ask(commands.Cog):
     def _allowed(self, channel: object, *, dm: bool) -> bool:
         if dm:
             return self.bot.settings.discord_allow_dms
-        allowed = self.bot.settings.discord_channel_ids
-        if not allowed:
+        settings = self.bot.settings
+        if not settings.discord_channel_ids:
             return True
+        allowed = {*settings.discord_channel_ids, *settings.discord_forum_channel_ids}
         ids = {getattr(channel, "id", None), getattr(channel, "parent_id", None)}
-        return bool(ids & set(allowed))
+        return bool(ids & allowed)
 
     async def _history(self, channel_id: int) -> list[tuple[str, str]]:
         return await asyncio.to_thread(self.bot.feedback.history, channel_id, limit=HISTORY_PAIRS)
@@ -217,14 +305,7 @@ class Ask(commands.Cog):
         return None
 
     async def _compute(self, question: str, history: Sequence[tuple[str, str]]) -> Answer | str:
-        """The answer, or a user-facing message saying why there is none."""
-        try:
-            return await self.bot.service.aanswer(question, history)
-        except CorpusBotError as exc:
-            return render_error(str(exc))
-        except Exception:
-            log.exception("answering failed")
-            return SORRY
+        return await compute(self.bot, question, history)
 
     async def _open_thread(
         self, message: discord.Message, question: str
@@ -246,24 +327,9 @@ class Ask(commands.Cog):
         channel_id: int,
         guild_id: int | None,
     ) -> None:
-        if isinstance(result, str):
-            await send(Payload(content=result), None)
-            return
-        store = self.bot.feedback
-        answer_id = await asyncio.to_thread(
-            store.record_answer,
-            answer=result,
-            user_id=user_id,
-            channel_id=channel_id,
-            guild_id=guild_id,
+        await deliver(
+            self.bot, result, send=send, user_id=user_id, channel_id=channel_id, guild_id=guild_id
         )
-        payloads = render_answer(result)
-        sent = []
-        for i, payload in enumerate(payloads):
-            view = feedback_view(answer_id) if i == len(payloads) - 1 else None
-            sent.append(await send(payload, view))
-        ids = [m.id for m in sent if m is not None]
-        await asyncio.to_thread(store.record_messages, answer_id, ids)
 
     async def _reply(self, message: discord.Message, text: str) -> None:
         try:

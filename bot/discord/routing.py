@@ -1,0 +1,88 @@
+"""Routing decisions for forum posts, as pure functions over plain values (no Discord objects).
+
+A forum post is a thread in a forum channel (type 15) whose starter message has the thread's id.
+The bot answers a new post once: only with a cited answer, otherwise it stays silent (or posts
+one short notice if DISCORD_FORUM_DECLINE_NOTICE is set). Follow-ups inside a post are ordinary
+thread follow-ups, handled by the Ask cog once the bot has answered there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from enum import Enum
+
+from bot.models import Answer
+
+FORUM_DECLINE_NOTICE = "I found no answer to this in the docs yet."
+
+
+@dataclass(frozen=True)
+class ForumPost:
+    thread_id: int
+    parent_id: int | None
+    owner_id: int | None
+    created_ms: int  # when the post was created (its snowflake time), Unix ms
+
+
+class PostDecision(Enum):
+    ANSWER = "answer"  # read the post and answer it
+    IGNORE = "ignore"  # not a watched forum, the bot's own post, or too old
+    DONE = "done"  # already handled (answered, declined or in progress)
+
+
+def post_decision(
+    post: ForumPost,
+    *,
+    forum_ids: Collection[int],
+    bot_id: int,
+    handled: bool,
+    not_before_ms: int | None = None,
+) -> PostDecision:
+    """Whether to answer a forum post the bot has just seen (live, or at start-up catch-up).
+
+    ``handled``: the post id is already recorded in the feedback store. ``not_before_ms``: posts
+    created earlier are ignored (catch-up never answers posts from before the bot watched).
+    """
+    if post.parent_id is None or post.parent_id not in forum_ids:
+        return PostDecision.IGNORE
+    if post.owner_id == bot_id:
+        return PostDecision.IGNORE
+    if not_before_ms is not None and post.created_ms < not_before_ms:
+        return PostDecision.IGNORE
+    if handled:
+        return PostDecision.DONE
+    return PostDecision.ANSWER
+
+
+def is_forum_starter(
+    *, message_id: int, channel_id: int, parent_id: int | None, forum_ids: Collection[int]
+) -> bool:
+    """A post's first message (its id is the thread's): the post handler answers it, not on_message."""
+    return message_id == channel_id and parent_id is not None and parent_id in forum_ids
+
+
+def post_question(title: str, body: str, *, max_chars: int) -> str:
+    """The question a post asks: its title, then its first message, within ``max_chars``."""
+    title, body = title.strip(), body.strip()
+    if body.casefold().startswith(title.casefold()):
+        title = ""  # the body repeats the title
+    text = f"{title}\n\n{body}".strip() if body else title
+    if len(text) > max_chars:
+        cut = text[:max_chars]
+        space = cut.rfind(" ")
+        text = cut[:space] if space > max_chars // 2 else cut
+    return text.strip()
+
+
+class PostReply(Enum):
+    ANSWER = "answer"  # the cited answer, with sources and feedback buttons
+    NOTICE = "notice"  # one short "no answer in the docs yet" line
+    SILENT = "silent"
+
+
+def post_reply(result: Answer | str, *, decline_notice: bool) -> PostReply:
+    """What to post under a forum post for the answering result (an Answer or an error text)."""
+    if isinstance(result, Answer) and not result.abstained and result.citations:
+        return PostReply.ANSWER
+    return PostReply.NOTICE if decline_notice else PostReply.SILENT
