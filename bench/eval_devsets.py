@@ -190,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chunk-size", type=int, help="CHUNK_SIZE for the dev indexes")
     p.add_argument("--chunk-overlap", type=int, help="CHUNK_OVERLAP for the dev indexes")
     p.add_argument("--k", type=int, help="RETRIEVAL_K")
+    p.add_argument("--mode", choices=["hybrid", "dense"], help="RETRIEVAL_MODE")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     out = args.features.open("w", encoding="utf-8") if args.features else None
@@ -203,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("chunk_size", args.chunk_size),
                 ("chunk_overlap", args.chunk_overlap),
                 ("retrieval_k", args.k),
+                ("retrieval_mode", args.mode),
             )
             if value is not None
         }

@@ -3,9 +3,9 @@
     python -m bench.eval_devsets --split tune --features /tmp/tune.jsonl
     python -m bench.fit_decision /tmp/tune.jsonl            # writes bot/answer/decision.json
 
-Label: 1 when the passage the answerer would quote holds the fact from an expected
-document, 0 otherwise (out-of-scope questions, and answerable ones whose best passage is
-wrong: declining those keeps citations precise). L2-regularised logistic regression, then the
+Label: 1 for a question the corpus answers, 0 for an out-of-scope one: the decision is about
+scope. (Declining in-scope questions whose best passage is imperfect would cost answers and
+gain little precision: such passages are nearly always from the right document.) L2-regularised logistic regression, then the
 threshold that maximises tune-half accuracy with a small preference for answering. Only the
 tune halves are read: the held-out halves stay for measuring.
 """
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             if r["split"] == "tune" and r["features"]:
                 rows.append(r)
     x = np.array([[r["features"][k] for k in DECISION_FEATURES] for r in rows], dtype=float)
-    y = np.array([1.0 if r["correct_quote"] else 0.0 for r in rows])
+    y = np.array([1.0 if r["answerable"] else 0.0 for r in rows])
     w = fit(x, y)
     p = 1 / (1 + np.exp(-(np.hstack([x, np.ones((len(x), 1))]) @ w)))
     best = max(

@@ -54,9 +54,16 @@ def _redact(answer: Answer, secrets: Sequence[str]) -> None:
 
 class AnswerService:
     def __init__(
-        self, *, chain: Runnable, reader: Any, settings: Settings, retriever: Any = None
+        self,
+        *,
+        chain: Runnable,
+        reader: Any,
+        settings: Settings,
+        retriever: Any = None,
+        extractive: Any = None,
     ) -> None:
         self._chain = chain
+        self.extractive = extractive  # the offline answerer (bench tools inspect it)
         self._reader = reader
         self._retriever = retriever
         self._settings = settings
@@ -157,7 +164,9 @@ def build_service(
         extractive.answer("warm-up", retriever.invoke("warm-up"))
         log.info("warmed up in %.1f s", time.perf_counter() - started)
     chain = create_chain(retriever=retriever, extractive=extractive, llm=llm)
-    return AnswerService(chain=chain, reader=reader, settings=settings, retriever=retriever)
+    return AnswerService(
+        chain=chain, reader=reader, settings=settings, retriever=retriever, extractive=extractive
+    )
 
 
 def _llm_answerer(settings: Settings) -> Any:

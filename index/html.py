@@ -181,12 +181,14 @@ class _Walker:
     def __init__(self, builder: TextBuilder) -> None:
         self.builder = builder
         self.buffer: list[str] = []
+        self.marker = ""  # a list item's "- ", put before its first paragraph
 
     def flush(self) -> None:
         text = _SPACES.sub(" ", "".join(self.buffer)).replace(_BR, "\n").strip()
         self.buffer.clear()
         if text:
-            self.builder.paragraph(text)
+            self.builder.paragraph(self.marker + text)
+            self.marker = ""
 
     def walk(self, node: Tag) -> None:
         for child in node.children:
@@ -215,9 +217,10 @@ class _Walker:
                     self.builder.paragraph(row)
             elif name == "li":
                 self.flush()
-                self.buffer.append("- ")
+                self.marker = "- "
                 self.walk(child)
                 self.flush()
+                self.marker = ""
             elif name in _BLOCKS:
                 self.flush()
                 self.walk(child)

@@ -46,7 +46,8 @@ from index.sentences import UNIT_VECTORS, decode_unit_vectors, units_of_chunk
 log = logging.getLogger(__name__)
 
 NOT_FOUND = "I couldn't find that in the indexed sources."
-QUOTE_CHARS = 600  # a passage of a few sentences, or a short paragraph
+QUOTE_CHARS = 600  # a passage of a few sentences, or a paragraph
+MAX_CODE_IN_QUOTE = 300  # a longer code block ends the quote
 NEAR_SOURCES = 3
 
 
@@ -208,14 +209,18 @@ def _terms(text: str) -> set[str]:
 
 @dataclass(frozen=True)
 class Weights:
-    """How a sentence is ranked (the decision to answer at all is `Decision`)."""
+    """How a sentence is ranked as the place to quote from (the decision to answer at all is
+    `Decision`). Fitted on the dev sets' tune halves by bench/fit_selection.py."""
 
-    lex: float = 0.4  # share of the question's informative words in the sentence
-    sem: float = 0.5  # the sentence's similarity to the question (its vector in context)
+    lex: float = 0.85  # share of the question's informative words in the sentence
+    sem: float = 1.1  # the sentence's similarity to the question (its vector in context)
     dense: float = 0.2  # the chunk's similarity to the question (headings included)
-    lead: float = 0.35  # opens a section whose heading matches the question
-    answer_type: float = 0.08  # holds what the question word asks for (a date for "when")
-    rank: float = 0.02  # per retrieval rank: ties go to the retriever's order
+    lead: float = 0.2  # opens a section whose heading matches the question
+    answer_type: float = 0.1  # holds what the question word asks for (a date for "when")
+    rank: float = 0.01  # per retrieval rank: ties go to the retriever's order
+    short: float = 0.2  # a fragment ("-", "Example:") answers nothing alone
+    wlex: float = 1.05  # share of the question's words in the whole quote and its headings
+    wsem: float = 0.3  # the best sentence similarity within the quote
 
 
 class ExtractiveAnswerer:
@@ -235,6 +240,7 @@ class ExtractiveAnswerer:
         self._common = common_words
         self.decision = decision or Decision.default()
         self.weights = weights or Weights()
+        self.trace: list[tuple[Passage, Unit, dict[str, float]]] | None = None
 
     def answer(self, question: str | Standalone, docs: list[Document]) -> Answer:
         q = question if isinstance(question, Standalone) else Standalone(question)
@@ -270,21 +276,28 @@ class ExtractiveAnswerer:
         best: tuple[float, Passage, Unit] | None = None
         for p in passages:
             head = coverage(p.context_terms)
+            for u in p.units:
+                u.lex = coverage(u.terms)
+                u.sem = float(u.vector @ qvec) if u.vector is not None else p.dense
             for u in p.units[: p.own_units]:
                 if u.code and not wants_code:
                     continue
-                u.lex = coverage(u.terms)
-                u.sem = float(u.vector @ qvec) if u.vector is not None else p.dense
-                lead = head if p.section_lead and u.para == 0 else 0.0
-                u.score = (
-                    w.lex * u.lex
-                    + w.sem * u.sem
-                    + w.dense * p.dense
-                    + w.lead * lead
-                    - w.rank * p.rank
-                )
-                if wanted is not None and wanted(u.text):
-                    u.score += w.answer_type
+                window = self._window(p, u, wants_code)
+                wsems = [x.sem if x.vector is not None else 0.0 for x in window]
+                f = {
+                    "lex": u.lex,
+                    "sem": u.sem,
+                    "dense": p.dense,
+                    "lead": head if p.section_lead and u.para == 0 else 0.0,
+                    "rank": -float(p.rank),
+                    "answer_type": float(wanted is not None and wanted(u.text)),
+                    "short": -float(len(u.text) < 25),  # "-", "Example:": no answer alone
+                    "wlex": coverage(set().union(*(x.terms for x in window)) | p.context_terms),
+                    "wsem": max(wsems),
+                }
+                u.score = sum(getattr(w, k) * v for k, v in f.items())
+                if self.trace is not None:  # bench/fit_selection.py
+                    self.trace.append((p, u, f))
                 if best is None or u.score > best[0]:
                     best = (u.score, p, u)
         if best is None:
@@ -356,6 +369,10 @@ class ExtractiveAnswerer:
         )
 
     @staticmethod
+    def quote_of(p: Passage, window: list[Unit]) -> str:
+        return p.text[window[0].start - p.text_start : window[-1].end - p.text_start]
+
+    @staticmethod
     def _window(p: Passage, unit: Unit, wants_code: bool) -> list[Unit]:
         """The best sentence and what completes it, within its paragraph: the sentence
         before it when the paragraph opens there or it refers back ("This is why ..."), the
@@ -375,17 +392,21 @@ class ExtractiveAnswerer:
             nxt = p.units[j]
             size = sum(len(u.text) for u in window) + len(nxt.text)
             introduces = window[-1].text.rstrip().endswith(":")
-            if nxt.code:
-                # The code a sentence announces ("as follows:") is the rest of the answer.
-                if introduces and (wants_code or len(nxt.text) <= 300):
-                    window.append(nxt)
+            if nxt.code and not (introduces or wants_code) or len(nxt.text) > MAX_CODE_IN_QUOTE:
                 break
-            if nxt.para != window[-1].para and not introduces:
-                break
+            # The answer often follows the sentence that restates the question, in the next
+            # sentence or paragraph of the section: run on up to QUOTE_CHARS.
             if size > QUOTE_CHARS and not introduces:
                 break
             window.append(nxt)
             j += 1
+        while (
+            window[-1].code
+            and not wants_code
+            and len(window) > 1
+            and not window[-2].text.rstrip().endswith(":")
+        ):
+            window.pop()
         return window
 
     # --- output ---------------------------------------------------------------------------
