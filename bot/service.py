@@ -115,7 +115,7 @@ def build_service(
     from index.pipeline import reindex
     from index.store import IndexReader, index_exists, make_client
 
-    client = make_client(settings)
+    client = make_client(settings, read_only_ok=True)  # asking needs no write access
     embeddings = QueryCachedEmbeddings(inner=make_embeddings(settings))
     if not index_exists(settings, client):
         if not build_if_missing:

@@ -16,7 +16,6 @@ import datetime as dt
 import hashlib
 import io
 import logging
-import os
 import re
 import warnings
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from bs4 import BeautifulSoup, NavigableString, Tag
 from bs4.dammit import EncodingDetector
 from bs4.element import PreformattedString
 
+from index import files
 from index.documents import PageSpan, SkippedFile, SourceDoc
 from index.errors import ConfigError, DocumentError
 
@@ -368,32 +368,30 @@ def _parse_pdf(raw: bytes, stem: str) -> tuple[str, str, dict[str, str], tuple[P
 
 def load_file(path: Path, *, root: Path, max_bytes: int) -> SourceDoc:
     """Load one file; raise DocumentError with a short reason when it cannot be used."""
-    source = path.relative_to(root).as_posix()
+    source = files.source_name(path, root)  # valid UTF-8 even for undecodable names
+    stem = files.safe_text(path.stem)
     ext = path.suffix.lower()
     if ext not in SUPPORTED_EXTS:
         raise DocumentError(source, f"unsupported file type {ext or '(none)'}")
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise DocumentError(source, f"too large ({size} bytes, limit {max_bytes})")
-        raw = path.read_bytes()
+        raw = files.read_capped(path, max_bytes, root=root)  # regular files inside root only
+    except files.FileRejected as exc:
+        raise DocumentError(source, str(exc)) from exc
     except OSError as exc:
         raise DocumentError(source, f"cannot read file: {exc.strerror or exc}") from exc
     if not raw:
         raise DocumentError(source, "empty file")
-    if len(raw) > max_bytes:  # grew since stat
-        raise DocumentError(source, f"too large ({len(raw)} bytes, limit {max_bytes})")
 
     pages: tuple[PageSpan, ...] = ()
     try:
         if ext in PDF_EXTS:
-            text, title, metadata, pages = _parse_pdf(raw, path.stem)
+            text, title, metadata, pages = _parse_pdf(raw, stem)
         elif ext in HTML_EXTS:
-            text, title, metadata = _parse_html(raw, path.stem)
+            text, title, metadata = _parse_html(raw, stem)
         elif ext in MARKDOWN_EXTS:
-            text, title, metadata = _parse_markdown(raw, path.stem)
+            text, title, metadata = _parse_markdown(raw, stem)
         else:
-            text, title, metadata = _parse_plain(raw, path.stem)
+            text, title, metadata = _parse_plain(raw, stem)
     except ValueError as exc:
         raise DocumentError(source, str(exc)) from exc
     except Exception as exc:  # a parser bug must cost one file, not the whole index
@@ -411,19 +409,8 @@ def load_file(path: Path, *, root: Path, max_bytes: int) -> SourceDoc:
     )
 
 
-def _corpus_files(corpus_dir: Path) -> list[Path]:
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(corpus_dir):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            path = Path(dirpath, name)
-            if name.startswith("."):
-                continue
-            if path.suffix.lower() not in SUPPORTED_EXTS:
-                log.debug("ignoring %s: unsupported file type", path)
-                continue
-            found.append(path)
-    return sorted(found, key=lambda p: p.relative_to(corpus_dir).as_posix())
+def _corpus_files(corpus_dir: Path) -> tuple[list[Path], list[SkippedFile]]:
+    return files.iter_corpus_files(corpus_dir, exts=SUPPORTED_EXTS)
 
 
 def load_corpus(corpus_dir: Path, *, max_bytes: int) -> tuple[list[SourceDoc], list[SkippedFile]]:
@@ -432,11 +419,11 @@ def load_corpus(corpus_dir: Path, *, max_bytes: int) -> tuple[list[SourceDoc], l
     if not corpus_dir.is_dir():
         raise ConfigError(f"CORPUS_DIR is not a directory: {corpus_dir}")
     docs: list[SourceDoc] = []
-    skipped: list[SkippedFile] = []
-    for path in _corpus_files(corpus_dir):
+    paths, skipped = _corpus_files(corpus_dir)  # not regular / outside the corpus: skipped
+    for path in paths:
         try:
             docs.append(load_file(path, root=corpus_dir, max_bytes=max_bytes))
         except DocumentError as err:
             log.warning("skipping %s: %s", err.path, err.reason)
             skipped.append(SkippedFile(path=err.path, reason=err.reason))
-    return docs, skipped
+    return docs, sorted(skipped, key=lambda s: s.path)

@@ -21,7 +21,16 @@ generation that a later run deleted gets NotFound and re-resolves the pointer on
 
 from __future__ import annotations
 
+import atexit
+import errno
+import json
 import logging
+import os
+import re
+import shutil
+import sqlite3
+import tempfile
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,12 +43,12 @@ import chromadb.config
 import httpx
 from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
-from chromadb.errors import NotFoundError
+from chromadb.errors import ChromaError, NotFoundError
 from langchain_chroma import Chroma
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
-from index.errors import ConfigError, IndexNotReady, StoreUnavailable
+from index.errors import ConfigError, CorpusBotError, IndexNotReady, StoreUnavailable
 from index.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,15 +62,52 @@ _HISTORY = 10  # previous generations remembered in the pointer (KEEP_GENERATION
 # What a broken connection to a Chroma server looks like from the client.
 _CONNECTION_ERRORS = (httpx.TransportError, ConnectionError)
 
+# What a damaged, full or read-only embedded store looks like: chromadb's Rust core reports
+# SQLite and HNSW failures as ChromaError carrying SQLite's text; sqlite3 and the OS give
+# errnos.
+_DAMAGED = ("database disk image is malformed", "file is not a database")
+_FULL = ("database or disk is full", "no space left on device", "failed to apply logs")
+_READ_ONLY = ("attempt to write a readonly database", "read-only file system")
+
+
+def store_problem(err: BaseException, path: Path | None = None) -> CorpusBotError | None:
+    """The user-facing error for a damaged / full / read-only embedded store, else None."""
+    text = str(err).lower()
+    no = getattr(err, "errno", None)
+    where = f"INDEX_DIR ({path})" if path is not None else "INDEX_DIR"
+    if any(k in text for k in _DAMAGED):
+        return StoreUnavailable(
+            f"the index database in {where} is damaged ({err}); "
+            "run python -m index --rebuild to build a fresh one beside it"
+        )
+    if no == errno.ENOSPC or any(k in text for k in _FULL):
+        return StoreUnavailable(
+            f"not enough disk space for the index in {where} ({err}); the new index "
+            "generation was dropped and the previous one is still active. Free disk space "
+            "and run python -m index again"
+        )
+    if no in (errno.EROFS, errno.EACCES, errno.EPERM) or any(k in text for k in _READ_ONLY):
+        return ConfigError(
+            f"{where} is not writable ({err}); python -m index needs write access to it "
+            "(the bot can answer from a read-only index)"
+        )
+    return None
+
 
 @contextmanager
-def connection_errors(where: str = "") -> Iterator[None]:
-    """Turn a dropped Chroma server connection into StoreUnavailable (a user-facing error)."""
+def connection_errors(where: str = "", path: Path | None = None) -> Iterator[None]:
+    """Turn a dropped Chroma server connection into StoreUnavailable (a user-facing error),
+    and a damaged / full / read-only embedded store into a message with a way out."""
     try:
         yield
     except _CONNECTION_ERRORS as err:
         at = f" at {where}" if where else ""
         raise StoreUnavailable(f"the Chroma server{at} is unreachable: {err}") from err
+    except (ChromaError, sqlite3.Error, OSError) as err:
+        problem = None if isinstance(err, NotFoundError) else store_problem(err, path)
+        if problem is None:
+            raise
+        raise problem from err
 
 
 def ensure_index_dir(path: Path) -> None:
@@ -72,12 +118,47 @@ def ensure_index_dir(path: Path) -> None:
         raise ConfigError(f"INDEX_DIR cannot be used: {path} ({err.strerror or err})") from err
 
 
-def make_client(settings: Settings) -> ClientAPI:
-    """An embedded PersistentClient under index_dir, or an HttpClient when CHROMA_HOST is set."""
-    chroma_settings = chromadb.config.Settings(anonymized_telemetry=False)
+def _writable(path: Path) -> bool:
+    db = path / "chroma.sqlite3"
+    return os.access(path, os.W_OK) and (not db.exists() or os.access(db, os.W_OK))
+
+
+def open_embedded(path: Path) -> ClientAPI:
+    """A PersistentClient on `path`; a damaged or unwritable store becomes a clear error."""
+    ensure_index_dir(path)
+    with connection_errors(path=path):
+        return chromadb.PersistentClient(
+            path=str(path), settings=chromadb.config.Settings(anonymized_telemetry=False)
+        )
+
+
+def _read_only_copy(path: Path) -> Path:
+    """A private copy of a read-only Chroma folder (chromadb cannot open one in place)."""
+    tmp = Path(tempfile.mkdtemp(prefix="corpusbot-readonly-index-"))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    copy = tmp / "chroma"
+    shutil.copytree(path, copy)
+    log.warning(
+        "INDEX_DIR %s is read-only: answering from a private copy in %s "
+        "(a later re-index is seen after a restart)",
+        path,
+        copy,
+    )
+    return copy
+
+
+def make_client(settings: Settings, *, read_only_ok: bool = False) -> ClientAPI:
+    """An embedded PersistentClient under index_dir, or an HttpClient when CHROMA_HOST is set.
+
+    `read_only_ok` (readers only): when the Chroma folder exists but cannot be written
+    (read-only mount, another owner), answer from a private copy instead of failing.
+    """
     if not settings.chroma_host:
-        ensure_index_dir(settings.chroma_path)
-        return chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
+        path = settings.chroma_path
+        if read_only_ok and path.is_dir() and not _writable(path):
+            path = _read_only_copy(path)
+        return open_embedded(path)
+    chroma_settings = chromadb.config.Settings(anonymized_telemetry=False)
     where = f"{settings.chroma_host}:{settings.chroma_port}"
     try:
         return chromadb.HttpClient(
@@ -116,6 +197,7 @@ class IndexInfo:
     documents: int
     chunks: int
     previous: tuple[str, ...] = ()  # earlier active generations, newest first
+    truncated: str = ""  # JSON list of the documents cut to MAX_CHUNKS_PER_DOCUMENT
 
     def to_metadata(self) -> dict[str, Any]:
         return {
@@ -127,6 +209,7 @@ class IndexInfo:
             "chunks": self.chunks,
             # Chroma metadata values are scalars: a comma-joined list.
             "previous": ",".join(self.previous),
+            "truncated": self.truncated,
         }
 
     @classmethod
@@ -141,7 +224,15 @@ class IndexInfo:
             documents=int(md.get("documents", 0)),
             chunks=int(md.get("chunks", 0)),
             previous=tuple(g for g in str(md.get("previous", "")).split(",") if g),
+            truncated=str(md.get("truncated", "")),
         )
+
+    def truncated_files(self) -> list[dict[str, Any]]:
+        try:
+            files = json.loads(self.truncated) if self.truncated else []
+        except ValueError:
+            return []
+        return files if isinstance(files, list) else []
 
     def successor(self, **fields: Any) -> IndexInfo:
         """The pointer for a new generation that replaces this one (history kept short)."""
@@ -415,3 +506,66 @@ class IndexReader:
     def dense_search(self, query: str, k: int) -> list[tuple[Document, float]]:
         """`search` without the snapshot: top-k chunks with cosine similarity."""
         return self.search(query, k)[1]
+
+
+# ----------------------------------------------------------------------------------------
+# Bounded disk (embedded store)
+
+_UUID_DIR = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+VACUUM_FREE_SHARE = 0.25  # VACUUM when at least this share of the SQLite pages is free
+
+
+def _db_uri(path: Path, mode: str) -> str:
+    return f"file:{urllib.parse.quote(str(path / 'chroma.sqlite3'))}?mode={mode}"
+
+
+def live_segment_ids(path: Path) -> set[str]:
+    """Ids of every segment a collection in the embedded store at `path` owns (read-only)."""
+    db = sqlite3.connect(_db_uri(path, "ro"), uri=True, timeout=10)
+    try:
+        return {str(row[0]) for row in db.execute("SELECT id FROM segments")}
+    finally:
+        db.close()
+
+
+def remove_orphan_segments(path: Path) -> list[str]:
+    """Delete HNSW segment folders under `path` that no live collection references.
+
+    chromadb's delete_collection drops the rows but leaves the folder, so every pruned
+    generation would otherwise stay on disk for ever. Call only while holding the reindex
+    lock (nothing else creates collections then).
+    """
+    live = live_segment_ids(path)
+    removed = []
+    for child in path.iterdir():
+        if child.is_dir() and _UUID_DIR.fullmatch(child.name) and child.name not in live:
+            shutil.rmtree(child, ignore_errors=True)
+            removed.append(child.name)
+    if removed:
+        log.info("removed %d orphaned segment folder(s) under %s", len(removed), path)
+    return removed
+
+
+def vacuum_if_sparse(path: Path, *, free_share: float = VACUUM_FREE_SHARE) -> bool:
+    """VACUUM chroma.sqlite3 when at least `free_share` of its pages are free; True if done."""
+    db = sqlite3.connect(_db_uri(path, "rw"), uri=True, timeout=10, isolation_level=None)
+    try:
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        free = db.execute("PRAGMA freelist_count").fetchone()[0]
+        if not pages or free / pages < free_share:
+            return False
+        db.execute("VACUUM")
+        log.info("vacuumed %s: %d of %d pages were free", path / "chroma.sqlite3", free, pages)
+        return True
+    finally:
+        db.close()
+
+
+def reclaim_disk(path: Path, *, vacuum: bool = True) -> None:
+    """Orphaned segment folders and free SQLite pages; never fails an index run."""
+    try:
+        remove_orphan_segments(path)
+        if vacuum:
+            vacuum_if_sparse(path)
+    except (OSError, sqlite3.Error) as err:
+        log.warning("could not reclaim disk space under %s: %s", path, err)
