@@ -14,7 +14,6 @@ import os
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -25,13 +24,13 @@ from pathlib import Path
 import pytest
 
 from index import store
-from index.errors import ConfigError, CorpusBotError, StoreUnavailable
+from index.errors import CorpusBotError
 from index.files import FileRejected, iter_corpus_files, read_capped
 from index.loader import SUPPORTED_EXTS, load_corpus
-from index.pipeline import fingerprint, reindex, reindex_lock
+from index.pipeline import fingerprint, reindex
 from index.settings import REPO_ROOT, Settings
 from tests.fixtures.index import _settings
-from tests.helpers import paused_reindex, subprocess_env, wait_until
+from tests.helpers import paused_reindex, subprocess_env
 
 SEED = REPO_ROOT / "corpus"
 TIMEOUT_S = 180
@@ -242,3 +241,190 @@ def test_fingerprint_survives_a_surrogate_source(make_settings):
 
     d = SourceDoc(source="bad\udcffname.md", title="t", text="x", sha256="0" * 64)
     assert len(fingerprint([d], make_settings(), "minilm")) == 64
+
+
+# --- 2. per-document chunk cap ------------------------------------------------------------
+
+
+def test_document_over_the_chunk_cap_is_truncated_and_reported(tmp_path: Path, minilm):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SEED, corpus)
+    paragraphs = "\n\n".join(
+        f"Paragraph {i} tells how the harbour crane number {i} was repaired in spring. " * 3
+        for i in range(40)
+    )
+    (corpus / "long.md").write_text(doc("Harbour cranes", paragraphs))
+    settings = _settings(corpus_dir=corpus, index_dir=tmp_path / "index", max_chunks_per_document=8)
+    summary = reindex(settings, embeddings=minilm)
+    (cut,) = summary.truncated_files
+    assert cut["path"] == "long.md" and cut["kept"] == 8 and cut["chunks"] > 8
+    assert summary.to_dict()["truncated_files"] == [cut]  # what --json prints
+    assert "truncated 1 over-long file(s): long.md (kept 8 of" in summary.line()
+    counts = chunk_sources(settings)
+    assert counts["long.md"] == 8
+    assert summary.chunks == sum(counts.values())
+    # The unchanged fast path still says so; raising the cap re-indexes the whole file.
+    again = reindex(settings, embeddings=minilm)
+    assert not again.changed and again.truncated_files == [cut]
+    raised = reindex(
+        settings.model_copy(update={"max_chunks_per_document": 2000}), embeddings=minilm
+    )
+    assert raised.changed and raised.truncated_files == []
+    assert chunk_sources(settings)["long.md"] == cut["chunks"]
+
+
+# --- 3. the reindex lock: bounded wait, released when the holder dies ------------------------
+
+
+def test_lock_wait_is_bounded_names_the_holder_and_a_killed_holder_frees_it(
+    index_settings: Settings, minilm, tmp_path: Path
+):
+    settings = index_settings.model_copy(update={"reindex_lock_wait_s": 1.0})
+    (settings.corpus_dir / "new.md").write_text(doc("New", "A brand new document about kites."))
+    before = store.read_pointer(store.make_client(settings), settings.collection_prefix)
+    with paused_reindex(settings, "before_switch", cwd=tmp_path):  # a real `python -m index`
+        holder = (settings.index_dir / "reindex.lock").read_text()
+        assert holder.startswith("pid ") and "index" in holder
+        started = time.monotonic()
+        with pytest.raises(CorpusBotError) as err:
+            reindex(settings, embeddings=minilm)
+        assert 1.0 <= time.monotonic() - started < 10
+        message = str(err.value)
+        assert holder.split(",")[0] in message  # "pid N"
+        assert "REINDEX_LOCK_WAIT_S" in message and "reindex.lock" in message
+    # The holder was killed with SIGKILL on leaving the block: the kernel released its flock.
+    summary = reindex(settings, embeddings=minilm)
+    assert summary.changed and summary.documents == 3
+    after = store.read_pointer(store.make_client(settings), settings.collection_prefix)
+    assert after.generation != before.generation
+
+
+def test_lock_wait_from_the_cli_exits_with_the_message(index_settings: Settings, tmp_path: Path):
+    with lock_holder(index_settings.index_dir) as holder:
+        env = subprocess_env(index_settings, REINDEX_LOCK_WAIT_S="0.5")
+        res = run_cli("index", env=env, cwd=tmp_path, timeout=60)
+    assert res.returncode == 1
+    assert f"error: another re-index (pid {holder.pid}" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+# --- 4. a corpus that lost most of its documents is not applied silently -------------------
+
+
+@pytest.fixture
+def six_doc_index(tmp_path: Path, minilm) -> Settings:
+    corpus = tmp_path / "corpus6"
+    corpus.mkdir()
+    for i in range(6):
+        (corpus / f"d{i}.md").write_text(doc(f"Doc {i}", f"Document {i} is about topic {i}."))
+    settings = _settings(corpus_dir=corpus, index_dir=tmp_path / "index6")
+    reindex(settings, embeddings=minilm)
+    return settings
+
+
+def test_shrinking_corpus_is_refused_unless_allowed(six_doc_index: Settings, tmp_path: Path):
+    settings = six_doc_index
+    before = store.read_pointer(store.make_client(settings), settings.collection_prefix)
+    for i in range(4):  # 2 of 6 left: less than half
+        (settings.corpus_dir / f"d{i}.md").unlink()
+    env = subprocess_env(settings)
+    res = run_cli("index", env=env, cwd=tmp_path)
+    assert res.returncode == 1, res.stdout
+    assert "has 2 documents" in res.stderr and "active index has 6" in res.stderr
+    assert "--allow-shrink" in res.stderr and "Traceback" not in res.stderr
+    kept = store.read_pointer(store.make_client(settings), settings.collection_prefix)
+    assert kept.generation == before.generation and kept.documents == 6
+
+    res = run_cli("index", "--allow-shrink", "--json", env=env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["documents"] == 2
+
+
+def test_empty_corpus_is_refused_then_a_warning_with_allow_shrink(
+    six_doc_index: Settings, tmp_path: Path
+):
+    settings = six_doc_index
+    for f in settings.corpus_dir.iterdir():
+        f.unlink()
+    env = subprocess_env(settings)
+    res = run_cli("index", env=env, cwd=tmp_path)
+    assert res.returncode == 1 and "has no documents" in res.stderr, res.stderr
+    assert (
+        store.read_pointer(store.make_client(settings), settings.collection_prefix).documents == 6
+    )
+
+    res = run_cli("index", "--allow-shrink", "--json", env=env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["documents"] == 0 and "no documents" in summary["note"]
+    assert "warning: the corpus at" in res.stderr and "has no documents" in res.stderr
+
+
+def test_empty_corpus_without_an_index_is_a_warning(tmp_path: Path):
+    corpus = tmp_path / "empty"
+    corpus.mkdir()
+    env = subprocess_env(CORPUS_DIR=str(corpus), INDEX_DIR=str(tmp_path / "index"))
+    res = run_cli("index", env=env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "warning: the corpus at" in res.stderr and "no documents" in res.stdout
+
+
+# --- 3b. Discord /reindex always replies ---------------------------------------------------
+
+
+@contextlib.contextmanager
+def lock_holder(index_dir: Path) -> Iterator[subprocess.Popen]:
+    """Another process holding INDEX_DIR/reindex.lock until the block ends (then SIGKILL)."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from pathlib import Path\n"
+            "from index.pipeline import reindex_lock\n"
+            "with reindex_lock(Path(sys.argv[1])):\n"
+            "    print('locked', flush=True)\n"
+            "    time.sleep(600)\n",
+            str(index_dir),
+        ],
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+
+
+@pytest.mark.slow
+async def test_discord_reindex_replies_on_lock_timeout_and_on_refusal(
+    fake_discord, six_doc_index: Settings, tmp_path: Path
+):
+    from bot.service import build_service
+    from tests.test_discord_e2e import bot_settings, running_bot
+
+    fake = fake_discord
+    general = fake.channel_ids["general"]
+    settings = bot_settings(six_doc_index, fake, reindex_lock_wait_s=0.5)
+    service = build_service(settings, build_if_missing=False)
+
+    def replies() -> list[dict]:
+        return [r.json for r in fake.requests if r.path.startswith("/webhooks/")]
+
+    async with running_bot(fake, settings, service, tmp_path / "fb.sqlite3"):
+        with lock_holder(settings.index_dir) as holder:
+            fake.send_slash("reindex", user="alice", channel_id=general)
+            (first,) = await fake.wait_for(replies, timeout=60)
+        assert f"another re-index (pid {holder.pid}" in first["content"]
+        assert "REINDEX_LOCK_WAIT_S" in first["content"]
+
+        for f in list(settings.corpus_dir.iterdir())[:5]:
+            f.unlink()
+        fake.send_slash("reindex", user="alice", channel_id=general)
+        second = (await fake.wait_for(lambda: replies()[1:], timeout=60))[0]
+        assert "--allow-shrink" in second["content"] and "has 1 documents" in second["content"]
+        assert service.index_info()["documents"] == 6  # the old index still serves
