@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -24,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from index import store
-from index.errors import CorpusBotError
+from index.errors import ConfigError, CorpusBotError, StoreUnavailable
 from index.files import FileRejected, iter_corpus_files, read_capped
 from index.loader import SUPPORTED_EXTS, load_corpus
 from index.pipeline import fingerprint, reindex
@@ -428,3 +429,208 @@ async def test_discord_reindex_replies_on_lock_timeout_and_on_refusal(
         second = (await fake.wait_for(lambda: replies()[1:], timeout=60))[0]
         assert "--allow-shrink" in second["content"] and "has 1 documents" in second["content"]
         assert service.index_info()["documents"] == 6  # the old index still serves
+
+
+# --- 5. damaged, read-only and full stores --------------------------------------------------
+
+
+def _no_traceback(res: subprocess.CompletedProcess) -> None:
+    assert "Traceback" not in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbled"])
+def test_damaged_database_gives_a_message_and_rebuild_recovers(
+    index_settings: Settings, tmp_path: Path, damage: str
+):
+    settings = index_settings
+    db = settings.chroma_path / "chroma.sqlite3"
+    old_dir = settings.chroma_path
+    if damage == "truncated":
+        os.truncate(db, db.stat().st_size // 3)
+    else:
+        with open(db, "r+b") as fh:
+            fh.seek(4096 * 2)
+            fh.write(b"\xde\xad\xbe\xef" * 10_000)
+    env = subprocess_env(settings)
+
+    res = run_cli("index", env=env, cwd=tmp_path)
+    assert res.returncode == 1
+    _no_traceback(res)
+    (line,) = [x for x in res.stderr.splitlines() if x.startswith("error:")]
+    assert "is damaged" in line and str(settings.index_dir) in line and "INDEX_DIR" in line
+    assert "python -m index --rebuild" in line
+
+    ask = run_cli("bot", "ask", QUESTION, env=env, cwd=tmp_path)
+    assert ask.returncode == 1 and "python -m index --rebuild" in ask.stderr
+    _no_traceback(ask)
+
+    res = run_cli("index", "--rebuild", "--json", env=env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert (
+        summary["documents"] == 2
+        and summary["full"]
+        and "rebuilt into a fresh store" in (summary["note"])
+    )
+    current = (settings.index_dir / "current").read_text().strip()
+    assert current.startswith("chroma-") and settings.chroma_path.name == current
+    assert not old_dir.exists()  # the damaged folder is gone
+    assert not list(settings.index_dir.glob("current.tmp"))
+
+    ask = run_cli("bot", "ask", QUESTION, env=env, cwd=tmp_path)
+    assert ask.returncode == 0, ask.stderr
+    assert "17th of May" in ask.stdout
+    # A normal run afterwards uses the rebuilt store and finds nothing to do.
+    res = run_cli("index", "--json", env=env, cwd=tmp_path)
+    assert res.returncode == 0 and not json.loads(res.stdout)["changed"], res.stderr
+
+
+def test_failed_rebuild_keeps_the_old_store(index_settings: Settings, minilm):
+    settings = index_settings
+    before = settings.chroma_path
+    shutil.rmtree(settings.corpus_dir)  # the build fails before anything is switched
+    with pytest.raises(ConfigError, match="CORPUS_DIR"):
+        reindex(settings, embeddings=minilm, rebuild=True)
+    assert settings.chroma_path == before and before.exists()
+    assert [p.name for p in settings.index_dir.iterdir() if p.name.startswith("chroma")] == [
+        before.name
+    ]
+
+
+@contextlib.contextmanager
+def read_only_view(path: Path, mount_point: Path) -> Iterator[Path]:
+    mount_point.mkdir()
+    try:
+        subprocess.run(
+            ["mount", "--bind", str(path), str(mount_point)], check=True, capture_output=True
+        )
+    except (OSError, subprocess.CalledProcessError) as err:
+        pytest.skip(f"cannot bind-mount here (needs root): {err}")
+    try:
+        subprocess.run(
+            ["mount", "-o", "remount,bind,ro", str(mount_point)], check=True, capture_output=True
+        )
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_read_only_index_dir_still_answers_and_index_says_why(
+    index_settings: Settings, tmp_path: Path
+):
+    with read_only_view(index_settings.index_dir, tmp_path / "ro-index") as ro:
+        with pytest.raises(OSError):
+            (ro / "probe").write_text("x")
+        env = subprocess_env(index_settings, INDEX_DIR=str(ro))
+        ask = run_cli("bot", "ask", QUESTION, env=env, cwd=tmp_path)
+        assert ask.returncode == 0, ask.stderr
+        assert "17th of May" in ask.stdout
+        _no_traceback(ask)
+
+        res = run_cli("index", env=env, cwd=tmp_path)
+        assert res.returncode == 1
+        _no_traceback(res)
+        assert "is not writable" in res.stderr and str(ro) in res.stderr
+
+
+@contextlib.contextmanager
+def small_tmpfs(mount_point: Path, size: str) -> Iterator[Path]:
+    mount_point.mkdir()
+    try:
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)],
+            check=True,
+            capture_output=True,
+        )
+    except (OSError, subprocess.CalledProcessError) as err:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {err}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_disk_full_drops_the_new_generation_and_the_old_one_keeps_serving(tmp_path: Path, minilm):
+    from bot.service import build_service
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SEED, corpus)
+    with small_tmpfs(tmp_path / "disk", "1200k") as disk:
+        settings = _settings(corpus_dir=corpus, index_dir=disk / "index")
+        reindex(settings, embeddings=minilm)
+        service = build_service(settings, build_if_missing=False)
+        before = service.answer(QUESTION)
+        active = store.read_pointer(store.make_client(settings), settings.collection_prefix)
+        segment_dirs = {p.name for p in settings.chroma_path.iterdir() if p.is_dir()}
+
+        for i in range(40):  # far more than the 1.2 MB disk holds
+            paragraphs = (
+                f"Paragraph {j} of report {i} says the river {j} flooded in {1900 + i + j}. " * 4
+                for j in range(8)
+            )
+            (corpus / f"report{i}.md").write_text(doc(f"Report {i}", "\n\n".join(paragraphs)))
+        with pytest.raises(StoreUnavailable) as err:
+            reindex(settings, embeddings=minilm)
+        message = str(err.value)
+        assert "not enough disk space" in message and "INDEX_DIR" in message
+        assert "previous one is still active" in message
+
+        client = store.make_client(settings)
+        assert store.read_pointer(client, settings.collection_prefix) == active
+        assert [c.name for c in store.list_generations(client, "corpus")] == [active.generation]
+        # The dropped generation's folder is gone too (the space is needed back at once).
+        assert {p.name for p in settings.chroma_path.iterdir() if p.is_dir()} == segment_dirs
+        again = service.answer(QUESTION)
+        assert again.text == before.text and not again.abstained
+
+        for i in range(40):
+            (corpus / f"report{i}.md").unlink()
+        assert not reindex(settings, embeddings=minilm).changed
+
+
+# --- 6. bounded disk ----------------------------------------------------------------------
+
+
+def test_twenty_full_runs_keep_the_chroma_folder_bounded(tmp_path: Path, minilm):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SEED, corpus)
+    settings = _settings(corpus_dir=corpus, index_dir=tmp_path / "index")
+    reindex(settings, full=True, embeddings=minilm)
+    after_one = dir_bytes(settings.chroma_path)
+    for _ in range(19):
+        reindex(settings, full=True, embeddings=minilm)
+    after_twenty = dir_bytes(settings.chroma_path)
+    print(f"chroma folder: {after_one} bytes after 1 full run, {after_twenty} after 20")
+    assert after_twenty <= 2.5 * after_one
+    # Exactly the live segments' folders are left (KEEP_GENERATIONS=2 -> 2 HNSW folders).
+    live = store.live_segment_ids(settings.chroma_path)
+    dirs = {p.name for p in settings.chroma_path.iterdir() if p.is_dir()}
+    assert dirs <= live and len(dirs) == settings.keep_generations
+
+
+def test_orphan_segment_folders_are_removed_and_sparse_databases_vacuumed(tmp_path: Path):
+    path = tmp_path / "chroma"
+    client = store.open_embedded(path)
+    vectors = [[float(i % 7), 1.0, float(i % 3)] for i in range(400)]
+    for name in ("keep-this", "drop-this"):
+        col = client.create_collection(name, embedding_function=None)
+        col.add(ids=[str(i) for i in range(400)], embeddings=vectors, documents=["x" * 800] * 400)
+    client.delete_collection("drop-this")
+    stray = path / "not-a-segment"
+    stray.mkdir()  # only UUID-named folders are ever touched
+    before = {p.name for p in path.iterdir() if p.is_dir()}
+    removed = store.remove_orphan_segments(path)
+    assert len(removed) == 1 and removed[0] in before
+    after = {p.name for p in path.iterdir() if p.is_dir()}
+    assert after == before - set(removed) and "not-a-segment" in after
+    assert after - {"not-a-segment"} <= store.live_segment_ids(path)
+
+    db = sqlite3.connect(path / "chroma.sqlite3")
+    free_before = db.execute("PRAGMA freelist_count").fetchone()[0]
+    db.close()
+    assert free_before > 0
+    assert store.vacuum_if_sparse(path, free_share=0.0)
+    db = sqlite3.connect(path / "chroma.sqlite3")
+    assert db.execute("PRAGMA freelist_count").fetchone()[0] == 0
+    db.close()
+    assert client.get_collection("keep-this").count() == 400  # the store still works
