@@ -634,3 +634,23 @@ def test_orphan_segment_folders_are_removed_and_sparse_databases_vacuumed(tmp_pa
     assert db.execute("PRAGMA freelist_count").fetchone()[0] == 0
     db.close()
     assert client.get_collection("keep-this").count() == 400  # the store still works
+
+
+def test_discord_bot_starts_on_a_read_only_index_dir(
+    fake_discord, index_settings: Settings, tmp_path: Path, capsys, caplog
+):
+    """No feedback DB, no lock needed: the bot gets as far as logging in (bad token -> 2)."""
+    from pydantic import SecretStr
+
+    from bot.discord.client import run
+    from tests.test_discord_e2e import bot_settings
+
+    with read_only_view(index_settings.index_dir, tmp_path / "ro-index") as ro:
+        settings = bot_settings(
+            index_settings, fake_discord, index_dir=ro, discord_token=SecretStr("wrong-token")
+        )
+        assert run(settings) == 2
+    err = capsys.readouterr().err
+    assert "Discord rejected DISCORD_TOKEN" in err and "Traceback" not in err
+    assert "feedback is kept in memory" in caplog.text
+    assert "answering from a private copy" in caplog.text
