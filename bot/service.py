@@ -8,6 +8,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from langchain_core.runnables import Runnable
@@ -128,6 +129,8 @@ def build_service(
         embeddings=embeddings,
         embedder_id=embedder_id(settings),
         prefix=settings.collection_prefix,
+        # Embedded store: each generation's HNSW files are checked before Chroma loads them.
+        files_path=None if settings.chroma_host else Path(client.get_settings().persist_directory),
     )
     retriever = HybridRetriever(
         reader=reader,

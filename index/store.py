@@ -29,6 +29,7 @@ import os
 import re
 import shutil
 import sqlite3
+import struct
 import tempfile
 import urllib.parse
 from collections.abc import Iterator, Sequence
@@ -41,6 +42,7 @@ from typing import Any
 import chromadb
 import chromadb.config
 import httpx
+import numpy as np
 from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
 from chromadb.errors import ChromaError, NotFoundError
@@ -65,7 +67,12 @@ _CONNECTION_ERRORS = (httpx.TransportError, ConnectionError)
 # What a damaged, full or read-only embedded store looks like: chromadb's Rust core reports
 # SQLite and HNSW failures as ChromaError carrying SQLite's text; sqlite3 and the OS give
 # errnos.
-_DAMAGED = ("database disk image is malformed", "file is not a database")
+_DAMAGED = (
+    "database disk image is malformed",
+    "file is not a database",
+    "error finding id",  # a query over truncated HNSW files
+    "error loading hnsw",
+)
 _FULL = ("database or disk is full", "no space left on device", "failed to apply logs")
 _READ_ONLY = ("attempt to write a readonly database", "read-only file system")
 
@@ -437,9 +444,18 @@ class IndexReader:
     """Resolves the active generation on every call; caches its Snapshot while it is unchanged."""
 
     def __init__(
-        self, *, client: ClientAPI, embeddings: Embeddings, embedder_id: str, prefix: str
+        self,
+        *,
+        client: ClientAPI,
+        embeddings: Embeddings,
+        embedder_id: str,
+        prefix: str,
+        files_path: Path | None = None,
     ) -> None:
+        """`files_path`: the embedded store's folder, to check each generation's HNSW files
+        before Chroma loads them (None: no check, e.g. with a Chroma server)."""
         self._client = client
+        self._files_path = files_path
         self._embeddings = embeddings
         self._embedder_id = embedder_id
         self._prefix = prefix
@@ -467,6 +483,8 @@ class IndexReader:
                         f"the active index generation {info.generation} is missing; "
                         "run python -m index --full"
                     ) from err
+        if self._files_path is not None:
+            check_generation_files(self._files_path, collection)  # before hnswlib reads them
         vectorstore = Chroma(
             client=self._client,
             collection_name=info.generation,
@@ -569,3 +587,103 @@ def reclaim_disk(path: Path, *, vacuum: bool = True) -> None:
             vacuum_if_sparse(path)
     except (OSError, sqlite3.Error) as err:
         log.warning("could not reclaim disk space under %s: %s", path, err)
+
+
+# ----------------------------------------------------------------------------------------
+# Damaged HNSW files (embedded store)
+
+# chromadb's persisted hnswlib header (header.bin, format version 1): version, offsetLevel0,
+# max_elements, cur_element_count, size_data_per_element, label_offset, offset_data,
+# maxlevel, enterpoint_node, maxM, maxM0, M, mult, ef_construction.
+_HNSW_HEADER = struct.Struct("<IQQQQQQiIQQQdQ")
+_HNSW_FILES = ("header.bin", "data_level0.bin", "length.bin", "link_lists.bin")
+
+
+def hnsw_problem(folder: Path) -> str | None:
+    """Why the persisted HNSW files in `folder` must not be loaded, or None when they look sane.
+
+    hnswlib trusts these files: a truncated or garbled one can make the reading process fail
+    deep in native code. This checks the header against the file sizes and every stored
+    level-0 neighbour id against the element count, which a consistent write always
+    satisfies (so a legitimate rewrite never trips it). Unknown format versions and folders
+    with nothing persisted yet (small collections live in Chroma's log) are not judged.
+    """
+    header_path = folder / "header.bin"
+    if not header_path.exists():
+        return None
+    missing = [name for name in _HNSW_FILES if not (folder / name).is_file()]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    raw = header_path.read_bytes()
+    if len(raw) != _HNSW_HEADER.size:
+        return f"header.bin has {len(raw)} bytes, expected {_HNSW_HEADER.size}"
+    (
+        version,
+        _,
+        max_el,
+        count,
+        per_el,
+        label_off,
+        data_off,
+        max_level,
+        entry,
+        _,
+        max_m0,
+        _,
+        _,
+        _,
+    ) = _HNSW_HEADER.unpack(raw)
+    if version != 1:
+        log.debug("not checking %s: unknown HNSW format version %d", folder, version)
+        return None
+    if (
+        count > max_el
+        or data_off != 4 + 4 * max_m0
+        or label_off + 8 != per_el
+        or per_el <= data_off
+    ):
+        return "header.bin is inconsistent"
+    if count and (max_level < 0 or entry >= count):
+        return "header.bin is inconsistent (entry point)"
+    data = folder / "data_level0.bin"
+    if data.stat().st_size < count * per_el:
+        return f"data_level0.bin is truncated ({data.stat().st_size} < {count * per_el} bytes)"
+    if (folder / "length.bin").stat().st_size < count * 4:
+        return "length.bin is truncated"
+    if count:
+        rows = np.fromfile(data, dtype=np.uint8, count=count * per_el).reshape(count, per_el)
+        links = np.ascontiguousarray(rows[:, :data_off])
+        sizes = links[:, :2].copy().view("<u2").ravel()
+        if int(sizes.max()) > max_m0:
+            return "data_level0.bin is garbled (neighbour list too long)"
+        ids = links[:, 4:].copy().view("<u4")
+        used = np.arange(max_m0) < sizes[:, None]
+        if used.any() and int(ids[used].max()) >= count:
+            return "data_level0.bin is garbled (neighbour id out of range)"
+    return None
+
+
+def vector_segment_dir(path: Path, collection_id: str) -> Path | None:
+    """The HNSW folder of a collection in the embedded store at `path` (read-only lookup)."""
+    db = sqlite3.connect(_db_uri(path, "ro"), uri=True, timeout=10)
+    try:
+        row = db.execute(
+            "SELECT id FROM segments WHERE collection = ? AND scope = 'VECTOR'", (collection_id,)
+        ).fetchone()
+    finally:
+        db.close()
+    return path / str(row[0]) if row else None
+
+
+def check_generation_files(path: Path, collection: Collection) -> None:
+    """Raise IndexNotReady when the generation's HNSW files are damaged (embedded store)."""
+    try:
+        folder = vector_segment_dir(path, str(collection.id))
+        problem = hnsw_problem(folder) if folder is not None else None
+    except (OSError, sqlite3.Error, ValueError) as err:
+        problem = f"cannot be checked: {err}"
+    if problem:
+        raise IndexNotReady(
+            f"the vector files of index generation {collection.name} under INDEX_DIR ({path}) "
+            f"are damaged ({problem}); run python -m index --rebuild"
+        )

@@ -654,3 +654,83 @@ def test_discord_bot_starts_on_a_read_only_index_dir(
     assert "Discord rejected DISCORD_TOKEN" in err and "Traceback" not in err
     assert "feedback is kept in memory" in caplog.text
     assert "answering from a private copy" in caplog.text
+
+
+# --- 7. damaged HNSW files of the active generation ------------------------------------------
+
+
+@pytest.fixture
+def persisted_hnsw_index(tmp_path: Path, minilm, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The seed corpus indexed with HNSW files really written (Chroma otherwise keeps small
+    collections in its log until 1000 vectors: sync_threshold)."""
+    monkeypatch.setattr(
+        store, "COSINE", {"hnsw": {"space": "cosine", "sync_threshold": 2, "batch_size": 2}}
+    )
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SEED, corpus)
+    settings = _settings(corpus_dir=corpus, index_dir=tmp_path / "index")
+    reindex(settings, embeddings=minilm)
+    return settings
+
+
+def _active_hnsw_dir(settings: Settings) -> Path:
+    client = store.make_client(settings)
+    info = store.read_pointer(client, settings.collection_prefix)
+    folder = store.vector_segment_dir(
+        settings.chroma_path, str(client.get_collection(info.generation).id)
+    )
+    assert folder is not None and (folder / "header.bin").exists()
+    return folder
+
+
+def _damage(folder: Path, how: str) -> None:
+    if how == "truncated":
+        os.truncate(folder / "data_level0.bin", 3000)
+    elif how == "header":
+        with open(folder / "header.bin", "r+b") as fh:
+            fh.seek(4)
+            fh.write(b"\x07" * 24)  # offsetLevel0, max_elements, cur_element_count
+    elif how == "neighbours":
+        with open(folder / "data_level0.bin", "r+b") as fh:
+            fh.seek(4)  # element 0's first neighbour ids
+            fh.write(b"\xff\xff\x00\x10" * 4)
+    elif how == "missing":
+        (folder / "link_lists.bin").unlink()
+
+
+def test_fresh_and_reopened_generations_pass_the_hnsw_check(
+    persisted_hnsw_index: Settings, tmp_path: Path
+):
+    from bot.service import build_service
+
+    settings = persisted_hnsw_index
+    folder = _active_hnsw_dir(settings)
+    header = store._HNSW_HEADER.unpack((folder / "header.bin").read_bytes())
+    assert header[3] > 0  # cur_element_count: the vectors really are in these files
+    assert store.hnsw_problem(folder) is None
+    env = subprocess_env(settings)
+    for _ in range(2):  # readers in other processes (Chroma rewrites some files on load)
+        ask = run_cli("bot", "ask", QUESTION, env=env, cwd=tmp_path)
+        assert ask.returncode == 0 and "17th of May" in ask.stdout, ask.stderr
+        assert store.hnsw_problem(folder) is None
+    assert not build_service(settings, build_if_missing=False).answer(QUESTION).abstained
+
+
+@pytest.mark.parametrize("how", ["truncated", "header", "neighbours", "missing"])
+def test_damaged_hnsw_files_give_a_message_not_a_crash(
+    persisted_hnsw_index: Settings, tmp_path: Path, how: str
+):
+    settings = persisted_hnsw_index
+    folder = _active_hnsw_dir(settings)
+    _damage(folder, how)
+    assert store.hnsw_problem(folder)
+    env = subprocess_env(settings)
+    ask = run_cli("bot", "ask", QUESTION, env=env, cwd=tmp_path)
+    assert ask.returncode == 1, (ask.returncode, ask.stderr)  # not -11 (SIGSEGV)
+    _no_traceback(ask)
+    assert "are damaged" in ask.stderr and "python -m index --rebuild" in ask.stderr
+
+    res = run_cli("index", "--rebuild", env=env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    ask = run_cli("bot", "ask", QUESTION, env=env, cwd=tmp_path)
+    assert ask.returncode == 0 and "17th of May" in ask.stdout, ask.stderr
