@@ -131,6 +131,7 @@ def build_service(
         prefix=settings.collection_prefix,
         # Embedded store: each generation's HNSW files are checked before Chroma loads them.
         files_path=None if settings.chroma_host else Path(client.get_settings().persist_directory),
+        settings=settings,  # follows python -m index --rebuild without a restart
     )
     retriever = HybridRetriever(
         reader=reader,

@@ -451,11 +451,18 @@ class IndexReader:
         embedder_id: str,
         prefix: str,
         files_path: Path | None = None,
+        settings: Settings | None = None,
     ) -> None:
         """`files_path`: the embedded store's folder, to check each generation's HNSW files
-        before Chroma loads them (None: no check, e.g. with a Chroma server)."""
+        before Chroma loads them (None: no check, e.g. with a Chroma server).
+
+        `settings` (embedded store): follow `python -m index --rebuild`, which moves the
+        store to a new folder; the reader reopens it there on its next question.
+        """
         self._client = client
         self._files_path = files_path
+        self._settings = settings if settings is not None and not settings.chroma_host else None
+        self._store_path = self._settings.chroma_path if self._settings is not None else None
         self._embeddings = embeddings
         self._embedder_id = embedder_id
         self._prefix = prefix
@@ -463,7 +470,20 @@ class IndexReader:
 
     def snapshot(self) -> Snapshot:
         with connection_errors():
+            self._follow_rebuild()
             return self._resolve()
+
+    def _follow_rebuild(self) -> None:
+        if self._settings is None:
+            return
+        path = self._settings.chroma_path  # re-reads INDEX_DIR/current
+        if path == self._store_path:
+            return
+        log.warning("the index store moved to %s (python -m index --rebuild); reopening", path)
+        self._client = make_client(self._settings, read_only_ok=True)
+        self._files_path = Path(self._client.get_settings().persist_directory)
+        self._store_path = path
+        self._snapshot = None
 
     def _resolve(self) -> Snapshot:
         for attempt in range(2):

@@ -734,3 +734,24 @@ def test_damaged_hnsw_files_give_a_message_not_a_crash(
     assert res.returncode == 0, res.stderr
     ask = run_cli("bot", "ask", QUESTION, env=env, cwd=tmp_path)
     assert ask.returncode == 0 and "17th of May" in ask.stdout, ask.stderr
+
+
+def test_a_running_bot_reports_damage_then_follows_the_rebuild_without_restart(
+    index_settings: Settings, tmp_path: Path
+):
+    from bot.service import build_service
+
+    settings = index_settings
+    service = build_service(settings, build_if_missing=False)
+    before = service.answer(QUESTION)
+    db = settings.chroma_path / "chroma.sqlite3"
+    os.truncate(db, db.stat().st_size // 3)
+    with pytest.raises(StoreUnavailable, match="damaged.*python -m index --rebuild"):
+        service.answer(QUESTION)
+
+    res = run_cli("index", "--rebuild", env=subprocess_env(settings), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    after = service.answer(QUESTION)  # same process, same service: it reopened the new store
+    assert after.text == before.text
+    pointer = store.read_pointer(store.make_client(settings), settings.collection_prefix)
+    assert service.index_info()["generation"] == pointer.generation
