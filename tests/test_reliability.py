@@ -755,3 +755,36 @@ def test_a_running_bot_reports_damage_then_follows_the_rebuild_without_restart(
     assert after.text == before.text
     pointer = store.read_pointer(store.make_client(settings), settings.collection_prefix)
     assert service.index_info()["generation"] == pointer.generation
+
+
+@pytest.mark.slow
+async def test_discord_reindex_result_is_sent_by_dm_when_the_follow_up_fails(
+    fake_discord, index_settings: Settings, tmp_path: Path
+):
+    """The interaction token lasts 15 minutes; a longer re-index still reports (by DM)."""
+    from bot.service import build_service
+    from tests.test_discord_e2e import bot_settings, running_bot
+
+    fake = fake_discord
+    settings = bot_settings(index_settings, fake)
+    service = build_service(settings, build_if_missing=False)
+    async with running_bot(fake, settings, service, tmp_path / "fb.sqlite3"):
+        fake.fail_next(
+            "POST",
+            r"/webhooks/",
+            status=401,
+            body={"message": "Invalid Webhook Token", "code": 50027},
+        )
+        fake.send_slash("reindex", user="alice", channel_id=fake.channel_ids["general"])
+        dms = await fake.wait_for(
+            lambda: [
+                r.json
+                for r in fake.requests
+                if r.method == "POST"
+                and r.path.startswith("/channels/")
+                and "Re-indexed" in ((r.json or {}).get("content") or "")
+            ],
+            timeout=60,
+        )
+        assert "2 documents" in dms[0]["content"]
+        assert any(r.path == "/users/@me/channels" for r in fake.requests)
