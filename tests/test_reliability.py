@@ -788,3 +788,9 @@ async def test_discord_reindex_result_is_sent_by_dm_when_the_follow_up_fails(
         )
         assert "2 documents" in dms[0]["content"]
         assert any(r.path == "/users/@me/channels" for r in fake.requests)
+
+
+def test_rebuild_is_refused_with_a_chroma_server(make_settings):
+    settings = make_settings(chroma_host="127.0.0.1", chroma_port=9)
+    with pytest.raises(ConfigError, match="CHROMA_HOST is set"):
+        reindex(settings, rebuild=True)
