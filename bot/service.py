@@ -8,6 +8,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from langchain_core.runnables import Runnable
@@ -125,7 +126,7 @@ def build_service(
     # Cheap configuration first (prompt files, LLM settings): a mistake there is reported
     # before the model loads and the index is built or warmed up.
     llm = _llm_answerer(settings) if settings.llm_enabled else None
-    client = make_client(settings)
+    client = make_client(settings, read_only_ok=True)  # asking needs no write access
     embeddings = QueryCachedEmbeddings(inner=make_embeddings(settings))
     if not index_exists(settings, client):
         if not build_if_missing:
@@ -147,6 +148,9 @@ def build_service(
         embeddings=embeddings,
         embedder_id=embedder_id(settings),
         prefix=settings.collection_prefix,
+        # Embedded store: each generation's HNSW files are checked before Chroma loads them.
+        files_path=None if settings.chroma_host else Path(client.get_settings().persist_directory),
+        settings=settings,  # follows python -m index --rebuild without a restart
     )
     retriever = HybridRetriever(
         reader=reader,

@@ -1,5 +1,8 @@
-"""`python -m index [--full] [--json] [--corpus DIR | --url URL] [-v] [--version]`: build or
-refresh the index.
+"""`python -m index [--full] [--rebuild] [--allow-shrink] [--json] [--corpus DIR | --url URL]
+[-v] [--version]`: build or refresh the index.
+
+`--rebuild` builds a fresh embedded store beside a damaged one and switches to it;
+`--allow-shrink` accepts a corpus that lost most (or all) documents.
 
 With `--url` (or DOCS_URL) the docs site is first mirrored into INDEX_DIR/crawl/ (index.crawl)
 and that mirror is indexed instead of CORPUS_DIR.
@@ -36,6 +39,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--full", action="store_true", help="re-embed everything")
     parser.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="build a fresh store beside a damaged one (never reads it), switch, remove it",
+    )
+    parser.add_argument(
+        "--allow-shrink",
+        action="store_true",
+        help="accept a corpus with less than half of the indexed documents, or none",
+    )
+    parser.add_argument(
         "--json", action="store_true", help="print the summary as one JSON object on stdout"
     )
     parser.add_argument("--corpus", type=Path, metavar="DIR", help="corpus directory (CORPUS_DIR)")
@@ -70,7 +83,13 @@ def main(argv: list[str] | None = None) -> int:
 
             crawl, summary = crawl_and_index(settings, url, full=args.full, progress=not args.json)
         else:
-            summary = reindex(settings, full=args.full, progress=not args.json)
+            summary = reindex(
+                settings,
+                full=args.full,
+                progress=not args.json,
+                allow_shrink=args.allow_shrink,
+                rebuild=args.rebuild,
+            )
     except CorpusBotError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_FATAL
@@ -86,6 +105,14 @@ def main(argv: list[str] | None = None) -> int:
         if crawl is not None:
             print(crawl.summary.line())
         print(summary.line())
+    if summary.documents == 0:
+        print(f"warning: the corpus at {settings.corpus_dir} has no documents", file=sys.stderr)
+    if summary.truncated_files and not args.json:
+        print(
+            f"warning: {len(summary.truncated_files)} file(s) were truncated to "
+            f"MAX_CHUNKS_PER_DOCUMENT={settings.max_chunks_per_document} chunks",
+            file=sys.stderr,
+        )
     broken = [s for s in summary.skipped_files if s["reason"] not in HARMLESS_SKIPS]
     pages_skipped = crawl.summary.skipped if crawl is not None else 0
     if pages_skipped and not args.json:

@@ -16,7 +16,6 @@ import datetime as dt
 import hashlib
 import io
 import logging
-import os
 import re
 import warnings
 from collections.abc import Callable, Iterator
@@ -27,6 +26,7 @@ import yaml
 from bs4 import BeautifulSoup, Tag
 from bs4.dammit import EncodingDetector
 
+from index import files
 from index.documents import PageSpan, Section, SkippedFile, SourceDoc
 from index.errors import ConfigError, DocumentError, NotContent
 from index.html import parse_page
@@ -397,24 +397,22 @@ _PARSERS: dict[str, Callable[[bytes, str], _Parsed]] = {
 
 def load_file(path: Path, *, root: Path, max_bytes: int) -> SourceDoc:
     """Load one file; raise DocumentError with a short reason when it cannot be used."""
-    source = path.relative_to(root).as_posix()
+    source = files.source_name(path, root)  # valid UTF-8 even for undecodable names
+    stem = files.safe_text(path.stem)
     ext = path.suffix.lower()
     if ext not in SUPPORTED_EXTS:
         raise DocumentError(source, f"unsupported file type {ext or '(none)'}")
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise DocumentError(source, f"too large ({size} bytes, limit {max_bytes})")
-        raw = path.read_bytes()
+        raw = files.read_capped(path, max_bytes, root=root)  # regular files inside root only
+    except files.FileRejected as exc:
+        raise DocumentError(source, str(exc)) from exc
     except OSError as exc:
         raise DocumentError(source, f"cannot read file: {exc.strerror or exc}") from exc
     if not raw:
         raise DocumentError(source, "empty file")
-    if len(raw) > max_bytes:  # grew since stat
-        raise DocumentError(source, f"too large ({len(raw)} bytes, limit {max_bytes})")
 
     try:
-        parsed = _PARSERS[ext](raw, path.stem)
+        parsed = _PARSERS[ext](raw, stem)
     except _NotContentPage as exc:
         raise NotContent(source, str(exc)) from exc
     except ValueError as exc:
@@ -436,29 +434,17 @@ def load_file(path: Path, *, root: Path, max_bytes: int) -> SourceDoc:
     )
 
 
-def _corpus_files(corpus_dir: Path, unsupported: list[Path] | None = None) -> list[Path]:
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(corpus_dir):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            path = Path(dirpath, name)
-            if name.startswith("."):
-                continue
-            if path.suffix.lower() not in SUPPORTED_EXTS:
-                if unsupported is not None:
-                    unsupported.append(path)
-                else:
-                    log.debug("ignoring %s: unsupported file type", path)
-                continue
-            found.append(path)
-    return sorted(found, key=lambda p: p.relative_to(corpus_dir).as_posix())
+def _corpus_files(
+    corpus_dir: Path, unsupported: list[Path] | None = None
+) -> tuple[list[Path], list[SkippedFile]]:
+    return files.iter_corpus_files(corpus_dir, exts=SUPPORTED_EXTS, unsupported=unsupported)
 
 
 def unsupported_files(corpus_dir: Path) -> list[str]:
     """Non-hidden files under corpus_dir that no loader reads (corpus-relative POSIX paths)."""
     found: list[Path] = []
     _corpus_files(Path(corpus_dir), found)
-    return sorted(p.relative_to(corpus_dir).as_posix() for p in found)
+    return sorted(files.source_name(p, Path(corpus_dir)) for p in found)
 
 
 def load_corpus(
@@ -472,10 +458,10 @@ def load_corpus(
     if not corpus_dir.is_dir():
         raise ConfigError(f"CORPUS_DIR is not a directory: {corpus_dir}")
     docs: list[SourceDoc] = []
-    skipped: list[SkippedFile] = []
+    paths, skipped = _corpus_files(corpus_dir)  # not regular / outside the corpus: skipped
     rules = IgnoreRules.from_corpus(corpus_dir)
-    for path in _corpus_files(corpus_dir):
-        rel = path.relative_to(corpus_dir).as_posix()
+    for path in paths:
+        rel = files.source_name(path, corpus_dir)
         pattern = rules.match(rel)
         if pattern is not None:
             skipped.append(SkippedFile(rel, f"ignored ({pattern})", kind="ignored"))
@@ -492,4 +478,4 @@ def load_corpus(
         except DocumentError as err:
             log.warning("skipping %s: %s", err.path, err.reason)
             skipped.append(SkippedFile(path=err.path, reason=err.reason))
-    return docs, skipped
+    return docs, sorted(skipped, key=lambda s: s.path)

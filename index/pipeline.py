@@ -1,9 +1,18 @@
 """Re-index: load -> chunk -> embed only what is new -> write a new generation -> switch.
 
 Only one re-index runs at a time per index_dir: a second one *waits* on an flock of
-`index_dir/reindex.lock` (and then usually finds nothing to do). The lock is released by the
-kernel if the holder dies, so a killed run never blocks the next one. With a Chroma server the
-lock only covers re-indexes started on this machine with the same INDEX_DIR.
+`index_dir/reindex.lock` (and then usually finds nothing to do), for at most
+REINDEX_LOCK_WAIT_S, then fails with a message naming the run holding it (the holder writes
+its pid, start time and command into the lock file). The lock is released by the kernel if
+the holder dies, so a killed run never blocks the next one. With a Chroma server the lock only
+covers re-indexes started on this machine with the same INDEX_DIR.
+
+Guards: a corpus that lost more than half of the active generation's documents (of at least
+SHRINK_MIN_DOCUMENTS), or became empty, is refused unless `allow_shrink` (a missing mount
+must not silently empty the index). A document with more than MAX_CHUNKS_PER_DOCUMENT chunks
+is truncated to them and named in `truncated_files`. After pruning, orphaned HNSW folders
+and free SQLite pages of the embedded store are reclaimed. `rebuild` builds a fresh embedded
+store beside a damaged one and switches INDEX_DIR/current to it.
 """
 
 from __future__ import annotations
@@ -11,8 +20,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import logging
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -35,10 +46,10 @@ from index.chunker import chunk_document, embedding_text
 from index.documents import SourceDoc
 from index.embedder import embedder_id as get_embedder_id
 from index.embedder import make_embeddings
-from index.errors import CorpusBotError
+from index.errors import ConfigError, CorpusBotError
 from index.loader import load_corpus, unsupported_files
 from index.sentences import UNIT_VECTORS, encode_unit_vectors, units_of_chunk
-from index.settings import Settings
+from index.settings import CURRENT_FILE, Settings
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +64,9 @@ BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} chunks [{ela
 # Test hook: "embed:N" pauses after N chunks were embedded, "before_switch" after validation;
 # the run writes index_dir/paused.<point> and sleeps so a test can kill it at a known point.
 PAUSE_ENV = "CORPUSBOT_TEST_PAUSE_AT"
+
+SHRINK_MIN_DOCUMENTS = 4  # the shrink guard applies from this many active documents
+SHRINK_MIN_SHARE = 0.5  # ... when the new corpus has fewer than this share of them
 
 
 @dataclass
@@ -71,6 +85,8 @@ class IndexSummary:
     ignored_files: list[dict[str, str]] = field(default_factory=list)
     unsupported: int = 0  # files of a type no loader reads: ignored, not an error
     unsupported_files: list[str] = field(default_factory=list)  # the first 50 of them
+    # Documents cut to MAX_CHUNKS_PER_DOCUMENT: {"path", "chunks" (all), "kept"}.
+    truncated_files: list[dict[str, Any]] = field(default_factory=list)
     generation: str = ""
     seconds: float = 0.0
     full: bool = False
@@ -92,6 +108,12 @@ class IndexSummary:
             text += f"; {self.note}"
         if self.ignored:
             text += f"; ignored {self.ignored} (generated or .corpusignore)"
+        if self.truncated_files:
+            files = ", ".join(
+                f"{t['path']} (kept {t['kept']} of {t['chunks']} chunks)"
+                for t in self.truncated_files
+            )
+            text += f"; truncated {len(self.truncated_files)} over-long file(s): {files}"
         if self.skipped_files:
             files = ", ".join(f"{s['path']} ({s['reason']})" for s in self.skipped_files)
             text += f"; skipped {self.skipped} file{'s' if self.skipped != 1 else ''}: {files}"
@@ -109,22 +131,69 @@ class IndexSummary:
 def fingerprint(docs: list[SourceDoc], settings: Settings, embedder_id: str) -> str:
     h = hashlib.sha256()
     for source, sha in sorted((d.source, d.sha256) for d in docs):
-        h.update(f"{source}\0{sha}\n".encode())
+        # backslashreplace: a name with undecodable bytes can never abort the run here.
+        h.update(f"{source}\0{sha}\n".encode("utf-8", "backslashreplace"))
     h.update(
         f"{settings.chunk_size}\0{settings.chunk_overlap}\0{embedder_id}\0{LOADER_VERSION}".encode()
     )
+    if settings.max_chunks_per_document != Settings.model_fields["max_chunks_per_document"].default:
+        h.update(f"\0cap{settings.max_chunks_per_document}".encode())
     return h.hexdigest()
 
 
+def _try_lock(fh: Any) -> bool:
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+
+
+def _lock_holder(path: Path) -> str:
+    """Who holds the lock, as its holder wrote it (pid, start time, command)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        text = ""
+    return text or "an unknown process"
+
+
 @contextmanager
-def reindex_lock(index_dir: Path) -> Iterator[None]:
+def reindex_lock(index_dir: Path, *, wait_s: float = 600.0) -> Iterator[None]:
+    """Hold INDEX_DIR/reindex.lock; wait at most `wait_s` for another holder to finish."""
     store.ensure_index_dir(index_dir)
-    with open(index_dir / "reindex.lock", "a+") as fh:
+    path = index_dir / "reindex.lock"
+    try:
+        fh = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - closed below
+    except OSError as err:
+        raise store.store_problem(err, index_dir) or ConfigError(
+            f"INDEX_DIR cannot be used: {path} ({err.strerror or err})"
+        ) from err
+    with fh:
+        if not _try_lock(fh):
+            log.warning(
+                "another re-index is running on %s (%s); waiting up to %g s for it",
+                index_dir,
+                _lock_holder(path),
+                wait_s,
+            )
+            deadline = time.monotonic() + wait_s
+            while not _try_lock(fh):
+                if time.monotonic() >= deadline:
+                    raise CorpusBotError(
+                        f"another re-index ({_lock_holder(path)}) still holds {path} after "
+                        f"{wait_s:g} s (REINDEX_LOCK_WAIT_S); wait for it to finish or stop "
+                        "that process, then run python -m index again"
+                    )
+                time.sleep(0.1)
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.warning("another re-index is running on %s; waiting for it to finish", index_dir)
-            fcntl.flock(fh, fcntl.LOCK_EX)
+            fh.seek(0)
+            fh.truncate()
+            started = datetime.now(UTC).isoformat(timespec="seconds")
+            fh.write(f"pid {os.getpid()}, started {started}: {' '.join(sys.argv)[:200]}\n")
+            fh.flush()
+        except OSError:
+            pass  # who holds the lock is only informative
         try:
             yield
         finally:
@@ -146,21 +215,106 @@ def reindex(
     client: ClientAPI | None = None,
     embeddings: Embeddings | None = None,
     url_for: Callable[[str], str | None] | None = None,
+    allow_shrink: bool = False,
+    rebuild: bool = False,
 ) -> IndexSummary:
     started = time.perf_counter()
     where = f"{settings.chroma_host}:{settings.chroma_port}" if settings.chroma_host else ""
-    with reindex_lock(settings.index_dir), store.connection_errors(where):
-        summary = _reindex(
-            settings,
-            full=full,
-            progress=progress,
-            client=client,
-            embeddings=embeddings,
-            url_for=url_for,
-        )
+    with reindex_lock(settings.index_dir, wait_s=settings.reindex_lock_wait_s):
+        if rebuild:
+            summary = _rebuild(settings, progress=progress, embeddings=embeddings)
+        else:
+            path = None if settings.chroma_host else settings.chroma_path
+            with store.connection_errors(where, path=path):
+                summary = _reindex(
+                    settings,
+                    full=full,
+                    progress=progress,
+                    client=client or store.make_client(settings),
+                    embeddings=embeddings,
+                    url_for=url_for,
+                    allow_shrink=allow_shrink,
+                    path=path,
+                )
     summary.seconds = round(time.perf_counter() - started, 3)
     log.debug("%s", summary.line())
     return summary
+
+
+def _rebuild(settings: Settings, *, progress: bool, embeddings: Embeddings | None) -> IndexSummary:
+    """Build a fresh embedded store beside the current (damaged) one, switch, remove the old.
+
+    Never opens the old store. The switch is one rename of INDEX_DIR/current, so a crash
+    leaves either the old folder or the new one active, never neither.
+    """
+    if settings.chroma_host:
+        raise ConfigError(
+            "--rebuild replaces the embedded store under INDEX_DIR, but CHROMA_HOST is set; "
+            "repair the Chroma server's data instead, or use python -m index --full"
+        )
+    index_dir = settings.index_dir
+    now = datetime.now(UTC)
+    name = f"chroma-{now:%Y%m%d%H%M%S}_{now.microsecond:06d}"
+    new = index_dir / name
+    try:
+        client = store.open_embedded(new)
+        with store.connection_errors(path=new):
+            summary = _reindex(
+                settings,
+                full=True,
+                progress=progress,
+                client=client,
+                embeddings=embeddings,
+                allow_shrink=True,
+                path=new,
+            )
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    tmp = index_dir / f"{CURRENT_FILE}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(name + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, index_dir / CURRENT_FILE)
+    dir_fd = os.open(index_dir, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    removed = []
+    for old in sorted(index_dir.iterdir()):
+        if (
+            old.is_dir()
+            and old.name != name
+            and (old.name == "chroma" or old.name.startswith("chroma-"))
+        ):
+            shutil.rmtree(old, ignore_errors=True)
+            removed.append(old.name)
+    summary.full = True
+    summary.note = f"rebuilt into a fresh store {new}" + (
+        f"; removed {', '.join(removed)}" if removed else ""
+    )
+    log.warning("%s", summary.note)
+    return summary
+
+
+def _check_shrink(docs: int, skipped: int, active: store.IndexInfo, settings: Settings) -> None:
+    """Refuse to replace an index with a much smaller (or empty) corpus without --allow-shrink."""
+    where = f"the corpus at {settings.corpus_dir}"
+    was = f"the active index has {active.documents}"
+    if docs == 0 and active.documents > 0:
+        raise CorpusBotError(
+            f"{where} has no documents ({skipped} skipped) but {was}; refusing to replace "
+            "it with an empty index (is the corpus folder mounted?). Run python -m index "
+            "--allow-shrink if this is intended; the old index is still active"
+        )
+    if active.documents >= SHRINK_MIN_DOCUMENTS and docs < active.documents * SHRINK_MIN_SHARE:
+        raise CorpusBotError(
+            f"{where} has {docs} documents ({skipped} skipped) but {was}: more than half "
+            "would disappear. Refusing (is part of the corpus missing?); run python -m index "
+            "--allow-shrink if this is intended; the old index is still active"
+        )
 
 
 def _reindex(
@@ -168,11 +322,13 @@ def _reindex(
     *,
     full: bool,
     progress: bool,
-    client: ClientAPI | None,
+    client: ClientAPI,
     embeddings: Embeddings | None,
     url_for: Callable[[str], str | None] | None = None,
+    allow_shrink: bool,
+    path: Path | None,
 ) -> IndexSummary:
-    client = client or store.make_client(settings)
+    """`path`: the embedded store's folder (None with a Chroma server), for disk reclaiming."""
     prefix = settings.collection_prefix
     eid = get_embedder_id(settings)
 
@@ -195,6 +351,11 @@ def _reindex(
     fp = fingerprint(docs, settings, eid)
 
     pointer = active = store.read_pointer(client, prefix)
+    if pointer is not None and not allow_shrink:
+        _check_shrink(len(docs), len(skipped), pointer, settings)
+    if not docs:
+        summary.note = f"warning: the corpus at {settings.corpus_dir} has no documents"
+        log.warning("%s", summary.note)
     previous = None
     if active is not None:
         try:
@@ -211,10 +372,13 @@ def _reindex(
         summary.chunks = active.chunks
         summary.unchanged = len(docs)
         summary.generation = active.generation
+        summary.truncated_files = active.truncated_files()
         store.prune_generations(client, prefix, info=active, keep=settings.keep_generations)
+        if path is not None:
+            store.reclaim_disk(path)
         return summary
 
-    chunks = _chunk_all(docs, settings)
+    chunks, summary.truncated_files = _chunk_all(docs, settings)
     summary.chunks = len(chunks)
 
     prev_ids: set[str] = set()
@@ -250,14 +414,17 @@ def _reindex(
             embeddings=embeddings,
             progress=progress,
         )
+        store.mark_ready(collection, embedder_id=eid)
     except BaseException:
-        # Nobody can see this generation yet: drop it now rather than leave it to pruning.
+        # Nobody can see this generation yet: drop it now rather than leave it to pruning
+        # (and its folder: after a full disk the space is needed back at once).
         try:
             client.delete_collection(name)
         except Exception:  # noqa: BLE001 - the original error matters more
             log.warning("could not delete the unfinished generation %s", name)
+        if path is not None:
+            store.reclaim_disk(path, vacuum=False)
         raise
-    store.mark_ready(collection, embedder_id=eid)
     if os.environ.get(PAUSE_ENV) == "before_switch":
         _pause("before_switch", settings.index_dir)
 
@@ -268,12 +435,15 @@ def _reindex(
         "fingerprint": fp,
         "documents": len(docs),
         "chunks": len(chunks),
+        "truncated": json.dumps(summary.truncated_files) if summary.truncated_files else "",
     }
     info = pointer.successor(**fields) if pointer is not None else store.IndexInfo(**fields)
     store.write_pointer(client, prefix, info)
     summary.generation = name
     summary.changed = True
     store.prune_generations(client, prefix, info=info, keep=settings.keep_generations)
+    if path is not None:
+        store.reclaim_disk(path)
     return summary
 
 
@@ -363,16 +533,31 @@ def _embed(embeddings: Embeddings, batch: list[Document]) -> list[list[float]]:
     return vectors
 
 
-def _chunk_all(docs: list[SourceDoc], settings: Settings) -> list[Document]:
+def _chunk_all(
+    docs: list[SourceDoc], settings: Settings
+) -> tuple[list[Document], list[dict[str, Any]]]:
+    """All chunks, each document cut to MAX_CHUNKS_PER_DOCUMENT; and the documents cut."""
     chunks: list[Document] = []
+    truncated: list[dict[str, Any]] = []
     seen: set[str] = set()
+    cap = settings.max_chunks_per_document
     for doc in docs:
-        for chunk in chunk_document(
+        doc_chunks = chunk_document(
             doc, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap
-        ):
+        )
+        if len(doc_chunks) > cap:
+            log.warning(
+                "%s has %d chunks; indexing only the first %d (MAX_CHUNKS_PER_DOCUMENT)",
+                doc.source,
+                len(doc_chunks),
+                cap,
+            )
+            truncated.append({"path": doc.source, "chunks": len(doc_chunks), "kept": cap})
+            doc_chunks = doc_chunks[:cap]
+        for chunk in doc_chunks:
             # Ids hash source + text + occurrence, so a repeat means a chunker bug.
             if chunk.id in seen:
                 raise CorpusBotError(f"duplicate chunk id {chunk.id} in {doc.source}")
             seen.add(str(chunk.id))
             chunks.append(chunk)
-    return chunks
+    return chunks, truncated

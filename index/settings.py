@@ -54,6 +54,10 @@ def _default_prompts_dir() -> Path:
     return REPO_ROOT / "prompts" if IN_CHECKOUT else _packaged("prompts")
 
 
+CURRENT_FILE = "current"  # INDEX_DIR/current names the active Chroma folder (after --rebuild)
+_CHROMA_DIR_NAME = re.compile(r"chroma(?:-[0-9A-Za-z_]{1,40})?")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -74,6 +78,10 @@ class Settings(BaseSettings):
     embed_batch_size: int = Field(32, ge=1, le=1024)
     openai_embedding_model: str = "text-embedding-3-small"
     keep_generations: int = Field(2, ge=1, le=10)
+    # A file with more chunks is truncated to this many (with a warning in the summary).
+    max_chunks_per_document: int = Field(2000, ge=1)
+    # How long a re-index waits for another one holding INDEX_DIR/reindex.lock.
+    reindex_lock_wait_s: float = Field(600.0, ge=0)
 
     # --- docs site crawl (`python -m index --url`; unset DOCS_URL = index CORPUS_DIR) -----
     docs_url: str | None = None
@@ -164,7 +172,16 @@ class Settings(BaseSettings):
 
     @property
     def chroma_path(self) -> Path:
-        return self.index_dir / "chroma"
+        """The embedded Chroma folder: INDEX_DIR/chroma, or the one INDEX_DIR/current names.
+
+        `python -m index --rebuild` builds a fresh folder beside a damaged one and switches
+        to it by replacing the `current` file (one atomic rename).
+        """
+        try:
+            name = (self.index_dir / CURRENT_FILE).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            name = ""
+        return self.index_dir / (name if _CHROMA_DIR_NAME.fullmatch(name) else "chroma")
 
     @property
     def learned_path(self) -> Path:

@@ -21,7 +21,17 @@ generation that a later run deleted gets NotFound and re-resolves the pointer on
 
 from __future__ import annotations
 
+import atexit
+import errno
+import json
 import logging
+import os
+import re
+import shutil
+import sqlite3
+import struct
+import tempfile
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,13 +42,14 @@ from typing import Any
 import chromadb
 import chromadb.config
 import httpx
+import numpy as np
 from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
-from chromadb.errors import NotFoundError
+from chromadb.errors import ChromaError, NotFoundError
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
-from index.errors import ConfigError, IndexNotReady, StoreUnavailable
+from index.errors import ConfigError, CorpusBotError, IndexNotReady, StoreUnavailable
 from index.sentences import UNIT_VECTORS
 from index.settings import Settings
 
@@ -53,15 +64,57 @@ _HISTORY = 10  # previous generations remembered in the pointer (KEEP_GENERATION
 # What a broken connection to a Chroma server looks like from the client.
 _CONNECTION_ERRORS = (httpx.TransportError, ConnectionError)
 
+# What a damaged, full or read-only embedded store looks like: chromadb's Rust core reports
+# SQLite and HNSW failures as ChromaError carrying SQLite's text; sqlite3 and the OS give
+# errnos.
+_DAMAGED = (
+    "database disk image is malformed",
+    "file is not a database",
+    "error finding id",  # a query over truncated HNSW files
+    "error loading hnsw",
+)
+_FULL = ("database or disk is full", "no space left on device", "failed to apply logs")
+_READ_ONLY = ("attempt to write a readonly database", "read-only file system")
+
+
+def store_problem(err: BaseException, path: Path | None = None) -> CorpusBotError | None:
+    """The user-facing error for a damaged / full / read-only embedded store, else None."""
+    text = str(err).lower()
+    no = getattr(err, "errno", None)
+    where = f"INDEX_DIR ({path})" if path is not None else "INDEX_DIR"
+    if any(k in text for k in _DAMAGED):
+        return StoreUnavailable(
+            f"the index database in {where} is damaged ({err}); "
+            "run python -m index --rebuild to build a fresh one beside it"
+        )
+    if no == errno.ENOSPC or any(k in text for k in _FULL):
+        return StoreUnavailable(
+            f"not enough disk space for the index in {where} ({err}); the new index "
+            "generation was dropped and the previous one is still active. Free disk space "
+            "and run python -m index again"
+        )
+    if no in (errno.EROFS, errno.EACCES, errno.EPERM) or any(k in text for k in _READ_ONLY):
+        return ConfigError(
+            f"{where} is not writable ({err}); python -m index needs write access to it "
+            "(the bot can answer from a read-only index)"
+        )
+    return None
+
 
 @contextmanager
-def connection_errors(where: str = "") -> Iterator[None]:
-    """Turn a dropped Chroma server connection into StoreUnavailable (a user-facing error)."""
+def connection_errors(where: str = "", path: Path | None = None) -> Iterator[None]:
+    """Turn a dropped Chroma server connection into StoreUnavailable (a user-facing error),
+    and a damaged / full / read-only embedded store into a message with a way out."""
     try:
         yield
     except _CONNECTION_ERRORS as err:
         at = f" at {where}" if where else ""
         raise StoreUnavailable(f"the Chroma server{at} is unreachable: {err}") from err
+    except (ChromaError, sqlite3.Error, OSError) as err:
+        problem = None if isinstance(err, NotFoundError) else store_problem(err, path)
+        if problem is None:
+            raise
+        raise problem from err
 
 
 def ensure_index_dir(path: Path) -> None:
@@ -72,12 +125,47 @@ def ensure_index_dir(path: Path) -> None:
         raise ConfigError(f"INDEX_DIR cannot be used: {path} ({err.strerror or err})") from err
 
 
-def make_client(settings: Settings) -> ClientAPI:
-    """An embedded PersistentClient under index_dir, or an HttpClient when CHROMA_HOST is set."""
-    chroma_settings = chromadb.config.Settings(anonymized_telemetry=False)
+def _writable(path: Path) -> bool:
+    db = path / "chroma.sqlite3"
+    return os.access(path, os.W_OK) and (not db.exists() or os.access(db, os.W_OK))
+
+
+def open_embedded(path: Path) -> ClientAPI:
+    """A PersistentClient on `path`; a damaged or unwritable store becomes a clear error."""
+    ensure_index_dir(path)
+    with connection_errors(path=path):
+        return chromadb.PersistentClient(
+            path=str(path), settings=chromadb.config.Settings(anonymized_telemetry=False)
+        )
+
+
+def _read_only_copy(path: Path) -> Path:
+    """A private copy of a read-only Chroma folder (chromadb cannot open one in place)."""
+    tmp = Path(tempfile.mkdtemp(prefix="corpusbot-readonly-index-"))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    copy = tmp / "chroma"
+    shutil.copytree(path, copy)
+    log.warning(
+        "INDEX_DIR %s is read-only: answering from a private copy in %s "
+        "(a later re-index is seen after a restart)",
+        path,
+        copy,
+    )
+    return copy
+
+
+def make_client(settings: Settings, *, read_only_ok: bool = False) -> ClientAPI:
+    """An embedded PersistentClient under index_dir, or an HttpClient when CHROMA_HOST is set.
+
+    `read_only_ok` (readers only): when the Chroma folder exists but cannot be written
+    (read-only mount, another owner), answer from a private copy instead of failing.
+    """
     if not settings.chroma_host:
-        ensure_index_dir(settings.chroma_path)
-        return chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
+        path = settings.chroma_path
+        if read_only_ok and path.is_dir() and not _writable(path):
+            path = _read_only_copy(path)
+        return open_embedded(path)
+    chroma_settings = chromadb.config.Settings(anonymized_telemetry=False)
     where = f"{settings.chroma_host}:{settings.chroma_port}"
     try:
         return chromadb.HttpClient(
@@ -116,6 +204,7 @@ class IndexInfo:
     documents: int
     chunks: int
     previous: tuple[str, ...] = ()  # earlier active generations, newest first
+    truncated: str = ""  # JSON list of the documents cut to MAX_CHUNKS_PER_DOCUMENT
 
     def to_metadata(self) -> dict[str, Any]:
         return {
@@ -127,6 +216,7 @@ class IndexInfo:
             "chunks": self.chunks,
             # Chroma metadata values are scalars: a comma-joined list.
             "previous": ",".join(self.previous),
+            "truncated": self.truncated,
         }
 
     @classmethod
@@ -141,7 +231,15 @@ class IndexInfo:
             documents=int(md.get("documents", 0)),
             chunks=int(md.get("chunks", 0)),
             previous=tuple(g for g in str(md.get("previous", "")).split(",") if g),
+            truncated=str(md.get("truncated", "")),
         )
+
+    def truncated_files(self) -> list[dict[str, Any]]:
+        try:
+            files = json.loads(self.truncated) if self.truncated else []
+        except ValueError:
+            return []
+        return files if isinstance(files, list) else []
 
     def successor(self, **fields: Any) -> IndexInfo:
         """The pointer for a new generation that replaces this one (history kept short)."""
@@ -364,9 +462,25 @@ class IndexReader:
     """Resolves the active generation on every call; caches its Snapshot while it is unchanged."""
 
     def __init__(
-        self, *, client: ClientAPI, embeddings: Embeddings, embedder_id: str, prefix: str
+        self,
+        *,
+        client: ClientAPI,
+        embeddings: Embeddings,
+        embedder_id: str,
+        prefix: str,
+        files_path: Path | None = None,
+        settings: Settings | None = None,
     ) -> None:
+        """`files_path`: the embedded store's folder, to check each generation's HNSW files
+        before Chroma loads them (None: no check, e.g. with a Chroma server).
+
+        `settings` (embedded store): follow `python -m index --rebuild`, which moves the
+        store to a new folder; the reader reopens it there on its next question.
+        """
         self._client = client
+        self._files_path = files_path
+        self._settings = settings if settings is not None and not settings.chroma_host else None
+        self._store_path = self._settings.chroma_path if self._settings is not None else None
         self._embeddings = embeddings
         self._embedder_id = embedder_id
         self._prefix = prefix
@@ -374,7 +488,20 @@ class IndexReader:
 
     def snapshot(self) -> Snapshot:
         with connection_errors():
+            self._follow_rebuild()
             return self._resolve()
+
+    def _follow_rebuild(self) -> None:
+        if self._settings is None:
+            return
+        path = self._settings.chroma_path  # re-reads INDEX_DIR/current
+        if path == self._store_path:
+            return
+        log.warning("the index store moved to %s (python -m index --rebuild); reopening", path)
+        self._client = make_client(self._settings, read_only_ok=True)
+        self._files_path = Path(self._client.get_settings().persist_directory)
+        self._store_path = path
+        self._snapshot = None
 
     def _resolve(self) -> Snapshot:
         for attempt in range(2):
@@ -394,6 +521,8 @@ class IndexReader:
                         f"the active index generation {info.generation} is missing; "
                         "run python -m index --full"
                     ) from err
+        if self._files_path is not None:
+            check_generation_files(self._files_path, collection)  # before hnswlib reads them
         self._snapshot = Snapshot(
             generation=info.generation,
             info=info,
@@ -426,3 +555,166 @@ class IndexReader:
     def dense_search(self, query: str, k: int) -> list[tuple[Document, float]]:
         """`search` without the snapshot: top-k chunks with cosine similarity."""
         return self.search(query, k)[1]
+
+
+# ----------------------------------------------------------------------------------------
+# Bounded disk (embedded store)
+
+_UUID_DIR = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+VACUUM_FREE_SHARE = 0.25  # VACUUM when at least this share of the SQLite pages is free
+
+
+def _db_uri(path: Path, mode: str) -> str:
+    return f"file:{urllib.parse.quote(str(path / 'chroma.sqlite3'))}?mode={mode}"
+
+
+def live_segment_ids(path: Path) -> set[str]:
+    """Ids of every segment a collection in the embedded store at `path` owns (read-only)."""
+    db = sqlite3.connect(_db_uri(path, "ro"), uri=True, timeout=10)
+    try:
+        return {str(row[0]) for row in db.execute("SELECT id FROM segments")}
+    finally:
+        db.close()
+
+
+def remove_orphan_segments(path: Path) -> list[str]:
+    """Delete HNSW segment folders under `path` that no live collection references.
+
+    chromadb's delete_collection drops the rows but leaves the folder, so every pruned
+    generation would otherwise stay on disk for ever. Call only while holding the reindex
+    lock (nothing else creates collections then).
+    """
+    live = live_segment_ids(path)
+    removed = []
+    for child in path.iterdir():
+        if child.is_dir() and _UUID_DIR.fullmatch(child.name) and child.name not in live:
+            shutil.rmtree(child, ignore_errors=True)
+            removed.append(child.name)
+    if removed:
+        log.info("removed %d orphaned segment folder(s) under %s", len(removed), path)
+    return removed
+
+
+def vacuum_if_sparse(path: Path, *, free_share: float = VACUUM_FREE_SHARE) -> bool:
+    """VACUUM chroma.sqlite3 when at least `free_share` of its pages are free; True if done."""
+    db = sqlite3.connect(_db_uri(path, "rw"), uri=True, timeout=10, isolation_level=None)
+    try:
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        free = db.execute("PRAGMA freelist_count").fetchone()[0]
+        if not pages or free / pages < free_share:
+            return False
+        db.execute("VACUUM")
+        log.info("vacuumed %s: %d of %d pages were free", path / "chroma.sqlite3", free, pages)
+        return True
+    finally:
+        db.close()
+
+
+def reclaim_disk(path: Path, *, vacuum: bool = True) -> None:
+    """Orphaned segment folders and free SQLite pages; never fails an index run."""
+    try:
+        remove_orphan_segments(path)
+        if vacuum:
+            vacuum_if_sparse(path)
+    except (OSError, sqlite3.Error) as err:
+        log.warning("could not reclaim disk space under %s: %s", path, err)
+
+
+# ----------------------------------------------------------------------------------------
+# Damaged HNSW files (embedded store)
+
+# chromadb's persisted hnswlib header (header.bin, format version 1): version, offsetLevel0,
+# max_elements, cur_element_count, size_data_per_element, label_offset, offset_data,
+# maxlevel, enterpoint_node, maxM, maxM0, M, mult, ef_construction.
+_HNSW_HEADER = struct.Struct("<IQQQQQQiIQQQdQ")
+_HNSW_FILES = ("header.bin", "data_level0.bin", "length.bin", "link_lists.bin")
+
+
+def hnsw_problem(folder: Path) -> str | None:
+    """Why the persisted HNSW files in `folder` must not be loaded, or None when they look sane.
+
+    hnswlib trusts these files: a truncated or garbled one can make the reading process fail
+    deep in native code. This checks the header against the file sizes and every stored
+    level-0 neighbour id against the element count, which a consistent write always
+    satisfies (so a legitimate rewrite never trips it). Unknown format versions and folders
+    with nothing persisted yet (small collections live in Chroma's log) are not judged.
+    """
+    header_path = folder / "header.bin"
+    if not header_path.exists():
+        return None
+    missing = [name for name in _HNSW_FILES if not (folder / name).is_file()]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    raw = header_path.read_bytes()
+    if len(raw) != _HNSW_HEADER.size:
+        return f"header.bin has {len(raw)} bytes, expected {_HNSW_HEADER.size}"
+    (
+        version,
+        _,
+        max_el,
+        count,
+        per_el,
+        label_off,
+        data_off,
+        max_level,
+        entry,
+        _,
+        max_m0,
+        _,
+        _,
+        _,
+    ) = _HNSW_HEADER.unpack(raw)
+    if version != 1:
+        log.debug("not checking %s: unknown HNSW format version %d", folder, version)
+        return None
+    if (
+        count > max_el
+        or data_off != 4 + 4 * max_m0
+        or label_off + 8 != per_el
+        or per_el <= data_off
+    ):
+        return "header.bin is inconsistent"
+    if count and (max_level < 0 or entry >= count):
+        return "header.bin is inconsistent (entry point)"
+    data = folder / "data_level0.bin"
+    if data.stat().st_size < count * per_el:
+        return f"data_level0.bin is truncated ({data.stat().st_size} < {count * per_el} bytes)"
+    if (folder / "length.bin").stat().st_size < count * 4:
+        return "length.bin is truncated"
+    if count:
+        rows = np.fromfile(data, dtype=np.uint8, count=count * per_el).reshape(count, per_el)
+        links = np.ascontiguousarray(rows[:, :data_off])
+        sizes = links[:, :2].copy().view("<u2").ravel()
+        if int(sizes.max()) > max_m0:
+            return "data_level0.bin is garbled (neighbour list too long)"
+        ids = links[:, 4:].copy().view("<u4")
+        used = np.arange(max_m0) < sizes[:, None]
+        if used.any() and int(ids[used].max()) >= count:
+            return "data_level0.bin is garbled (neighbour id out of range)"
+    return None
+
+
+def vector_segment_dir(path: Path, collection_id: str) -> Path | None:
+    """The HNSW folder of a collection in the embedded store at `path` (read-only lookup)."""
+    db = sqlite3.connect(_db_uri(path, "ro"), uri=True, timeout=10)
+    try:
+        row = db.execute(
+            "SELECT id FROM segments WHERE collection = ? AND scope = 'VECTOR'", (collection_id,)
+        ).fetchone()
+    finally:
+        db.close()
+    return path / str(row[0]) if row else None
+
+
+def check_generation_files(path: Path, collection: Collection) -> None:
+    """Raise IndexNotReady when the generation's HNSW files are damaged (embedded store)."""
+    try:
+        folder = vector_segment_dir(path, str(collection.id))
+        problem = hnsw_problem(folder) if folder is not None else None
+    except (OSError, sqlite3.Error, ValueError) as err:
+        problem = f"cannot be checked: {err}"
+    if problem:
+        raise IndexNotReady(
+            f"the vector files of index generation {collection.name} under INDEX_DIR ({path}) "
+            f"are damaged ({problem}); run python -m index --rebuild"
+        )

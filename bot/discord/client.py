@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import sys
 from typing import Any
 
@@ -161,7 +162,16 @@ def run(settings: Settings) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    feedback = FeedbackStore(path=settings.feedback_db)
+    try:
+        feedback = FeedbackStore(path=settings.feedback_db)
+    except (sqlite3.Error, OSError) as exc:
+        # A read-only INDEX_DIR must not stop the bot from answering: feedback is optional.
+        log.warning(
+            "feedback DB %s cannot be opened (%s); feedback is kept in memory until restart",
+            settings.feedback_db,
+            exc,
+        )
+        feedback = FeedbackStore(path=":memory:")
     limiter = Limiter.from_settings(settings)
     bot = make_bot(service=service, settings=settings, feedback=feedback, limiter=limiter)
     try:

@@ -325,6 +325,12 @@ def render_reindex(summary: dict[str, Any]) -> str:
         text += "\nSkipped:\n" + "\n".join(
             f"- `{s.get('path', '?')}`: {s.get('reason', '')}" for s in skipped[:10]
         )
+    truncated = summary.get("truncated_files") or []
+    if truncated:
+        text += "\nTruncated (MAX_CHUNKS_PER_DOCUMENT):\n" + "\n".join(
+            f"- `{t.get('path', '?')}`: kept {t.get('kept')} of {t.get('chunks')} chunks"
+            for t in truncated[:10]
+        )
     return truncate(neutralize_mentions(text), CONTENT_MAX)
 
 

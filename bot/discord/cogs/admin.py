@@ -76,7 +76,20 @@ class Admin(commands.Cog):
             except Exception:
                 log.exception("re-index failed")
                 text = SORRY
+            await self._report(interaction, text)
+
+    async def _report(self, interaction: discord.Interaction, text: str) -> None:
+        """The /reindex result as an ephemeral follow-up, else (the interaction token lasts
+        15 minutes, a long re-index may outlive it) as a DM to the admin who asked."""
+        try:
             await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+            return
+        except discord.HTTPException as exc:
+            log.warning("could not send the re-index result as a follow-up (%s); sending a DM", exc)
+        try:
+            await interaction.user.send(text, allowed_mentions=NO_MENTIONS)
+        except discord.HTTPException:
+            log.exception("could not deliver the re-index result to %s", interaction.user.id)
 
     @app_commands.command(name="sources", description="List the indexed documents")
     async def sources(self, interaction: discord.Interaction) -> None:
