@@ -639,10 +639,12 @@ def test_orphan_segment_folders_are_removed_and_sparse_databases_vacuumed(tmp_pa
 def test_discord_bot_starts_on_a_read_only_index_dir(
     fake_discord, index_settings: Settings, tmp_path: Path, capsys, caplog
 ):
-    """No feedback DB, no lock needed: the bot gets as far as logging in (bad token -> 2)."""
+    """No feedback DB, no lock needed: the service answers and feedback falls back to memory;
+    a bad token is still reported as such (it is checked before the service is built)."""
     from pydantic import SecretStr
 
-    from bot.discord.client import run
+    from bot.discord.client import open_feedback, run
+    from bot.service import build_service
     from tests.test_discord_e2e import bot_settings
 
     with read_only_view(index_settings.index_dir, tmp_path / "ro-index") as ro:
@@ -650,6 +652,10 @@ def test_discord_bot_starts_on_a_read_only_index_dir(
             index_settings, fake_discord, index_dir=ro, discord_token=SecretStr("wrong-token")
         )
         assert run(settings) == 2
+        service = build_service(settings, build_if_missing=False)
+        assert not service.answer("When did North Korea start mining bitcoin?").abstained
+        feedback = open_feedback(settings)
+        feedback.close()
     err = capsys.readouterr().err
     assert "Discord rejected DISCORD_TOKEN" in err and "Traceback" not in err
     assert "feedback is kept in memory" in caplog.text

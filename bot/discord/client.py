@@ -138,6 +138,19 @@ def _connect(coro_factory: Any) -> int | None:
     return None
 
 
+def open_feedback(settings: Settings) -> FeedbackStore:
+    """The feedback DB; in memory when INDEX_DIR is read-only (answering must go on)."""
+    try:
+        return FeedbackStore(path=settings.feedback_db)
+    except (sqlite3.Error, OSError) as exc:
+        log.warning(
+            "feedback DB %s cannot be opened (%s); feedback is kept in memory until restart",
+            settings.feedback_db,
+            exc,
+        )
+        return FeedbackStore(path=":memory:")
+
+
 def run(settings: Settings) -> int:
     """Run the bot until interrupted; returns the process exit code.
 
@@ -162,16 +175,7 @@ def run(settings: Settings) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    try:
-        feedback = FeedbackStore(path=settings.feedback_db)
-    except (sqlite3.Error, OSError) as exc:
-        # A read-only INDEX_DIR must not stop the bot from answering: feedback is optional.
-        log.warning(
-            "feedback DB %s cannot be opened (%s); feedback is kept in memory until restart",
-            settings.feedback_db,
-            exc,
-        )
-        feedback = FeedbackStore(path=":memory:")
+    feedback = open_feedback(settings)
     limiter = Limiter.from_settings(settings)
     bot = make_bot(service=service, settings=settings, feedback=feedback, limiter=limiter)
     try:
