@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.followup import condense, needs_context, rule_condense, split_context
+from bot.followup import Standalone, condense, needs_context, rule_condense
 from bot.prompts import load_prompt, parse_prompt
 from bot.service import EMPTY_QUESTION, build_service
 from index.errors import ConfigError, LLMError, QuestionRejected
@@ -133,39 +133,27 @@ def test_llm_condenses_follow_ups_and_rule_covers_its_failure(llm_service, opena
 
 def test_follow_up_rule():
     history = [("When did North Korea start mining bitcoin?", "On the 17th of May [1].")]
-    assert needs_context("and why?") and needs_context("What did they do then?")
+    assert needs_context("and why?") and needs_context("What about then?")
     assert not needs_context("Which firm traced attacks on bitcoin exchanges?")
-    assert rule_condense("Why?", history) == "Why? (North Korea start mining bitcoin)"
-    # The follow-up's own relation ("stop") replaces the earlier one ("start").
-    assert rule_condense("Why did they stop?", history) == (
-        "Why did they stop? (North Korea mining bitcoin)"
+    # An elliptical follow-up borrows the earlier subject, as typed context terms.
+    assert rule_condense("Why?", history) == Standalone(
+        "Why?", ("North", "Korea", "start", "mining", "bitcoin")
     )
-    assert rule_condense("Who is FireEye's research director?", history) == (
+    # A follow-up naming its own subject stands alone: no stray words carried over.
+    assert rule_condense("Who is FireEye's research director?", history) == Standalone(
         "Who is FireEye's research director?"
     )
-    assert condense("and why?", []) == "and why?"
-
-
-def test_split_context_reads_back_the_rule():
-    history = [("Who wrote the CCN article?", "By Jack Mathis [1]")]
-    assert split_context(rule_condense("When was it updated?", history)) == (
-        "When was it updated?",
-        "CCN",
+    history = [("who wrote the CCN article?", "By Jack Mathis [1]")]
+    assert rule_condense("How much bitcoin did they mine?", history) == Standalone(
+        "How much bitcoin did they mine?"
     )
-    assert split_context("Who disclosed the report?") == ("Who disclosed the report?", "")
+    assert condense("and why?", []) == Standalone("and why?")
 
 
-def test_follow_up_replacing_the_relation_gets_its_own_answer(service):
-    history = []
-    for question in ("When did North Korea start mining bitcoin?", "and when did it stop?"):
-        answer = service.answer(question, history)
-        history.append((question, answer.text))
-    assert "17th of May" in history[0][1]
-    assert answer.standalone_question == "and when did it stop? (North Korea mining bitcoin)"
-    # Never the start sentence again: the "stop" relation finds "gave up" (BM25 and sentences).
-    assert "17th of May" not in answer.text
-    assert not answer.abstained
-    assert any("gave up its mining efforts" in c.quote for c in answer.citations)
+def test_standalone_query_is_what_retrieval_searches():
+    assert Standalone("and when?", ("North", "Korea")).query == "and when? North Korea"
+    # A user's own parentheses are their words, never parsed as carried context.
+    assert Standalone("what is the KDB (bank)?").query == "what is the KDB (bank)?"
 
 
 def test_condense_falls_back_to_rule_on_llm_error():
@@ -175,7 +163,7 @@ def test_condense_falls_back_to_rule_on_llm_error():
 
     history = [("Who traced attacks on bitcoin exchanges?", "FireEye [1]")]
     got = condense("And how many?", history, llm_answerer=Failing())
-    assert got == "And how many? (traced attacks bitcoin exchanges)"
+    assert got == Standalone("And how many?", ("traced", "attacks", "bitcoin", "exchanges"))
 
 
 def test_prompt_files_parse():
