@@ -11,6 +11,12 @@ def _heading(c: Citation) -> str:
 
 
 def _location(c: Citation) -> str:
+    if c.heading_path:
+        where = c.heading_path.split(" › ")
+        if where and where[0] == c.title:
+            where = where[1:]
+        if where:
+            return f"{c.source} › {' › '.join(where)}"
     if c.page is not None:
         return f"{c.source}, page {c.page}"
     if c.start is not None and c.end is not None:

@@ -26,6 +26,7 @@ import os
 import shutil
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -136,6 +137,8 @@ def fingerprint(docs: list[SourceDoc], settings: Settings, embedder_id: str) -> 
     h.update(
         f"{settings.chunk_size}\0{settings.chunk_overlap}\0{embedder_id}\0{LOADER_VERSION}".encode()
     )
+    if settings.corpus_base_url:
+        h.update(f"\0base{settings.corpus_base_url}".encode())
     if settings.max_chunks_per_document != Settings.model_fields["max_chunks_per_document"].default:
         h.update(f"\0cap{settings.max_chunks_per_document}".encode())
     return h.hexdigest()
@@ -335,6 +338,10 @@ def _reindex(
     docs, not_loaded = load_corpus(
         settings.corpus_dir, max_bytes=settings.max_document_bytes, url_for=url_for
     )
+    if settings.corpus_base_url:  # documents that state no URL of their own
+        base = settings.corpus_base_url.rstrip("/") + "/"
+        for doc in docs:
+            doc.metadata.setdefault("url", base + urllib.parse.quote(doc.source))
     skipped = [s for s in not_loaded if s.kind == "error"]
     ignored = [s for s in not_loaded if s.kind != "error"]
     summary = IndexSummary(

@@ -71,8 +71,8 @@ class Settings(BaseSettings):
     corpus_dir: Path = Field(default_factory=_default_corpus_dir)
     index_dir: Path = Field(default_factory=_default_index_dir)
     collection_prefix: str = Field("corpus", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_-]{1,40}$")
-    chunk_size: int = Field(900, ge=100, le=8000)
-    chunk_overlap: int = Field(150, ge=0, le=2000)
+    chunk_size: int = Field(600, ge=100, le=8000)
+    chunk_overlap: int = Field(100, ge=0, le=2000)
     max_document_bytes: int = Field(50_000_000, ge=1)
     embedder: Literal["minilm", "openai"] = "minilm"
     embed_batch_size: int = Field(32, ge=1, le=1024)
@@ -85,6 +85,9 @@ class Settings(BaseSettings):
 
     # --- docs site crawl (`python -m index --url`; unset DOCS_URL = index CORPUS_DIR) -----
     docs_url: str | None = None
+    # Where the files of CORPUS_DIR are published (".../docs/" + their relative path): lets
+    # citations link to the page and section when a document states no URL itself.
+    corpus_base_url: str | None = None
     crawl_delay_s: float = Field(0.5, ge=0, le=60)
     crawl_max_pages: int = Field(2000, ge=1, le=1_000_000)
     crawl_timeout_s: float = Field(20.0, gt=0, le=300)
@@ -97,7 +100,7 @@ class Settings(BaseSettings):
     # --- answering ----------------------------------------------------------------------
     prompts_dir: Path = Field(default_factory=_default_prompts_dir)
     retrieval_mode: Literal["hybrid", "dense"] = "hybrid"
-    retrieval_k: int = Field(4, ge=1, le=20)
+    retrieval_k: int = Field(6, ge=1, le=20)
     max_question_chars: int = Field(1000, ge=10, le=10000)
 
     # --- LLM (unset key and base URL = offline extractive answers) ----------------------
@@ -132,7 +135,7 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
-    @field_validator("openai_base_url", "chroma_host", "docs_url", mode="before")
+    @field_validator("openai_base_url", "chroma_host", "docs_url", "corpus_base_url", mode="before")
     @classmethod
     def _blank_is_none(cls, v: object) -> object:
         return None if isinstance(v, str) and not v.strip() else v
@@ -146,7 +149,7 @@ class Settings(BaseSettings):
             raise PydanticCustomError("log_level", "must be one of " + ", ".join(LOG_LEVELS))
         return level
 
-    @field_validator("docs_url")
+    @field_validator("docs_url", "corpus_base_url")
     @classmethod
     def _http_url(cls, v: str | None) -> str | None:
         if v is not None and not re.match(r"https?://[^/\s]+(/\S*)?$", v.strip(), re.I):

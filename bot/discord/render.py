@@ -182,6 +182,12 @@ def citation_field(c: Citation, *, quote_max: int = QUOTE_MAX) -> dict[str, Any]
     else:
         where = "`" + truncate(c.source.replace("`", "'"), 200) + "`"
     lines = [meta] if meta else []
+    if c.heading_path:  # where in the document: "FAQ › Functions › Why ...?"
+        path = [p for p in c.heading_path.split(" › ") if p]
+        if path and path[0] == c.title:
+            path = path[1:]
+        if path:
+            lines.append(truncate(neutralize_mentions(_one_line(" › ".join(path))), 200))
     budget = FIELD_VALUE_MAX - sum(len(x) + 1 for x in lines) - len(where) - 3
     quote = _one_line(neutralize_mentions(c.quote))
     if quote and budget > 10:
