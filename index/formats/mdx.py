@@ -3,8 +3,10 @@
 `import`/`export` blocks (from such a line to the next blank line, as MDX parses them) and
 `{/* comments */}` go; JSX and HTML tags go but their inner text stays (`<TabItem ...>text
 </TabItem>` -> `text`); Docusaurus admonition fences (`:::note Title` ... `:::`) keep their
-content and title. Fenced code and inline code spans are left exactly as written. The front
-matter is left in place for the Markdown parser.
+content and title (`:::tip[My tip]`); a heading's `{/* #id */}` is its anchor. Fenced code
+and inline code spans are left exactly as written, less Docusaurus' `// highlight-start`
+style comments (the built page does not show them either). The front matter is left in
+place for the Markdown parser.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import re
 
 _FENCE_OPEN = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
 _ESM = re.compile(r"^(?:import|export)\b")
-_ADMONITION = re.compile(r"^[ \t]*:::+[ \t]*([\w-]*)[ \t]*(.*?)[ \t]*$")
+_ADMONITION = re.compile(r"^[ \t]*:::+[ \t]*([\w-]*)[ \t]*(?:\[(.*)\]|(.*?))[ \t]*$")
+# Docusaurus 3 heading ids: "## Title {/* #my-id */}" (MDX comment) or "## Title {#my-id}".
+_HEADING_ID_COMMENT = re.compile(r"\{/\*[ \t]*#([\w-]+)[ \t]*\*/\}[ \t]*$")
 _EXPR_COMMENT = re.compile(r"\{/\*.*?\*/\}", re.S)
 # A JSX / HTML tag: props may hold quoted strings and {expressions} (nested one level).
 _BRACED = r"\{(?:[^{}]|\{[^{}]*\})*\}"
@@ -21,6 +25,11 @@ _TAG = re.compile(
     r"</?[A-Za-z][\w.:-]*(?:\s(?:\"[^\"]*\"|'[^']*'|" + _BRACED + r"|[^<>{}\"'])*)?/?>"
     r"|<>|</>",  # fragments
     re.S,
+)
+# Docusaurus' line-highlighting comments in code blocks: not shown, so not indexed.
+_MAGIC_COMMENT = re.compile(
+    r"^[ \t]*(?://|#|<!--|\{/\*|/\*)[ \t]*highlight-(?:next-line|start|end)[ \t]*"
+    r"(?:-->|\*/\}|\*/)?[ \t]*$"
 )
 _INLINE_CODE = re.compile(r"(`+)(?:(?!\1).)+?\1", re.S)
 _FRONT = re.compile(r"\A\s*---[ \t]*\n.*?\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.S)
@@ -66,9 +75,11 @@ def mdx_to_markdown(text: str) -> str:
             i += 1
             close = re.compile(rf"^[ \t]{{0,3}}{mark[0]}{{{len(mark)},}}[ \t]*$")
             while i < len(lines):
-                out.append(lines[i])
+                line = lines[i]
                 i += 1
-                if close.match(out[-1]):
+                if not _MAGIC_COMMENT.match(line):
+                    out.append(line)
+                if close.match(line):
                     break
             continue
         if _ESM.match(line):
@@ -79,10 +90,12 @@ def mdx_to_markdown(text: str) -> str:
         admonition = _ADMONITION.match(line)
         if admonition:
             flush()
-            title = admonition.group(2)
+            title = admonition.group(2) or admonition.group(3)
             out.extend(["", title, ""] if title else [""])
             i += 1
             continue
+        if line.lstrip().startswith("#"):
+            line = _HEADING_ID_COMMENT.sub(r"{#\1}", line)
         prose.append(line)
         i += 1
     flush()

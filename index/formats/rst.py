@@ -111,14 +111,16 @@ def _register_directive(name: str) -> None:
         def run(self):
             box = nodes.container()
             argument = " ".join(" ".join(self.arguments).split())
+            line = argument
             if label and "{}" in label:  # "1.2 The reset call." -> version and text
                 version, _, rest = argument.partition(" ")
-                line = label.format(version)
-                box += nodes.paragraph(text=f"{line}: {rest}" if rest else f"{line}.")
+                line = f"{label.format(version)}: {rest}" if rest else f"{label.format(version)}."
             elif label:
-                box += nodes.paragraph(text=label + (f": {argument}" if argument else ":"))
-            elif argument:
-                box += nodes.paragraph(text=argument)
+                line = label + (f": {argument}" if argument else ":")
+            if line:  # parsed inline, so roles in it read as in a paragraph
+                children, messages = self.state.inline_text(line, self.lineno)
+                box += nodes.paragraph(line, "", *children)
+                box += messages
             if self.content:
                 self.state.nested_parse(self.content, self.content_offset, box)
             return [box]
@@ -204,9 +206,10 @@ _NOT_LANGUAGES = frozenset({"code", "literal-block", "doctest", "doctest-block"}
 
 def rst_to_html(source: str) -> str:
     from docutils.core import publish_parts
+    from docutils.writers.html5_polyglot import Writer
 
     _prepare(source)
-    parts = publish_parts(source=source, writer_name="html5", settings_overrides=_SETTINGS)
+    parts = publish_parts(source=source, writer=Writer(), settings_overrides=_SETTINGS)
     return parts["body"]
 
 

