@@ -109,6 +109,12 @@ See :func:`reset`, :py:meth:`~widget.Widget.grow`, :ref:`the install <install>` 
 
    Widgets never shrink.
 
+.. only:: html
+
+   Shown in HTML builds.
+
+.. todo:: Write more.
+
 Details
 -------
 
@@ -139,10 +145,20 @@ def test_rst_tolerates_sphinx_directives_and_roles(tmp_path):
     assert "See also: The faq." in paragraphs
     assert "See reset, grow, the install and plain text." in paragraphs
     assert "Widgets never shrink." in paragraphs
+    assert "Shown in HTML builds." in paragraphs and "html" not in paragraphs
     assert "argument line" in paragraphs and "Body of an unknown directive." in paragraphs
     assert code_bodies(doc) == ["def grow(widget):\n    widget.size += 1"]
     assert doc.text[slice(*doc.code[0])].startswith("```python\n")
-    for absent in ("toctree", "maxdepth", "autofunction", "usage", "root:", "alert", ":func:"):
+    for absent in (
+        "toctree",
+        "maxdepth",
+        "autofunction",
+        "usage",
+        "root:",
+        "alert",
+        ":func:",
+        "Write more",
+    ):
         assert absent not in doc.text, absent
 
 

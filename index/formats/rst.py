@@ -36,8 +36,10 @@ _SKIP_DIRECTIVES = frozenset(
     sectionauthor codeauthor moduleauthor testsetup testcleanup graphviz digraph graph
     inheritance-diagram plot todolist glossary-index default-domain default-role
     automodule autoclass autofunction automethod autoattribute autodata autoexception
-    autosummary automodapi autoprogram""".split()
+    autosummary automodapi autoprogram todo""".split()
 )
+# Their argument is a condition, not text: only the body is kept.
+_CONDITIONAL_DIRECTIVES = frozenset({"only", "ifconfig"})
 _VERSION_LABELS = {
     "versionadded": "Added in version {}",
     "versionchanged": "Changed in version {}",
@@ -111,7 +113,7 @@ def _register_directive(name: str) -> None:
         def run(self):
             box = nodes.container()
             argument = " ".join(" ".join(self.arguments).split())
-            line = argument
+            line = "" if base in _CONDITIONAL_DIRECTIVES else argument
             if label and "{}" in label:  # "1.2 The reset call." -> version and text
                 version, _, rest = argument.partition(" ")
                 line = f"{label.format(version)}: {rest}" if rest else f"{label.format(version)}."
