@@ -15,6 +15,7 @@ from pathlib import Path
 import docx
 import nbformat
 import pytest
+from docx.enum.style import WD_STYLE_TYPE
 from docx.enum.text import WD_BREAK
 
 from index.chunker import chunk_document
@@ -367,6 +368,9 @@ def _word_file(*, with_title: bool = True) -> bytes:
         for c, value in enumerate(row):
             table.cell(r, c).text = value
     table.cell(2, 0).merge(table.cell(2, 1))
+    code_style = d.styles.add_style("Source Code", WD_STYLE_TYPE.PARAGRAPH)
+    d.add_paragraph("$ widget --user", style=code_style)
+    d.add_paragraph("\tdone", style=code_style)
     p = d.add_paragraph("Line one")
     p.add_run().add_break(WD_BREAK.LINE)
     p.add_run("line two.")
@@ -388,7 +392,8 @@ def test_docx_headings_paragraphs_lists_tables_and_code(tmp_path):
     assert "Run the installer with the --user flag." in paragraphs
     assert "- Download the installer." in paragraphs and "- Open a new shell." in paragraphs
     assert code_bodies(doc) == [
-        "def reset(widget):\n    if widget.size > 10:\n        widget.size = 0"
+        "def reset(widget):\n    if widget.size > 10:\n        widget.size = 0",
+        "$ widget --user\n\tdone",  # a code paragraph style
     ]
     assert "size | meaning" in paragraphs and "10 | big" in paragraphs
     assert "merged" in paragraphs  # a merged cell counts once
