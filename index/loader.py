@@ -1,7 +1,7 @@
 """Files -> SourceDoc: read each supported file, extract and clean its text and metadata.
 
-Supported: .txt .md .markdown .mdx .html .htm .pdf .rst .ipynb .docx (the last three and
-.mdx: `index/formats/`). A file that cannot be used becomes a
+Supported: .txt .md .markdown .html .htm .pdf, and through `index/formats/` .mdx .rst
+.rest .ipynb .docx. A file that cannot be used becomes a
 `SkippedFile` (and a warning), never an exception that stops the whole corpus.
 
 Decoding policy: text formats must be UTF-8 (a UTF-8 BOM is fine; a UTF-16 BOM is honoured).
