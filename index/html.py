@@ -166,6 +166,18 @@ def _code_language(pre: Tag) -> str:
     return ""
 
 
+def _pre_text(pre: Tag) -> str:
+    """A code block's text; a <br> is a line break (Docusaurus' Prism lines end in <br>)."""
+    parts: list[str] = []
+    for node in pre.descendants:
+        if isinstance(node, NavigableString):
+            if not isinstance(node, PreformattedString):
+                parts.append(str(node))
+        elif isinstance(node, Tag) and node.name == "br":
+            parts.append("\n")
+    return "".join(parts)
+
+
 def link_density(root: Tag) -> float:
     """Share of the visible text that is link text (index and table-of-contents pages ~1)."""
     total = len(_SPACES.sub("", root.get_text()))
@@ -181,14 +193,16 @@ class _Walker:
     def __init__(self, builder: TextBuilder) -> None:
         self.builder = builder
         self.buffer: list[str] = []
-        self.marker = ""  # a list item's "- ", put before its first paragraph
+        self.bullet = ""  # "- " until the first text of a list item is out
 
     def flush(self) -> None:
         text = _SPACES.sub(" ", "".join(self.buffer)).replace(_BR, "\n").strip()
         self.buffer.clear()
         if text:
-            self.builder.paragraph(self.marker + text)
-            self.marker = ""
+            # The bullet goes with the item's first text, also when that is in a <p>
+            # (Sphinx: <li><p>...</p></li>).
+            self.builder.paragraph(self.bullet + text)
+            self.bullet = ""
 
     def walk(self, node: Tag) -> None:
         for child in node.children:
@@ -201,10 +215,12 @@ class _Walker:
             name = (child.name or "").lower()
             if name in _HEADINGS:
                 self.flush()
+                self.bullet = ""
                 self.builder.heading(_HEADINGS[name], child.get_text(" "), _anchor(child))
             elif name == "pre":
                 self.flush()
-                self.builder.code(child.get_text(), _code_language(child))
+                self.bullet = ""
+                self.builder.code(_pre_text(child), _code_language(child))
             elif name == "br":
                 self.buffer.append(_BR)
             elif name == "tr":
@@ -217,10 +233,10 @@ class _Walker:
                     self.builder.paragraph(row)
             elif name == "li":
                 self.flush()
-                self.marker = "- "
+                self.bullet = "- "
                 self.walk(child)
                 self.flush()
-                self.marker = ""
+                self.bullet = ""
             elif name in _BLOCKS:
                 self.flush()
                 self.walk(child)

@@ -1,6 +1,7 @@
 """Files -> SourceDoc: read each supported file, extract and clean its text and metadata.
 
-Supported: .txt .md .markdown .html .htm .pdf. A file that cannot be used becomes a
+Supported: .txt .md .markdown .html .htm .pdf, and through `index/formats/` .mdx .rst
+.rest .ipynb .docx. A file that cannot be used becomes a
 `SkippedFile` (and a warning), never an exception that stops the whole corpus.
 
 Decoding policy: text formats must be UTF-8 (a UTF-8 BOM is fine; a UTF-16 BOM is honoured).
@@ -19,7 +20,7 @@ import logging
 import re
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -29,6 +30,11 @@ from bs4.dammit import EncodingDetector
 from index import files
 from index.documents import PageSpan, Section, SkippedFile, SourceDoc
 from index.errors import ConfigError, DocumentError, NotContent
+from index.formats import Parsed as _Parsed
+from index.formats.docx import parse_docx
+from index.formats.mdx import mdx_to_markdown
+from index.formats.notebook import parse_notebook
+from index.formats.rst import parse_rst
 from index.html import parse_page
 from index.ignore import IgnoreRules
 from index.structure import JUNK, TextBuilder, markdown_blocks, normalize_text
@@ -39,7 +45,20 @@ TEXT_EXTS = frozenset({".txt"})
 MARKDOWN_EXTS = frozenset({".md", ".markdown"})
 HTML_EXTS = frozenset({".html", ".htm"})
 PDF_EXTS = frozenset({".pdf"})
-SUPPORTED_EXTS = TEXT_EXTS | MARKDOWN_EXTS | HTML_EXTS | PDF_EXTS
+MDX_EXTS = frozenset({".mdx"})
+RST_EXTS = frozenset({".rst", ".rest"})
+NOTEBOOK_EXTS = frozenset({".ipynb"})
+DOCX_EXTS = frozenset({".docx"})
+SUPPORTED_EXTS = (
+    TEXT_EXTS
+    | MARKDOWN_EXTS
+    | HTML_EXTS
+    | PDF_EXTS
+    | MDX_EXTS
+    | RST_EXTS
+    | NOTEBOOK_EXTS
+    | DOCX_EXTS
+)
 
 METADATA_KEYS = ("publisher", "site", "author", "date", "url")
 MAX_TITLE_CHARS = 200
@@ -185,16 +204,6 @@ def _decode(raw: bytes) -> str:
 
 
 # --- formats ----------------------------------------------------------------------------
-
-
-@dataclass
-class _Parsed:
-    text: str
-    title: str
-    metadata: dict[str, str] = field(default_factory=dict)
-    pages: tuple[PageSpan, ...] = ()
-    sections: tuple[Section, ...] = ()
-    code: tuple[tuple[int, int], ...] = ()
 
 
 def _parse_plain(raw: bytes, stem: str) -> _Parsed:
@@ -384,11 +393,20 @@ def _parse_pdf(raw: bytes, stem: str) -> _Parsed:
     return _Parsed(text, title or _first_line_title(text) or stem, pages=tuple(spans))
 
 
+def _parse_mdx(raw: bytes, stem: str) -> _Parsed:
+    """Docusaurus MDX: imports, exports and JSX tags go (their text stays), then Markdown."""
+    return _parse_markdown(mdx_to_markdown(_decode(raw)).encode(), stem)
+
+
 _PARSERS: dict[str, Callable[[bytes, str], _Parsed]] = {
     **dict.fromkeys(TEXT_EXTS, _parse_plain),
     **dict.fromkeys(MARKDOWN_EXTS, _parse_markdown),
     **dict.fromkeys(HTML_EXTS, _parse_html),
     **dict.fromkeys(PDF_EXTS, _parse_pdf),
+    **dict.fromkeys(MDX_EXTS, _parse_mdx),
+    **dict.fromkeys(RST_EXTS, parse_rst),
+    **dict.fromkeys(NOTEBOOK_EXTS, parse_notebook),
+    **dict.fromkeys(DOCX_EXTS, parse_docx),
 }
 
 

@@ -336,13 +336,14 @@ def test_load_corpus_skips_broken_files_and_keeps_good_ones(tmp_path, caplog):
         "garbage.pdf": b"not a pdf at all",
         "sub/cut.pdf": pdf_bytes(PDF_PAGES)[:200],
         "nav-only.html": "<body><nav>Home</nav><script>x()</script></body>",
+        "notes.docx": b"PK\x03\x04",
     }
     for name, content in broken.items():
         write(root, name, content)
     write(root, ".hidden.md", "hidden")
     write(root, ".git/notes.md", "hidden dir")
     write(root, "image.png", b"\x89PNG\x00")
-    write(root, "notes.docx", b"PK\x03\x04")
+    write(root, "notes.odt", b"PK\x03\x04")
 
     caplog.set_level(logging.WARNING, logger="index.loader")
     docs, skipped = load_corpus(root, max_bytes=5000)
@@ -371,6 +372,7 @@ def test_load_corpus_skips_broken_files_and_keeps_good_ones(tmp_path, caplog):
     assert reasons["bad-front-matter.md"].startswith("invalid front matter: ")
     assert reasons["garbage.pdf"].startswith("unparsable PDF: ")
     assert reasons["sub/cut.pdf"].startswith("unparsable PDF: ")
+    assert reasons["notes.docx"] == "unparsable DOCX: not a zip file"
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warned) == len(broken)
     assert all(any(w.startswith(f"skipping {p}: ") for w in warned) for p in broken)
@@ -386,4 +388,4 @@ def test_load_corpus_missing_dir(tmp_path):
 
 
 def test_unsupported_extension_via_load_file(tmp_path):
-    assert reason(tmp_path, "x.docx", b"PK") == "unsupported file type .docx"
+    assert reason(tmp_path, "x.odt", b"PK") == "unsupported file type .odt"

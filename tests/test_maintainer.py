@@ -253,7 +253,7 @@ def test_readme_commands_table_lists_every_flag():
 def test_unsupported_and_empty_files_are_reported_but_exit_0(tmp_path, corpus_dir):
     for i in range(55):
         (corpus_dir / f"scan{i:02d}.png").write_bytes(b"\x89PNG")
-    (corpus_dir / "notes.docx").write_bytes(b"PK")
+    (corpus_dir / "notes.odt").write_bytes(b"PK")
     (corpus_dir / ".DS_Store").write_bytes(b"x")  # hidden: silently ignored
     (corpus_dir / "empty.md").write_bytes(b"")
     env = subprocess_env(CORPUS_DIR=str(corpus_dir), INDEX_DIR=str(tmp_path / "i"))
@@ -262,7 +262,7 @@ def test_unsupported_and_empty_files_are_reported_but_exit_0(tmp_path, corpus_di
     summary = json.loads(proc.stdout)
     assert summary["unsupported"] == 56
     assert len(summary["unsupported_files"]) == 50
-    assert summary["unsupported_files"][0] == "notes.docx"
+    assert summary["unsupported_files"][0] == "notes.odt"
     assert ".DS_Store" not in summary["unsupported_files"]
     assert summary["skipped_files"] == [{"path": "empty.md", "reason": "empty file"}]
 
@@ -271,7 +271,7 @@ def test_unsupported_and_empty_files_are_reported_but_exit_0(tmp_path, corpus_di
     assert proc.returncode == 3, proc.stderr  # a real failure: a supported file was lost
     [line] = proc.stdout.strip().splitlines()
     assert "broken.pdf" in line and "empty.md (empty file)" in line
-    assert "ignored 56 unsupported files: notes.docx, scan00.png" in line
+    assert "ignored 56 unsupported files: notes.odt, scan00.png" in line
     assert line.endswith("and 46 more")
 
 
