@@ -216,7 +216,9 @@ class _Walker:
             if name in _HEADINGS:
                 self.flush()
                 self.bullet = ""
-                self.builder.heading(_HEADINGS[name], child.get_text(" "), _anchor(child))
+                self.builder.heading(
+                    _HEADINGS[name], child.get_text(" "), _anchor(child), slug=False
+                )
             elif name == "pre":
                 self.flush()
                 self.bullet = ""

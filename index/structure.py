@@ -76,14 +76,18 @@ class TextBuilder:
         self._length += len(block)
         return start
 
-    def heading(self, level: int, text: str, anchor: str | None = None) -> None:
+    def heading(
+        self, level: int, text: str, anchor: str | None = None, *, slug: bool = True
+    ) -> None:
+        """A heading line; without an `anchor`, its slug is the anchor when `slug` (Markdown
+        renderers make one), else none (an HTML heading without an id has no fragment)."""
         title = " ".join(normalize_text(text).split())
         if not title:
             return
         level = min(max(level, 1), 6)
         line = "#" * level + " " + title
         start = self._append(line)
-        if not anchor:
+        if not anchor and slug:
             anchor = slugify(title) or None
             if anchor:  # duplicate headings get -1, -2 ... as GitHub and MkDocs do
                 seen = self._slugs.get(anchor, 0)
