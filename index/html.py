@@ -258,6 +258,11 @@ def html_blocks(root: Tag, builder: TextBuilder) -> None:
 
 def parse_page(soup: BeautifulSoup, builder: TextBuilder) -> dict[str, Any]:
     """Clean the page's content root into `builder`; returns facts about the page."""
+    visible = any(
+        _visible(str(t)) and t.parent.name not in ("script", "style", "template", "title")
+        for t in soup.find_all(string=True)
+        if not isinstance(t, PreformattedString)
+    )
     root = find_root(soup)
     for heading in root.find_all(list(_HEADINGS)):  # before _clean drops the permalinks
         anchor = _find_anchor(heading)
@@ -272,4 +277,5 @@ def parse_page(soup: BeautifulSoup, builder: TextBuilder) -> dict[str, Any]:
     return {
         "h1": " ".join(title.replace("¶", " ").split()),
         "link_density": max(density, raw_density),
+        "visible_text": visible,
     }

@@ -338,7 +338,9 @@ def _parse_html(raw: bytes, stem: str) -> _Parsed:
             f"index or contents page ({facts['link_density']:.0%} of its text is links)"
         )
     if not text.strip():
-        raise _NotContentPage("only navigation, no content")
+        if facts["visible_text"]:  # a page of navigation only: not a document
+            raise _NotContentPage("only navigation, no content")
+        raise ValueError("no text content")  # e.g. a page rendered by JavaScript
     # The page's own h1 names it; <title> usually adds the site ("Page — Project 1.2 docs").
     title = facts["h1"] or og_title or head_title or _first_heading(sections)
     title = " ".join(title.split())[:MAX_TITLE_CHARS]

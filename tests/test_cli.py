@@ -89,7 +89,7 @@ def test_chat_with_follow_up(seed_index, tmp_path):
     turns = res.stdout.split("bot> ")[1:]
     assert len(turns) == 2
     assert "FireEye" in turns[0]
-    assert "(understood as: And how many? (" in turns[1]
+    assert "(understood as: And how many? " in turns[1]
     assert "five different attacks" in turns[1]
 
 

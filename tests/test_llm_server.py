@@ -12,7 +12,7 @@ import re
 import pytest
 from langchain_core.documents import Document
 
-from bot.llm import LLMAnswerer, llm_deadline_s, make_chat_model
+from bot.llm import LLMAnswerer, make_chat_model
 from index.errors import LLMError
 from tests.test_llm import _prompts
 
@@ -31,7 +31,7 @@ def answerer(make_settings, llama_server) -> LLMAnswerer:
         openai_base_url=llama_server.base_url,
         openai_model="smollm2",
         llm_max_tokens=96,  # keeps each answer to a few seconds on 2 CPU threads
-        llm_timeout_s=60,  # a shared CI core can be slow; the bound is not under test here
+        llm_timeout_s=110,  # a shared CI core can be slow; the bound is not under test here
         llm_max_retries=0,
     )
     answer_prompt, condense_prompt = _prompts()
@@ -40,7 +40,9 @@ def answerer(make_settings, llama_server) -> LLMAnswerer:
         prompt=answer_prompt,
         condense_prompt=condense_prompt,
         max_retries=settings.llm_max_retries,
-        deadline_s=llm_deadline_s(settings),
+        # Not llm_deadline_s(settings): its 30 s reply bound is tested with the scripted
+        # server; here a loaded 2-core machine must not turn a slow real model into a failure.
+        deadline_s=120,
         condense_deadline_s=60,  # let the real model finish on a busy machine
     )
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from bot.retriever import HybridRetriever, QueryCachedEmbeddings
+from index.chunker import embedding_text
 from index.embedder import embedder_id
 from index.pipeline import reindex
 from index.store import IndexReader, make_client
@@ -36,7 +37,7 @@ def test_returns_k_copies_with_all_scores(reader, minilm):
         assert {"dense_score", "bm25_score", "rrf_score", "source", "start", "end"} <= set(md)
         assert d.page_content == chunks[d.id].page_content
         assert "dense_score" not in chunks[d.id].metadata  # the cached chunks are untouched
-        vec = np.asarray(minilm.embed_documents([d.page_content])[0])
+        vec = np.asarray(minilm.embed_documents([embedding_text(chunks[d.id])])[0])
         assert md["dense_score"] == pytest.approx(float(qvec @ vec), abs=0.02)
     assert [d.metadata["rrf_score"] for d in docs] == sorted(
         (d.metadata["rrf_score"] for d in docs), reverse=True
@@ -45,23 +46,23 @@ def test_returns_k_copies_with_all_scores(reader, minilm):
 
 
 def test_hybrid_lifts_an_exact_rare_term_that_dense_misses(reader):
-    # A bare name gives the embedding little to go on; BM25 knows exactly where it is.
-    dense = HybridRetriever(reader=reader, k=4, mode="dense").invoke("Youbit")
-    hybrid = HybridRetriever(reader=reader, k=4, mode="hybrid").invoke("Youbit")
-    assert "Youbit" in hybrid[0].page_content
-    assert "Youbit" not in dense[0].page_content
+    # A bare rare word gives the embedding little to go on; BM25 knows exactly where it is.
+    dense = HybridRetriever(reader=reader, k=4, mode="dense").invoke("defectors")
+    hybrid = HybridRetriever(reader=reader, k=4, mode="hybrid").invoke("defectors")
+    assert "defectors" in hybrid[0].page_content
+    assert "defectors" not in dense[0].page_content
     scores = [d.metadata["dense_score"] for d in dense]
     assert scores == sorted(scores, reverse=True)  # dense mode is pure cosine order
 
 
 def test_lexical_only_hits_get_a_dense_score(reader):
     # fetch_k=1: dense finds one chunk, BM25 another whose cosine must be looked up.
-    docs = HybridRetriever(reader=reader, k=4, fetch_k=1).invoke("Youbit")
+    docs = HybridRetriever(reader=reader, k=4, fetch_k=1).invoke("defectors")
     assert len(docs) == 2
-    expected = {d.id: s for d, s in reader.dense_search("Youbit", 20)}
+    expected = {d.id: s for d, s in reader.dense_search("defectors", 20)}
     for d in docs:
         assert d.metadata["dense_score"] == pytest.approx(expected[d.id], abs=1e-4)
-    lexical_only = [d for d in docs if "Youbit" in d.page_content]
+    lexical_only = [d for d in docs if "defectors" in d.page_content]
     assert lexical_only and lexical_only[0].metadata["bm25_score"] > 0
 
 
