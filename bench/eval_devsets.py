@@ -175,6 +175,39 @@ def evaluate(
     return results, failures
 
 
+def junk_robustness(name: str, corpus: Path, qfile: Path, overrides: dict) -> tuple[int, int]:
+    """(questions whose answer changed, questions) after a junk document joins the corpus.
+
+    The junk is 5 MB of random letters and words (seeded), as a mis-dropped file would be;
+    an answer "changes" when it flips between answered and declined or cites another passage.
+    """
+    import random
+    import shutil
+    import tempfile
+
+    before = build(name, corpus, settings_overrides=overrides)
+    items = [i for i in load_items(qfile) if not i.history]
+    first = {i.id: before.answer(i.q) for i in items}
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "corpus"
+        shutil.copytree(corpus, copy)
+        rng = random.Random(42)
+        letters = "abcdefghijklmnopqrstuvwxyz"
+        words = [
+            "".join(rng.choice(letters) for _ in range(rng.randint(2, 10))) for _ in range(5000)
+        ]
+        text = " ".join(rng.choice(words) for _ in range(900_000))
+        (copy / "zz-junk.txt").write_text(text[:5_000_000], encoding="utf-8")
+        after = build(name + "-junk", copy, settings_overrides=overrides)
+        changed = 0
+        for i in items:
+            a, b = first[i.id], after.answer(i.q)
+            key_a = (a.abstained, [(c.source, c.start) for c in a.citations])
+            key_b = (b.abstained, [(c.source, c.start) for c in b.citations])
+            changed += key_a != key_b
+    return changed, len(items)
+
+
 def rate(values: list) -> str:
     if not values:
         return "-"
@@ -191,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chunk-overlap", type=int, help="CHUNK_OVERLAP for the dev indexes")
     p.add_argument("--k", type=int, help="RETRIEVAL_K")
     p.add_argument("--mode", choices=["hybrid", "dense"], help="RETRIEVAL_MODE")
+    p.add_argument(
+        "--junk", action="store_true", help="also: answers that change when a junk file is added"
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     out = args.features.open("w", encoding="utf-8") if args.features else None
@@ -224,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
                     rate(r["top4"]),
                 )
             )
+        if args.junk:
+            changed, total = junk_robustness(name, corpus, qfile, overrides)
+            print(f"[{name}] junk document added: {changed}/{total} answers changed")
         if args.failures:
             for item, answer in failures:
                 got = re.sub(r"\s+", " ", answer.text)[:160]
