@@ -11,6 +11,7 @@ import logging
 import math
 import threading
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -68,6 +69,19 @@ class Lexicon:
     sorted_terms: list[str]
     # (source, chunk_index) -> chunk: lets a quote run on into the next chunk of its section.
     by_position: dict[tuple[str, int], Document] = field(default_factory=dict, repr=False)
+    # Per document: term -> chunks containing it, and its chunk count (see `idf_within`).
+    doc_df: dict[str, Counter[str]] = field(default_factory=dict, repr=False)
+    doc_chunks: Counter[str] = field(default_factory=Counter, repr=False)
+
+    def idf_within(self, sources: set[str]) -> Callable[[str], float]:
+        """idf over the chunks of the given documents only: how informative a word is among
+        the documents that hold the evidence. Unrelated documents (a junk file, another
+        project's docs) then cannot change how an answer is weighed."""
+        n = sum(self.doc_chunks[s] for s in sources) or 1
+        df: Counter[str] = Counter()
+        for s in sources:
+            df.update(self.doc_df.get(s, {}))
+        return lambda term: math.log(1 + n / (df.get(term, 0) + 0.5))
 
     def next_chunk(self, chunk: Document) -> Document | None:
         """The chunk after `chunk` in the same section, if any."""
@@ -108,8 +122,14 @@ def chunk_terms(chunk: Document) -> list[str]:
 def _build_lexical(generation: str, chunks: list[Document]) -> _Lexical:
     tokens = [chunk_terms(c) for c in chunks]
     df: Counter[str] = Counter()
-    for t in tokens:
-        df.update(set(t))
+    doc_df: dict[str, Counter[str]] = {}
+    doc_chunks: Counter[str] = Counter()
+    for c, t in zip(chunks, tokens, strict=True):
+        terms = set(t)
+        df.update(terms)
+        source = str(c.metadata.get("source", ""))
+        doc_df.setdefault(source, Counter()).update(terms)
+        doc_chunks[source] += 1
     bm25 = None
     if any(tokens):
         bm25 = bm25s.BM25()
@@ -119,7 +139,14 @@ def _build_lexical(generation: str, chunks: list[Document]) -> _Lexical:
         (str(c.metadata.get("source", "")), int(c.metadata.get("chunk_index", -1))): c
         for c in chunks
     }
-    lexicon = Lexicon(df=dict(df), n=len(chunks), sorted_terms=sorted(df), by_position=positions)
+    lexicon = Lexicon(
+        df=dict(df),
+        n=len(chunks),
+        sorted_terms=sorted(df),
+        by_position=positions,
+        doc_df=doc_df,
+        doc_chunks=doc_chunks,
+    )
     return _Lexical(generation=generation, chunks=chunks, bm25=bm25, lexicon=lexicon)
 
 

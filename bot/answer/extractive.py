@@ -260,7 +260,9 @@ class ExtractiveAnswerer:
         if not terms or not docs:
             return self._abstain(q, docs, "no content terms" if not terms else "no chunks"), {}
         lexicon = self._lexicon()
-        idf = {t.term: lexicon.idf(t.term) * t.weight for t in terms}
+        # Word weights from the documents that hold the evidence, not the whole corpus.
+        idf_of = lexicon.idf_within({str(d.metadata.get("source", "")) for d in docs})
+        idf = {t.term: idf_of(t.term) * t.weight for t in terms}
         total = sum(idf.values()) or 1.0
 
         def coverage(have: set[str], only: list[Term] | None = None) -> float:
