@@ -28,9 +28,10 @@ from langchain_core.messages import BaseMessage
 from langchain_core.prompts import ChatPromptTemplate
 
 from bot.budget import DailyTokenBudget
+from bot.citations import claim_supported
 from bot.mentions import MASS_MENTION, MENTION, neutralize_mentions
 from bot.models import Answer, Citation
-from bot.sentences import Sentence, best_sentences, split_sentences, tokenize
+from bot.sentences import Sentence, best_sentences, split_sentences
 from index.errors import LLMError
 from index.settings import Settings
 
@@ -41,7 +42,6 @@ CONDENSE_MAX_TOKENS = 96
 CONDENSE_MAX_CHARS = 300
 REPLY_WITHIN_S = 30.0  # what a user may wait, LLM failures and fallback included
 CONDENSE_DEADLINE_S = 5.0  # a follow-up rewrite must leave the answer most of the 30 s
-MIN_SUPPORT = 0.5  # share of a claim's informative terms its cited chunk must contain
 _PLACEHOLDER = re.compile("\x00(\\d+)\x00")
 _GRACE_S = 0.5  # the watchdog fires this long after the HTTP timeout should have
 _RETRYABLE = frozenset({"timeout", "rate_limit", "server", "connection"})
@@ -422,23 +422,22 @@ def _retry_after(headers: Any) -> float | None:
 
 
 class _Support:
-    """Does chunk i back a claim? Its informative terms (not in the question or the chunk's
-    title: restating those proves nothing) must mostly occur in the chunk."""
+    """Does chunk i back a claim? `bot.citations.claim_supported`: its numbers, dates and names
+    must all occur in the chunk, and most of its informative terms (not in the question or the
+    chunk's title: restating those proves nothing)."""
 
     def __init__(self, question: str, docs: Sequence[Document]) -> None:
-        self._question = set(tokenize(question))
-        self._terms = [set(tokenize(d.page_content)) for d in docs]
-        self._titles = [set(tokenize(str(d.metadata.get("title", "")))) for d in docs]
+        self._question = question
+        self._docs = list(docs)
 
     def ok(self, claim: str, i: int) -> bool:
         # Link targets, URLs and mentions are checked elsewhere; only the words are evidence.
         claim = _LINK.sub(r"\1", _IMAGE.sub(" ", claim))
         claim = _URL.sub(" ", _AUTOLINK.sub(" ", claim))
         claim = MENTION.sub(" ", MASS_MENTION.sub(" ", claim))
-        informative = set(tokenize(claim)) - self._question - self._titles[i]
-        if not informative:
-            return False
-        return len(informative & self._terms[i]) >= MIN_SUPPORT * len(informative)
+        doc = self._docs[i]
+        title = str(doc.metadata.get("title", ""))
+        return claim_supported(claim, doc.page_content, self._question, title)
 
 
 def _ngrams(text: str, n: int = 5) -> set[tuple[str, ...]]:
