@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,12 +167,45 @@ class LLMAnswerer:
 
     # --- public ---------------------------------------------------------------------------
 
-    def answer(self, question: str, docs: Sequence[Document]) -> Answer:
+    def answer(
+        self,
+        question: str,
+        docs: Sequence[Document],
+        *,
+        on_delta: Callable[[str], None] | None = None,
+    ) -> Answer:
+        """The verified answer. With `on_delta`, the reply is streamed and each raw text delta
+        is passed to it as it arrives (from this thread); the result is verified the same way."""
+        if on_delta is not None:
+            stream = self.stream(question, docs)
+            while True:
+                try:
+                    delta = next(stream)
+                except StopIteration as done:
+                    return done.value
+                on_delta(delta)
         started = time.monotonic()
         docs = list(docs)
         messages = self._prompt.format_messages(question=question, sources=format_sources(docs))
         raw = self._invoke(
             messages, deadline_s=self._deadline_s, max_retries=self._max_retries, what="answer"
+        )
+        answer = self._verify(question, raw, docs)
+        answer.latency_ms = (time.monotonic() - started) * 1000
+        return answer
+
+    def stream(self, question: str, docs: Sequence[Document]) -> Generator[str, None, Answer]:
+        """Yield the model's raw text deltas as they arrive, then return the verified Answer.
+
+        The deltas are unverified model text (show them only as a draft, e.g. `draft_text`).
+        Failures raise LLMError like `answer`; one before the first delta is retried, one
+        after it is not (the caller has shown text already, and falls back as a whole).
+        """
+        started = time.monotonic()
+        docs = list(docs)
+        messages = self._prompt.format_messages(question=question, sources=format_sources(docs))
+        raw = yield from self._stream(
+            messages, deadline_s=self._deadline_s, max_retries=self._max_retries
         )
         answer = self._verify(question, raw, docs)
         answer.latency_ms = (time.monotonic() - started) * 1000
@@ -246,6 +280,59 @@ class LLMAnswerer:
                 err.kind,
                 attempt,
                 attempts,
+                detail,
+                "" if last else f"; retrying in {wait_s:.2f}s",
+            )
+            if last:
+                raise err from (None if cause is err else cause)
+            time.sleep(wait_s)
+        raise AssertionError("unreachable")
+
+    def _stream(
+        self, messages: list[BaseMessage], *, deadline_s: float, max_retries: int
+    ) -> Generator[str, None, str]:
+        """Like `_invoke`, streamed: yields deltas, returns the whole text; same deadline."""
+        if self._budget is not None and not self._budget.allow():
+            log.warning("LLM answer skipped: the daily token budget is used up")
+            raise LLMError(USER_MESSAGES["budget"], kind="budget")
+        deadline = time.monotonic() + deadline_s
+        attempts = max_retries + 1
+        for attempt in range(1, attempts + 1):
+            remaining = deadline - time.monotonic()
+            timeout = (remaining - _GRACE_S) / (attempts - attempt + 1)
+            parts: list[str] = []
+            try:
+                if timeout <= 0.05:
+                    raise LLMError(USER_MESSAGES["timeout"], kind="timeout")
+                # Each read is bounded by the HTTP timeout; the whole reply by the deadline.
+                stream = _StreamWorker(self._llm, messages, timeout=timeout)
+                try:
+                    for delta in stream.deltas(until=deadline):
+                        parts.append(delta)
+                        yield delta
+                finally:
+                    stream.stop()
+                text = "".join(parts)
+                self._record_usage(stream.message, messages, text)
+                if not text.strip():
+                    raise LLMError(USER_MESSAGES["malformed"], kind="malformed")
+                return text
+            except Exception as exc:  # noqa: BLE001 - every failure maps to one LLMError
+                cause = exc
+                err, detail, wait_s = _classify(exc)
+            # Text already shown cannot be taken back by a retry: give up, the caller falls back.
+            last = attempt == attempts or err.kind not in _RETRYABLE or bool(parts)
+            if not last:
+                if wait_s is None:
+                    wait_s = 0.0 if err.kind == "timeout" else min(0.25 * 2**attempt, 2.0)
+                if time.monotonic() + wait_s >= deadline:
+                    last = True
+            log.warning(
+                "LLM answer stream failed (%s, attempt %d/%d, after %d deltas): %s%s",
+                err.kind,
+                attempt,
+                attempts,
+                len(parts),
                 detail,
                 "" if last else f"; retrying in {wait_s:.2f}s",
             )
@@ -361,6 +448,69 @@ def _call_with_deadline(fn: Callable[[], BaseMessage], limit_s: float) -> BaseMe
     if "error" in box:
         raise box["error"]
     return box["value"]
+
+
+class _StreamWorker:
+    """Runs `llm.stream(messages)` in a daemon thread and hands its text deltas over a queue,
+    so the consumer can stop waiting at a deadline (a server can drip chunks forever)."""
+
+    def __init__(self, llm: BaseChatModel, messages: list[BaseMessage], *, timeout: float) -> None:
+        self.message: BaseMessage | None = None  # the aggregated chunks (usage, if any)
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._stop = threading.Event()
+        ctx = contextvars.copy_context()  # keep LangChain callbacks/tracing parentage
+        self._thread = threading.Thread(
+            target=ctx.run,
+            args=(self._run, llm, messages, timeout),
+            name="llm-stream",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def _run(self, llm: BaseChatModel, messages: list[BaseMessage], timeout: float) -> None:
+        try:
+            total = None
+            for chunk in llm.stream(messages, timeout=timeout):
+                if self._stop.is_set():
+                    return  # abandoned: leaving the loop closes the HTTP response
+                total = chunk if total is None else total + chunk
+                text = _message_text(chunk)
+                if text:
+                    self._queue.put(("delta", text))
+            self._queue.put(("done", total))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer's thread
+            self._queue.put(("error", exc))
+
+    def deltas(self, *, until: float) -> Generator[str, None, None]:
+        while True:
+            try:
+                kind, value = self._queue.get(timeout=max(0.0, until - time.monotonic()))
+            except queue.Empty:
+                raise LLMError(USER_MESSAGES["timeout"], kind="timeout") from None
+            if kind == "delta":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                self.message = value
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def draft_text(raw: str) -> str:
+    """Unverified streamed model text made fit to show as a draft: no [n] markers (which
+    citations survive is known only at the end), no images, links reduced to their text, no
+    URLs, no live mentions, no key-shaped strings."""
+    text = _MARKER.sub("", _IMAGE.sub("", raw))
+    text = re.sub(r"\[\s*(?:sources?\s*)?[\d,\s]*$", "", text, flags=re.I)  # "[1" still coming
+    text = _LINK.sub(r"\1", text)
+    text = _URL.sub("", _AUTOLINK.sub("", text))
+    text = _SECRET.sub("[redacted]", text)
+    text = re.sub(r"[ \t]+([.,;:!?])", r"\1", text)
+    text = re.sub(r"[ \t]{2,}", " ", text)
+    return neutralize_mentions(text).strip()
 
 
 def _message_text(message: BaseMessage) -> str:
