@@ -1,7 +1,9 @@
 """The answering chain as LangChain runnables.
 
 {"question", "history"} -> standalone question -> retriever -> answerer -> Answer.
-With an LLM answerer, its failures (LLMError) fall back to the extractive answer.
+With an LLM answerer, its failures (LLMError) fall back to the extractive answer. An optional
+"on_delta" input (a callable) streams the LLM's raw text deltas to it as they arrive; the
+Answer is verified the same way (the extractive answer never streams).
 """
 
 from __future__ import annotations
@@ -37,7 +39,11 @@ def create_chain(
             result = extractive.answer(question, docs)
         else:
             try:
-                result = llm.answer(question.query, docs)
+                on_delta = inputs.get("on_delta")  # streaming callers (Discord drafts)
+                if on_delta is None:
+                    result = llm.answer(question.query, docs)
+                else:
+                    result = llm.answer(question.query, docs, on_delta=on_delta)
             except LLMError as err:
                 log.warning("LLM failed (%s): %s; answering extractively", err.kind, err)
                 result = extractive.answer(question, docs)
