@@ -7,11 +7,14 @@ once a second; the verified answer replaces it, without the claims that failed v
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
+from bot.citations import claim_supported
 from bot.discord.delivery import EDIT_INTERVAL_S, WRITING
 from bot.service import AnswerService, build_service
 from index.settings import Settings
@@ -64,6 +67,26 @@ def shown_messages(fake: FakeDiscord, channel_id: int) -> list[dict]:
     return [m for m in fake.messages_in(channel_id, author_id=fake.bot_id) if m["content"]]
 
 
+def unverified_claims(final: dict, service: AnswerService) -> int:
+    """Sentences of the final text whose [n] the cited chunk does not support (only the
+    17th-of-May chunk is cited in these scripts, as [1])."""
+    chunk = next(d for d in service.search(QUESTION) if "17th of May" in d.page_content)
+    text = final["content"]
+    claims = [c for c in re.split(r"(?<=[.!?])\s+", text) if re.search(r"\[\d+\]", c)]
+    assert claims
+    title = chunk.metadata["title"]
+    return sum(not claim_supported(c, chunk.page_content, QUESTION, title) for c in claims)
+
+
+def report(path: str, started: float, figures: dict[str, float], unverified: int) -> None:
+    print(
+        f"\nstream[{path}]: {PIECES} chunks x {INTERVAL_S * 1000:.0f} ms: "
+        f"first visible text {figures['first_text_s'] - started:.2f} s, "
+        f"complete answer {figures['final_s'] - started:.2f} s, "
+        f"{figures['edits']} draft edits + 1 final, unverified claims in final: {unverified}"
+    )
+
+
 def check_stream(requests: list[RecordedRequest], final: dict) -> dict[str, float]:
     """The draft/edit/final sequence of one answer; returns its figures."""
     draft, *edits, last = requests
@@ -102,6 +125,7 @@ async def test_slash_ask_streams_a_draft_then_replaces_it(
     )
     settings = bot_settings(seed_index, fake)
     async with running_bot(fake, settings, llm_service, tmp_path / "fb.sqlite3") as bot:
+        started = time.monotonic()
         fake.send_slash("ask", {"question": QUESTION}, user="bob", channel_id=general)
         (final,) = await fake.wait_for(lambda: answers_in(fake, general), timeout=20)
         await idle(fake, bot)
@@ -113,6 +137,9 @@ async def test_slash_ask_streams_a_draft_then_replaces_it(
     figures = check_stream(requests, final)
     # The draft was up well before the answer was complete (40 chunks x 50 ms = 2 s).
     assert figures["final_s"] - figures["first_text_s"] > 1.0
+    unverified = unverified_claims(final, llm_service)
+    assert unverified == 0
+    report("/ask", started, figures, unverified)
     assert len(shown_messages(fake, general)) == 1  # one message, edited
 
 
@@ -130,13 +157,17 @@ async def test_mention_streams_into_the_thread(
     )
     settings = bot_settings(seed_index, fake)
     async with running_bot(fake, settings, llm_service, tmp_path / "fb.sqlite3") as bot:
+        started = time.monotonic()
         question = fake.send_message(general, "alice", f"<@{fake.bot_id}> {QUESTION}")
         thread_id = int(question["id"])
         (final,) = await fake.wait_for(lambda: answers_in(fake, thread_id), timeout=20)
         await idle(fake, bot)
     requests = content_requests(fake, int(final["id"]))
     assert all(r.path.startswith(f"/channels/{thread_id}/messages") for r in requests)
-    check_stream(requests, final)
+    figures = check_stream(requests, final)
+    unverified = unverified_claims(final, llm_service)
+    assert unverified == 0
+    report("@mention", started, figures, unverified)
     assert len(fake.messages_in(thread_id, author_id=fake.bot_id)) == 1
     assert not fake.messages_in(general, author_id=fake.bot_id)
 
