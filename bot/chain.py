@@ -2,8 +2,8 @@
 
 {"question", "history"} -> standalone question -> retriever -> answerer -> Answer.
 With an LLM answerer, its failures (LLMError) fall back to the extractive answer. An optional
-"on_delta" input (a callable) streams the LLM's raw text deltas to it as they arrive; the
-Answer is verified the same way (the extractive answer never streams).
+"on_draft" input (a callable) gets the LLM answer's verified text so far while it streams
+(`LLMAnswerer.draft`); the extractive answer never streams.
 """
 
 from __future__ import annotations
@@ -39,11 +39,11 @@ def create_chain(
             result = extractive.answer(question, docs)
         else:
             try:
-                on_delta = inputs.get("on_delta")  # streaming callers (Discord drafts)
-                if on_delta is None:
+                on_draft = inputs.get("on_draft")  # streaming callers (Discord drafts)
+                if on_draft is None:
                     result = llm.answer(question.query, docs)
                 else:
-                    result = llm.answer(question.query, docs, on_delta=on_delta)
+                    result = llm.answer(question.query, docs, on_draft=on_draft)
             except LLMError as err:
                 log.warning("LLM failed (%s): %s; answering extractively", err.kind, err)
                 result = extractive.answer(question, docs)

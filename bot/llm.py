@@ -172,18 +172,13 @@ class LLMAnswerer:
         question: str,
         docs: Sequence[Document],
         *,
-        on_delta: Callable[[str], None] | None = None,
+        on_draft: Callable[[str], None] | None = None,
     ) -> Answer:
-        """The verified answer. With `on_delta`, the reply is streamed and each raw text delta
-        is passed to it as it arrives (from this thread); the result is verified the same way."""
-        if on_delta is not None:
-            stream = self.stream(question, docs)
-            while True:
-                try:
-                    delta = next(stream)
-                except StopIteration as done:
-                    return done.value
-                on_delta(delta)
+        """The verified answer. With `on_draft` the reply is streamed, and whenever another
+        sentence is complete, the verified text so far (`draft`) is passed to it (from this
+        thread): a draft to show while the model writes. The result is verified as always."""
+        if on_draft is not None:
+            return self._answer_with_drafts(question, list(docs), on_draft)
         started = time.monotonic()
         docs = list(docs)
         messages = self._prompt.format_messages(question=question, sources=format_sources(docs))
@@ -210,6 +205,35 @@ class LLMAnswerer:
         answer = self._verify(question, raw, docs)
         answer.latency_ms = (time.monotonic() - started) * 1000
         return answer
+
+    def draft(self, question: str, docs: Sequence[Document], raw: str) -> str:
+        """What may be shown of a reply still being written: its complete sentences, verified
+        exactly like the final answer (claims failing verification, prompt echoes, foreign
+        URLs, mentions and secrets never show), without [n] markers (the final numbering is
+        known only at the end). "" when nothing is verified yet."""
+        done = _complete_prefix(raw)
+        if not done.strip():
+            return ""
+        answer = self._verify(question, done, list(docs))
+        return "" if answer.abstained else unmarked(answer.text)
+
+    def _answer_with_drafts(
+        self, question: str, docs: list[Document], on_draft: Callable[[str], None]
+    ) -> Answer:
+        stream = self.stream(question, docs)
+        raw, prefix, shown = "", "", ""
+        while True:
+            try:
+                raw += next(stream)
+            except StopIteration as done:
+                return done.value
+            if (current := _complete_prefix(raw)) == prefix:
+                continue  # no new complete sentence: nothing new to verify
+            prefix = current
+            text = self.draft(question, docs, raw)
+            if text and text != shown:
+                shown = text
+                on_draft(text)
 
     def condense(self, question: str, history: Sequence[tuple[str, str]]) -> str:
         """Rewrite a follow-up as a standalone question; LLMError when the reply is unusable."""
@@ -499,18 +523,22 @@ class _StreamWorker:
         self._stop.set()
 
 
-def draft_text(raw: str) -> str:
-    """Unverified streamed model text made fit to show as a draft: no [n] markers (which
-    citations survive is known only at the end), no images, links reduced to their text, no
-    URLs, no live mentions, no key-shaped strings."""
-    text = _MARKER.sub("", _IMAGE.sub("", raw))
-    text = re.sub(r"\[\s*(?:sources?\s*)?[\d,\s]*$", "", text, flags=re.I)  # "[1" still coming
-    text = _LINK.sub(r"\1", text)
-    text = _URL.sub("", _AUTOLINK.sub("", text))
-    text = _SECRET.sub("[redacted]", text)
+def unmarked(text: str) -> str:
+    """`text` without its [n] markers (and the space they leave before punctuation)."""
+    text = _MARKER.sub("", text)
     text = re.sub(r"[ \t]+([.,;:!?])", r"\1", text)
-    text = re.sub(r"[ \t]{2,}", " ", text)
-    return neutralize_mentions(text).strip()
+    return re.sub(r"[ \t]{2,}", " ", text).strip()
+
+
+# A sentence is complete once its end punctuation (and closing quotes/brackets) is followed by
+# whitespace; the reply's last characters may still grow ("May [1" -> "May [1].").
+_SENTENCE_DONE = re.compile(r"[.!?…][\"'”’)\]]*(?=\s)|\n")
+
+
+def _complete_prefix(raw: str) -> str:
+    """The reply up to its last complete sentence."""
+    ends = [m.end() for m in _SENTENCE_DONE.finditer(raw)]
+    return raw[: ends[-1]] if ends else ""
 
 
 def _message_text(message: BaseMessage) -> str:

@@ -72,15 +72,15 @@ class AnswerService:
         question: str,
         history: Sequence[tuple[str, str]] = (),
         *,
-        on_delta: Callable[[str], None] | None = None,
+        on_draft: Callable[[str], None] | None = None,
     ) -> Answer:
-        """The answer; with `on_delta` (LLM mode) the model's raw text deltas are passed to it
-        as they arrive, from the answering thread (unverified: show them only as a draft)."""
+        """The answer; with `on_draft` (LLM mode) the verified text so far is passed to it
+        while the model writes, from the answering thread (`LLMAnswerer.draft`)."""
         text = clean_question(question, max_chars=self._settings.max_question_chars)
         started = time.perf_counter()
         inputs: dict[str, Any] = {"question": text, "history": list(history)}
-        if on_delta is not None:
-            inputs["on_delta"] = on_delta
+        if on_draft is not None:
+            inputs["on_draft"] = lambda text: on_draft(self.redact(text))
         try:
             result: Answer = self._chain.invoke(inputs)
         except CorpusBotError:
@@ -97,9 +97,9 @@ class AnswerService:
         question: str,
         history: Sequence[tuple[str, str]] = (),
         *,
-        on_delta: Callable[[str], None] | None = None,
+        on_draft: Callable[[str], None] | None = None,
     ) -> Answer:
-        return await asyncio.to_thread(self.answer, question, history, on_delta=on_delta)
+        return await asyncio.to_thread(self.answer, question, history, on_draft=on_draft)
 
     @property
     def streams(self) -> bool:
@@ -107,7 +107,7 @@ class AnswerService:
         return self._settings.llm_enabled
 
     def redact(self, text: str) -> str:
-        """`text` without the configured secrets (for drafts shown before an answer exists)."""
+        """`text` without the configured secrets (drafts are shown before an answer exists)."""
         for secret in self._secrets:
             text = text.replace(secret, "[redacted]")
         return text

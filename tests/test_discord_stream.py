@@ -1,8 +1,9 @@
 """LLM answers streamed into a Discord draft: the real CorpusBot and AnswerService (seed index,
 LLM mode against the scripted OpenAI server streaming 40 chunks 50 ms apart) on the fake Discord.
 
-The draft shows the model's raw text (no [n] markers) with the "writing" marker, edited at most
-once a second; the verified answer replaces it, without the claims that failed verification.
+The draft shows the verified complete sentences so far (no [n] markers) with the "writing"
+marker, edited at most once a second; the final answer replaces it. A claim that fails
+verification is in no draft and not in the final text.
 """
 
 from __future__ import annotations
@@ -41,13 +42,14 @@ def llm_service(seed_index: Settings, openai_fake) -> AnswerService:
 
 def scripted_reply(service: AnswerService) -> str:
     """A reply citing the 17th-of-May chunk by its number in the prompt, with one claim
-    (the first) that no chunk supports."""
+    (the second) that no chunk supports."""
     docs = service.search(QUESTION)
     n = 1 + next(i for i, d in enumerate(docs) if "17th of May" in d.page_content)
     return (
-        f"{WRONG_CLAIM} [{n}]. North Korea started mining bitcoin on the 17th of May [{n}]. "
+        f"North Korea started mining bitcoin on the 17th of May [{n}]. {WRONG_CLAIM} [{n}]. "
         f"The regime may be funding itself with the cryptocurrency, according to an "
-        f"intelligence research firm [{n}]."
+        f"intelligence research firm [{n}]. The mining was meant to generate more revenue "
+        f"that could sustain the country [{n}]."
     )
 
 
@@ -98,9 +100,10 @@ def check_stream(requests: list[RecordedRequest], final: dict) -> dict[str, floa
     patches = [r.at for r in [draft, *edits, last]]
     gaps = [b - a for a, b in zip(patches, patches[1:], strict=False)]
     assert all(g >= EDIT_INTERVAL_S - 0.02 for g in gaps), gaps
-    # The draft showed the unverifiable claim; the final answer does not have it.
-    assert any(WRONG_CLAIM in r.json["content"] for r in edits)
-    assert WRONG_CLAIM not in final["content"] and "Kaspersky" not in final["content"]
+    assert "17th of May" in draft.json["content"]  # the first verified sentence
+    # The unverifiable claim was streamed by the model but never shown.
+    assert not any("Kaspersky" in (r.json.get("content") or "") for r in requests)
+    assert "Kaspersky" not in final["content"]
     assert WRITING not in final["content"]
     assert "17th of May [1]" in final["content"]
     assert final["embeds"][0]["title"] == "Sources" and final["components"]

@@ -7,7 +7,7 @@ import time
 import pytest
 from langchain_core.documents import Document
 
-from bot.llm import LLMAnswerer, draft_text, llm_deadline_s, make_chat_model
+from bot.llm import LLMAnswerer, llm_deadline_s, make_chat_model, unmarked
 from bot.prompts import load_prompt
 from index.errors import LLMError
 from index.settings import REPO_ROOT
@@ -16,11 +16,12 @@ from tests.fakes import openai_server as fake
 A_17TH_MAY = "North Korea has started mining Bitcoin on the 17th of May"
 A_MAY_JULY = "launched an effort to mine bitcoin between May and July"
 QUESTION = "When did North Korea mine bitcoin?"
-REPLY = (
-    "North Korea started mining bitcoin on the 17th of May [1]. "
-    "A research unit of the Korea Development Bank said the effort ran between May and July [2]. "
-    "Kaspersky traced seven attacks on exchanges [1]."
+RIGHT_1 = "North Korea started mining bitcoin on the 17th of May [1]."
+WRONG = "Kaspersky traced seven attacks on exchanges [1]."
+RIGHT_2 = (
+    "A research unit of the Korea Development Bank said the effort ran between May and July [2]."
 )
+REPLY = f"{RIGHT_1} {WRONG} {RIGHT_2}"
 
 
 @pytest.fixture
@@ -56,32 +57,45 @@ def test_stream_yields_deltas_early_then_returns_the_verified_answer(answerer, o
     assert arrivals[0] < 0.5 * total  # text long before the end (40 x 50 ms)
     assert openai_fake.chat_requests[0].json["stream"] is True
     # Verified as without streaming: the unsupported Kaspersky claim is gone.
-    assert answer.mode == "llm" and "Kaspersky" not in answer.text
-    assert answer.text.startswith("North Korea started mining bitcoin on the 17th of May [1].")
+    assert answer.mode == "llm" and answer.text == f"{RIGHT_1} {RIGHT_2}"
     assert len(answer.citations) == 2
 
 
-def test_answer_with_on_delta_streams(answerer, openai_fake, docs):
-    openai_fake.script(fake.stream(REPLY, pieces=8))
-    seen: list[str] = []
-    answer = answerer.answer(QUESTION, docs, on_delta=seen.append)
-    assert "".join(seen) == REPLY
-    assert "Kaspersky" not in answer.text and "[2]" in answer.text
+def test_answer_with_on_draft_shows_verified_sentences_only(answerer, openai_fake, docs):
+    openai_fake.script(fake.stream(REPLY, pieces=30))
+    drafts: list[str] = []
+    answer = answerer.answer(QUESTION, docs, on_draft=drafts.append)
+    # The first complete sentence, without [1]; the last one (no whitespace after it yet)
+    # only shows in the final answer.
+    assert drafts == [unmarked(RIGHT_1)]
+    assert not any("Kaspersky" in d or "[" in d for d in drafts)
+    assert answer.text == f"{RIGHT_1} {RIGHT_2}"
+
+
+def test_draft_of_a_partial_reply(answerer, docs):
+    assert answerer.draft(QUESTION, docs, "North Korea started mining bitcoin on the 17") == ""
+    assert answerer.draft(QUESTION, docs, f"{WRONG} North Korea") == ""  # nothing verified
+    partial = f"{RIGHT_1} {WRONG} A research unit of the Korea Development Bank said [2"
+    assert answerer.draft(QUESTION, docs, partial) == unmarked(RIGHT_1)
+    echo = "Never cite a number that is not listed [1]. "  # the system prompt, echoed
+    assert answerer.draft(QUESTION, docs, f"{echo}{RIGHT_1} ") == unmarked(RIGHT_1)
 
 
 def test_failure_before_the_first_delta_is_retried(answerer, openai_fake, docs):
     openai_fake.script(fake.server_error(), fake.stream(REPLY, pieces=4))
-    seen: list[str] = []
-    answer = answerer.answer(QUESTION, docs, on_delta=seen.append)
-    assert "".join(seen) == REPLY and not answer.abstained
+    drafts: list[str] = []
+    answer = answerer.answer(QUESTION, docs, on_draft=drafts.append)
+    assert drafts and not answer.abstained
     assert len(openai_fake.chat_requests) == 2
 
 
 def test_failure_mid_stream_is_not_retried(answerer, openai_fake, docs):
     openai_fake.script(fake.stream(REPLY, pieces=10, break_after=3), fake.stream(REPLY))
     seen: list[str] = []
+    stream = answerer.stream(QUESTION, docs)
     with pytest.raises(LLMError):
-        answerer.answer(QUESTION, docs, on_delta=seen.append)
+        for delta in stream:
+            seen.append(delta)
     assert seen and "".join(seen) != REPLY
     assert len(openai_fake.chat_requests) == 1  # shown text is not taken back by a retry
 
@@ -97,19 +111,17 @@ def test_a_stream_past_the_deadline_times_out(make_settings, openai_fake, docs):
     openai_fake.script(fake.stream(REPLY, pieces=40, interval_s=0.1))  # 4 s of chunks
     started = time.monotonic()
     with pytest.raises(LLMError) as err:
-        answerer.answer(QUESTION, docs, on_delta=lambda _: None)
+        answerer.answer(QUESTION, docs, on_draft=lambda _: None)
     assert err.value.kind == "timeout" and time.monotonic() - started < 2.0
 
 
 @pytest.mark.parametrize(
-    "raw, shown",
+    "text, shown",
     [
         ("Mining began on the 17th of May [1]. It ran", "Mining began on the 17th of May. It ran"),
-        ("It ran from May to July [1, 2", "It ran from May to July"),
-        ("See [the page](https://evil.example/x) or https://evil.example", "See the page or"),
-        ("Ping @everyone and <@123>", "Ping @\u200beveryone and <@\u200b123>"),
-        ("key sk-abcdef0123456789 here", "key [redacted] here"),
+        ("It ran from May to July [1, 2].", "It ran from May to July."),
+        ("It ran [1][2] from May [3] to July.", "It ran from May to July."),
     ],
 )
-def test_draft_text(raw, shown):
-    assert draft_text(raw) == shown
+def test_unmarked(text, shown):
+    assert unmarked(text) == shown

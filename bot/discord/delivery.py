@@ -5,11 +5,13 @@ the feedback store, sends its payloads through a `send` callback (interaction fo
 send, ...) and puts the 👍/👎 buttons (and "Ask a human" under a declined answer, if a help
 channel is set) on the last message.
 
-In LLM mode an answer streams: `DraftStream` posts a draft message as soon as the model writes
-(its raw text without [n] markers, ending in a "writing" marker) and edits it at most once per
-`EDIT_INTERVAL_S` (Discord allows about 5 edits per 5 s on a channel). The verified answer then
-replaces the draft (`deliver(..., draft=)`): claims that failed verification, shown in the
-draft, are gone from the final text; a fallback or error message replaces it the same way.
+In LLM mode an answer streams: `DraftStream` posts a draft message as soon as the model has
+written a sentence that verifies (`LLMAnswerer.draft`: the verified complete sentences so far,
+without [n] markers, ending in a "writing" marker) and edits it at most once per
+`EDIT_INTERVAL_S` (Discord allows about 5 edits per 5 s on a channel). So a claim that fails
+verification is never shown, not even for a moment. The final answer then replaces the draft
+(`deliver(..., draft=)`), with its citations; a fallback or error message replaces it the same
+way.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ async def compute(
     text is shown in it while being written."""
     try:
         if draft is not None:
-            return await bot.service.aanswer(question, history, on_delta=draft.on_delta)
+            return await bot.service.aanswer(question, history, on_draft=draft.on_draft)
         return await bot.service.aanswer(question, history)
     except CorpusBotError as exc:
         return render_error(str(exc))
@@ -133,7 +135,7 @@ def _replacing(draft: discord.Message, send: Send) -> Send:
 
 class DraftStream:
     """Shows an answer while the model writes it: one draft message, edited at most once per
-    `interval_s`. Feed it with `on_delta` (from any thread); `close()` stops it and returns the
+    `interval_s`. Feed it with `on_draft` (from any thread); `close()` stops it and returns the
     draft message (None if none was posted) once the next edit is allowed, for the final
     answer to replace.
     """
@@ -147,9 +149,9 @@ class DraftStream:
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self._post = post
-        self._clean = clean  # raw model text -> what may be shown
+        self._clean = clean  # last guard on what is shown
         self._interval_s = interval_s
-        self._raw: list[str] = []
+        self._text = ""
         self._dirty = asyncio.Event()
         self._closed = False
         self._broken = False
@@ -160,15 +162,15 @@ class DraftStream:
         self.edits = 0  # draft edits made (the post and the final replacement not counted)
         self.first_shown_at: float | None = None  # loop time the draft was posted
 
-    def on_delta(self, text: str) -> None:
-        """Thread-safe: the answering thread calls this with each raw text delta."""
+    def on_draft(self, text: str) -> None:
+        """Thread-safe: the answering thread calls this with the whole draft text so far."""
         with contextlib.suppress(RuntimeError):  # the loop is closing: nobody to show it to
             self._loop.call_soon_threadsafe(self._feed, text)
 
     def _feed(self, text: str) -> None:
         if self._closed or self._broken:
             return
-        self._raw.append(text)
+        self._text = text
         self._dirty.set()
         if self._task is None:
             self._task = asyncio.create_task(self._pump(), name="draft-stream")
@@ -184,7 +186,7 @@ class DraftStream:
                 if self._closed:
                     return
             self._dirty.clear()
-            shown = self._clean("".join(self._raw))
+            shown = self._clean(self._text)
             if not shown.strip() or shown == self._shown:
                 continue
             content = draft_content(shown)
@@ -235,7 +237,6 @@ def make_draft(bot: CorpusBot, post: Callable[[Payload], Awaitable[discord.Messa
     """A DraftStream when answers stream (LLM mode), else None (the offline answer does not)."""
     if not getattr(bot.service, "streams", False):
         return None
-    from bot.llm import draft_text
+    from bot.mentions import neutralize_mentions
 
-    redact = getattr(bot.service, "redact", lambda t: t)
-    return DraftStream(post, clean=lambda raw: redact(draft_text(raw)))
+    return DraftStream(post, clean=neutralize_mentions)
