@@ -40,17 +40,27 @@ def llm_service(seed_index: Settings, openai_fake) -> AnswerService:
     return build_service(settings, build_if_missing=False)
 
 
-def scripted_reply(service: AnswerService) -> str:
+LONG_EXTRA = (
+    "The Democratic People's Republic of Korea is taking an unexpected interest in Bitcoin and "
+    "other digital currencies [{n}]. It is hard to imagine a country sustaining itself on "
+    "bitcoin mining rewards alone [{n}]. As a country rather than a company, it likely has all "
+    "the processing power it needs to mine bitcoin efficiently [{n}]. Recent reports indicate "
+    "this unexpected interest in digital currencies is new [{n}]."
+)
+
+
+def scripted_reply(service: AnswerService, *, long: bool = False) -> str:
     """A reply citing the 17th-of-May chunk by its number in the prompt, with one claim
-    (the second) that no chunk supports."""
+    (the second) that no chunk supports; `long`: four more right sentences."""
     docs = service.search(QUESTION)
     n = 1 + next(i for i, d in enumerate(docs) if "17th of May" in d.page_content)
-    return (
+    reply = (
         f"North Korea started mining bitcoin on the 17th of May [{n}]. {WRONG_CLAIM} [{n}]. "
         f"The regime may be funding itself with the cryptocurrency, according to an "
         f"intelligence research firm [{n}]. The mining was meant to generate more revenue "
         f"that could sustain the country [{n}]."
     )
+    return f"{reply} {LONG_EXTRA.format(n=n)}" if long else reply
 
 
 def content_requests(fake: FakeDiscord, message_id: int | None = None) -> list[RecordedRequest]:
@@ -80,9 +90,11 @@ def unverified_claims(final: dict, service: AnswerService) -> int:
     return sum(not claim_supported(c, chunk.page_content, QUESTION, title) for c in claims)
 
 
-def report(path: str, started: float, figures: dict[str, float], unverified: int) -> None:
+def report(
+    path: str, started: float, figures: dict[str, float], unverified: int, pieces: int = PIECES
+) -> None:
     print(
-        f"\nstream[{path}]: {PIECES} chunks x {INTERVAL_S * 1000:.0f} ms: "
+        f"\nstream[{path}]: {pieces} chunks x {INTERVAL_S * 1000:.0f} ms: "
         f"first visible text {figures['first_text_s'] - started:.2f} s, "
         f"complete answer {figures['final_s'] - started:.2f} s, "
         f"{figures['edits']} draft edits + 1 final, unverified claims in final: {unverified}"
@@ -114,18 +126,20 @@ def check_stream(requests: list[RecordedRequest], final: dict) -> dict[str, floa
     }
 
 
+@pytest.mark.parametrize("pieces, long", [(PIECES, False), (2 * PIECES, True)])
 async def test_slash_ask_streams_a_draft_then_replaces_it(
     fake_discord: FakeDiscord,
     seed_index: Settings,
     llm_service: AnswerService,
     openai_fake,
     tmp_path: Path,
+    pieces: int,
+    long: bool,
 ) -> None:
     fake = fake_discord
     general = fake.channel_ids["general"]
-    openai_fake.script(
-        fake_llm.stream(scripted_reply(llm_service), pieces=PIECES, interval_s=INTERVAL_S)
-    )
+    reply = scripted_reply(llm_service, long=long)
+    openai_fake.script(fake_llm.stream(reply, pieces=pieces, interval_s=INTERVAL_S))
     settings = bot_settings(seed_index, fake)
     async with running_bot(fake, settings, llm_service, tmp_path / "fb.sqlite3") as bot:
         started = time.monotonic()
@@ -142,7 +156,9 @@ async def test_slash_ask_streams_a_draft_then_replaces_it(
     assert figures["final_s"] - figures["first_text_s"] > 1.0
     unverified = unverified_claims(final, llm_service)
     assert unverified == 0
-    report("/ask", started, figures, unverified)
+    if long:
+        assert figures["edits"] >= 2 and "efficiently [1]." in final["content"]
+    report("/ask", started, figures, unverified, pieces=pieces)
     assert len(shown_messages(fake, general)) == 1  # one message, edited
 
 
