@@ -192,9 +192,10 @@ class LLMAnswerer:
     def stream(self, question: str, docs: Sequence[Document]) -> Generator[str, None, Answer]:
         """Yield the model's raw text deltas as they arrive, then return the verified Answer.
 
-        The deltas are unverified model text (show them only as a draft, e.g. `draft_text`).
-        Failures raise LLMError like `answer`; one before the first delta is retried, one
-        after it is not (the caller has shown text already, and falls back as a whole).
+        The deltas are unverified model text: never show them as they are (`draft` is what
+        may be shown of the text so far). Failures raise LLMError like `answer`; one before
+        the first delta is retried, one after it is not (the caller has shown text already,
+        and falls back as a whole).
         """
         started = time.monotonic()
         docs = list(docs)
