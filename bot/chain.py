@@ -1,7 +1,9 @@
 """The answering chain as LangChain runnables.
 
 {"question", "history"} -> standalone question -> retriever -> answerer -> Answer.
-With an LLM answerer, its failures (LLMError) fall back to the extractive answer.
+With an LLM answerer, its failures (LLMError) fall back to the extractive answer. An optional
+"on_draft" input (a callable) gets the LLM answer's verified text so far while it streams
+(`LLMAnswerer.draft`); the extractive answer never streams.
 """
 
 from __future__ import annotations
@@ -37,7 +39,11 @@ def create_chain(
             result = extractive.answer(question, docs)
         else:
             try:
-                result = llm.answer(question.query, docs)
+                on_draft = inputs.get("on_draft")  # streaming callers (Discord drafts)
+                if on_draft is None:
+                    result = llm.answer(question.query, docs)
+                else:
+                    result = llm.answer(question.query, docs, on_draft=on_draft)
             except LLMError as err:
                 log.warning("LLM failed (%s): %s; answering extractively", err.kind, err)
                 result = extractive.answer(question, docs)

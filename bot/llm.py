@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,9 +29,10 @@ from langchain_core.messages import BaseMessage
 from langchain_core.prompts import ChatPromptTemplate
 
 from bot.budget import DailyTokenBudget
+from bot.citations import claim_supported
 from bot.mentions import MASS_MENTION, MENTION, neutralize_mentions
 from bot.models import Answer, Citation
-from bot.sentences import Sentence, best_sentences, split_sentences, tokenize
+from bot.sentences import Sentence, best_sentences, split_sentences
 from index.errors import LLMError
 from index.settings import Settings
 
@@ -41,7 +43,6 @@ CONDENSE_MAX_TOKENS = 96
 CONDENSE_MAX_CHARS = 300
 REPLY_WITHIN_S = 30.0  # what a user may wait, LLM failures and fallback included
 CONDENSE_DEADLINE_S = 5.0  # a follow-up rewrite must leave the answer most of the 30 s
-MIN_SUPPORT = 0.5  # share of a claim's informative terms its cited chunk must contain
 _PLACEHOLDER = re.compile("\x00(\\d+)\x00")
 _GRACE_S = 0.5  # the watchdog fires this long after the HTTP timeout should have
 _RETRYABLE = frozenset({"timeout", "rate_limit", "server", "connection"})
@@ -166,7 +167,18 @@ class LLMAnswerer:
 
     # --- public ---------------------------------------------------------------------------
 
-    def answer(self, question: str, docs: Sequence[Document]) -> Answer:
+    def answer(
+        self,
+        question: str,
+        docs: Sequence[Document],
+        *,
+        on_draft: Callable[[str], None] | None = None,
+    ) -> Answer:
+        """The verified answer. With `on_draft` the reply is streamed, and whenever another
+        sentence is complete, the verified text so far (`draft`) is passed to it (from this
+        thread): a draft to show while the model writes. The result is verified as always."""
+        if on_draft is not None:
+            return self._answer_with_drafts(question, list(docs), on_draft)
         started = time.monotonic()
         docs = list(docs)
         messages = self._prompt.format_messages(question=question, sources=format_sources(docs))
@@ -176,6 +188,53 @@ class LLMAnswerer:
         answer = self._verify(question, raw, docs)
         answer.latency_ms = (time.monotonic() - started) * 1000
         return answer
+
+    def stream(self, question: str, docs: Sequence[Document]) -> Generator[str, None, Answer]:
+        """Yield the model's raw text deltas as they arrive, then return the verified Answer.
+
+        The deltas are unverified model text: never show them as they are (`draft` is what
+        may be shown of the text so far). Failures raise LLMError like `answer`; one before
+        the first delta is retried, one after it is not (the caller has shown text already,
+        and falls back as a whole).
+        """
+        started = time.monotonic()
+        docs = list(docs)
+        messages = self._prompt.format_messages(question=question, sources=format_sources(docs))
+        raw = yield from self._stream(
+            messages, deadline_s=self._deadline_s, max_retries=self._max_retries
+        )
+        answer = self._verify(question, raw, docs)
+        answer.latency_ms = (time.monotonic() - started) * 1000
+        return answer
+
+    def draft(self, question: str, docs: Sequence[Document], raw: str) -> str:
+        """What may be shown of a reply still being written: its complete sentences, verified
+        exactly like the final answer (claims failing verification, prompt echoes, foreign
+        URLs, mentions and secrets never show), without [n] markers (the final numbering is
+        known only at the end). "" when nothing is verified yet."""
+        done = _complete_prefix(raw)
+        if not done.strip():
+            return ""
+        answer = self._verify(question, done, list(docs))
+        return "" if answer.abstained else unmarked(answer.text)
+
+    def _answer_with_drafts(
+        self, question: str, docs: list[Document], on_draft: Callable[[str], None]
+    ) -> Answer:
+        stream = self.stream(question, docs)
+        raw, prefix, shown = "", "", ""
+        while True:
+            try:
+                raw += next(stream)
+            except StopIteration as done:
+                return done.value
+            if (current := _complete_prefix(raw)) == prefix:
+                continue  # no new complete sentence: nothing new to verify
+            prefix = current
+            text = self.draft(question, docs, raw)
+            if text and text != shown:
+                shown = text
+                on_draft(text)
 
     def condense(self, question: str, history: Sequence[tuple[str, str]]) -> str:
         """Rewrite a follow-up as a standalone question; LLMError when the reply is unusable."""
@@ -246,6 +305,59 @@ class LLMAnswerer:
                 err.kind,
                 attempt,
                 attempts,
+                detail,
+                "" if last else f"; retrying in {wait_s:.2f}s",
+            )
+            if last:
+                raise err from (None if cause is err else cause)
+            time.sleep(wait_s)
+        raise AssertionError("unreachable")
+
+    def _stream(
+        self, messages: list[BaseMessage], *, deadline_s: float, max_retries: int
+    ) -> Generator[str, None, str]:
+        """Like `_invoke`, streamed: yields deltas, returns the whole text; same deadline."""
+        if self._budget is not None and not self._budget.allow():
+            log.warning("LLM answer skipped: the daily token budget is used up")
+            raise LLMError(USER_MESSAGES["budget"], kind="budget")
+        deadline = time.monotonic() + deadline_s
+        attempts = max_retries + 1
+        for attempt in range(1, attempts + 1):
+            remaining = deadline - time.monotonic()
+            timeout = (remaining - _GRACE_S) / (attempts - attempt + 1)
+            parts: list[str] = []
+            try:
+                if timeout <= 0.05:
+                    raise LLMError(USER_MESSAGES["timeout"], kind="timeout")
+                # Each read is bounded by the HTTP timeout; the whole reply by the deadline.
+                stream = _StreamWorker(self._llm, messages, timeout=timeout)
+                try:
+                    for delta in stream.deltas(until=deadline):
+                        parts.append(delta)
+                        yield delta
+                finally:
+                    stream.stop()
+                text = "".join(parts)
+                self._record_usage(stream.message, messages, text)
+                if not text.strip():
+                    raise LLMError(USER_MESSAGES["malformed"], kind="malformed")
+                return text
+            except Exception as exc:  # noqa: BLE001 - every failure maps to one LLMError
+                cause = exc
+                err, detail, wait_s = _classify(exc)
+            # Text already shown cannot be taken back by a retry: give up, the caller falls back.
+            last = attempt == attempts or err.kind not in _RETRYABLE or bool(parts)
+            if not last:
+                if wait_s is None:
+                    wait_s = 0.0 if err.kind == "timeout" else min(0.25 * 2**attempt, 2.0)
+                if time.monotonic() + wait_s >= deadline:
+                    last = True
+            log.warning(
+                "LLM answer stream failed (%s, attempt %d/%d, after %d deltas): %s%s",
+                err.kind,
+                attempt,
+                attempts,
+                len(parts),
                 detail,
                 "" if last else f"; retrying in {wait_s:.2f}s",
             )
@@ -363,6 +475,73 @@ def _call_with_deadline(fn: Callable[[], BaseMessage], limit_s: float) -> BaseMe
     return box["value"]
 
 
+class _StreamWorker:
+    """Runs `llm.stream(messages)` in a daemon thread and hands its text deltas over a queue,
+    so the consumer can stop waiting at a deadline (a server can drip chunks forever)."""
+
+    def __init__(self, llm: BaseChatModel, messages: list[BaseMessage], *, timeout: float) -> None:
+        self.message: BaseMessage | None = None  # the aggregated chunks (usage, if any)
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._stop = threading.Event()
+        ctx = contextvars.copy_context()  # keep LangChain callbacks/tracing parentage
+        self._thread = threading.Thread(
+            target=ctx.run,
+            args=(self._run, llm, messages, timeout),
+            name="llm-stream",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def _run(self, llm: BaseChatModel, messages: list[BaseMessage], timeout: float) -> None:
+        try:
+            total = None
+            for chunk in llm.stream(messages, timeout=timeout):
+                if self._stop.is_set():
+                    return  # abandoned: leaving the loop closes the HTTP response
+                total = chunk if total is None else total + chunk
+                text = _message_text(chunk)
+                if text:
+                    self._queue.put(("delta", text))
+            self._queue.put(("done", total))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer's thread
+            self._queue.put(("error", exc))
+
+    def deltas(self, *, until: float) -> Generator[str, None, None]:
+        while True:
+            try:
+                kind, value = self._queue.get(timeout=max(0.0, until - time.monotonic()))
+            except queue.Empty:
+                raise LLMError(USER_MESSAGES["timeout"], kind="timeout") from None
+            if kind == "delta":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                self.message = value
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def unmarked(text: str) -> str:
+    """`text` without its [n] markers (and the space they leave before punctuation)."""
+    text = _MARKER.sub("", text)
+    text = re.sub(r"[ \t]+([.,;:!?])", r"\1", text)
+    return re.sub(r"[ \t]{2,}", " ", text).strip()
+
+
+# A sentence is complete once its end punctuation (and closing quotes/brackets) is followed by
+# whitespace; the reply's last characters may still grow ("May [1" -> "May [1].").
+_SENTENCE_DONE = re.compile(r"[.!?…][\"'”’)\]]*(?=\s)|\n")
+
+
+def _complete_prefix(raw: str) -> str:
+    """The reply up to its last complete sentence."""
+    ends = [m.end() for m in _SENTENCE_DONE.finditer(raw)]
+    return raw[: ends[-1]] if ends else ""
+
+
 def _message_text(message: BaseMessage) -> str:
     content = message.content
     if isinstance(content, str):
@@ -422,23 +601,22 @@ def _retry_after(headers: Any) -> float | None:
 
 
 class _Support:
-    """Does chunk i back a claim? Its informative terms (not in the question or the chunk's
-    title: restating those proves nothing) must mostly occur in the chunk."""
+    """Does chunk i back a claim? `bot.citations.claim_supported`: its numbers, dates and names
+    must all occur in the chunk, and most of its informative terms (not in the question or the
+    chunk's title: restating those proves nothing)."""
 
     def __init__(self, question: str, docs: Sequence[Document]) -> None:
-        self._question = set(tokenize(question))
-        self._terms = [set(tokenize(d.page_content)) for d in docs]
-        self._titles = [set(tokenize(str(d.metadata.get("title", "")))) for d in docs]
+        self._question = question
+        self._docs = list(docs)
 
     def ok(self, claim: str, i: int) -> bool:
         # Link targets, URLs and mentions are checked elsewhere; only the words are evidence.
         claim = _LINK.sub(r"\1", _IMAGE.sub(" ", claim))
         claim = _URL.sub(" ", _AUTOLINK.sub(" ", claim))
         claim = MENTION.sub(" ", MASS_MENTION.sub(" ", claim))
-        informative = set(tokenize(claim)) - self._question - self._titles[i]
-        if not informative:
-            return False
-        return len(informative & self._terms[i]) >= MIN_SUPPORT * len(informative)
+        doc = self._docs[i]
+        title = str(doc.metadata.get("title", ""))
+        return claim_supported(claim, doc.page_content, self._question, title)
 
 
 def _ngrams(text: str, n: int = 5) -> set[tuple[str, ...]]:

@@ -75,11 +75,22 @@ class AnswerService:
             if v is not None and len(v.get_secret_value().strip()) >= 6
         ]
 
-    def answer(self, question: str, history: Sequence[tuple[str, str]] = ()) -> Answer:
+    def answer(
+        self,
+        question: str,
+        history: Sequence[tuple[str, str]] = (),
+        *,
+        on_draft: Callable[[str], None] | None = None,
+    ) -> Answer:
+        """The answer; with `on_draft` (LLM mode) the verified text so far is passed to it
+        while the model writes, from the answering thread (`LLMAnswerer.draft`)."""
         text = clean_question(question, max_chars=self._settings.max_question_chars)
         started = time.perf_counter()
+        inputs: dict[str, Any] = {"question": text, "history": list(history)}
+        if on_draft is not None:
+            inputs["on_draft"] = lambda text: on_draft(self.redact(text))
         try:
-            result: Answer = self._chain.invoke({"question": text, "history": list(history)})
+            result: Answer = self._chain.invoke(inputs)
         except CorpusBotError:
             raise
         except Exception as err:  # noqa: BLE001 - the user gets a message, the log the trace
@@ -89,8 +100,25 @@ class AnswerService:
         result.latency_ms = (time.perf_counter() - started) * 1000
         return result
 
-    async def aanswer(self, question: str, history: Sequence[tuple[str, str]] = ()) -> Answer:
-        return await asyncio.to_thread(self.answer, question, history)
+    async def aanswer(
+        self,
+        question: str,
+        history: Sequence[tuple[str, str]] = (),
+        *,
+        on_draft: Callable[[str], None] | None = None,
+    ) -> Answer:
+        return await asyncio.to_thread(self.answer, question, history, on_draft=on_draft)
+
+    @property
+    def streams(self) -> bool:
+        """Do answers stream (LLM mode)? The extractive answer never does."""
+        return self._settings.llm_enabled
+
+    def redact(self, text: str) -> str:
+        """`text` without the configured secrets (drafts are shown before an answer exists)."""
+        for secret in self._secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
 
     def search(self, question: str) -> list[Any]:
         """The retrieved chunks for a question, best first (a plain "search box")."""

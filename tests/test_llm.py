@@ -136,6 +136,19 @@ def test_citation_of_a_chunk_that_does_not_support_the_claim_is_dropped(
     assert answer.abstained and not answer.citations
 
 
+def test_claim_with_a_date_its_chunk_lacks_loses_the_citation(make_answerer, openai_fake, docs):
+    # Issue 8: [3] says "between May and July"; the topic words overlap but "17" is not there.
+    openai_fake.script(
+        fake.chat(
+            "North Korea began mining bitcoin on May 17 [3]. "
+            "The effort ran between May and July [3]. FireEye traced seven attacks [1]."
+        )
+    )
+    answer = make_answerer().answer("When did North Korea mine bitcoin?", docs)
+    assert answer.text == "The effort ran between May and July [1]."
+    assert [c.chunk_id for c in answer.citations] == [docs[2].id]
+
+
 def test_uncited_unsupported_sentences_and_prompt_echoes_are_dropped(
     make_answerer, openai_fake, docs
 ):

@@ -81,3 +81,22 @@ def test_real_model_condense(answerer):
     else:
         log.info("SmolLM2 condense: %r", text)
         assert isinstance(text, str) and 0 < len(text) <= 300
+
+
+def test_real_model_streams(answerer, docs):
+    """llama.cpp's SSE through ChatOpenAI.stream: deltas arrive, the result is verified."""
+    question = QUESTIONS[0]
+    deltas: list[str] = []
+    stream = answerer.stream(question, docs)
+    try:
+        while True:
+            deltas.append(next(stream))
+    except StopIteration as done:
+        answer = done.value
+    except LLMError as err:  # a busy shared CPU can run past the deadline: still no crash
+        log.info("SmolLM2 stream failed: %s after %d deltas", err.kind, len(deltas))
+        return
+    log.info("SmolLM2 streamed %d deltas: %r -> %r", len(deltas), "".join(deltas), answer.text)
+    assert len(deltas) > 1 and answer.mode == "llm"
+    markers = {int(n) for n in re.findall(r"\[(\d+)\]", answer.text)}
+    assert markers == {c.n for c in answer.citations}

@@ -94,7 +94,7 @@ Unknown routes -> 404 {"message": "404: Not Found", "code": 0}, listed in ``unkn
         Retry-After, X-RateLimit-*), so discord.py sleeps and retries.
 
 Inspecting (thread-safe copies):
-    requests: [RecordedRequest(method, path, query, headers, json, files, status)], path below
+    requests: [RecordedRequest(method, path, query, headers, json, files, status, at)], path below
         /api/v10, json = the JSON body or the parsed payload_json, status = the response status.
     message_requests(): the requests that create or edit message content (channel messages,
         interaction callbacks with data, webhooks), failed attempts included (see ``status``).
@@ -197,6 +197,7 @@ class RecordedRequest:
     json: Any = None  # the JSON body, or the parsed payload_json of a multipart body
     files: list[Json] = field(default_factory=list)  # {"field", "filename", "content_type", "data"}
     status: int = 0  # the response status (0 while in flight)
+    at: float = field(default_factory=time.monotonic)  # when it arrived (time.monotonic)
 
 
 @dataclass

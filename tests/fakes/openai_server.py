@@ -3,6 +3,10 @@
 It speaks the real wire protocol (HTTP/1.1, JSON bodies, SSE when `stream` is set) so the
 real `openai` client inside `ChatOpenAI` is exercised end to end. Each POST to
 /v1/chat/completions pops the next scripted `Reply`; every request is recorded.
+
+Streaming (`"stream": true`): `data: {chat.completion.chunk}` events whose
+`choices[0].delta.content` carry the reply in pieces (`stream(...)` scripts how many and the
+delay between them, and can cut the connection after some), then `data: [DONE]`.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ class Reply:
     body: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0  # wait before answering (to trigger client timeouts)
+    chunks: tuple[str, ...] = ()  # streamed pieces (default: 16-character pieces)
+    interval_s: float = 0.0  # wait before each streamed piece
+    break_after: int | None = None  # streamed: reset the connection after this many pieces
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,33 @@ class RecordedRequest:
 
 def chat(content: str, *, delay_s: float = 0.0) -> Reply:
     return Reply("chat", content=content, delay_s=delay_s)
+
+
+def split_pieces(content: str, n: int) -> tuple[str, ...]:
+    """`content` in n consecutive pieces of about equal length (joined, they are `content`)."""
+    n = max(1, min(n, len(content)))
+    cuts = [round(i * len(content) / n) for i in range(n + 1)]
+    return tuple(content[a:b] for a, b in zip(cuts, cuts[1:], strict=False))
+
+
+def stream(
+    content: str,
+    *,
+    pieces: int = 40,
+    interval_s: float = 0.0,
+    break_after: int | None = None,
+    delay_s: float = 0.0,
+) -> Reply:
+    """A reply streamed in `pieces` SSE chunks, `interval_s` apart (the whole reply at once to
+    a request without `stream`); `break_after`: the connection is reset after that many."""
+    return Reply(
+        "chat",
+        content=content,
+        delay_s=delay_s,
+        chunks=split_pieces(content, pieces),
+        interval_s=interval_s,
+        break_after=break_after,
+    )
 
 
 def rate_limited(*, retry_after: str = "0") -> Reply:
@@ -200,7 +234,7 @@ def _handler_for(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
             model = str(payload.get("model", "fake-model"))
             if reply.kind == "chat":
                 if payload.get("stream"):
-                    self._send_sse(reply.content, model)
+                    self._send_sse(reply, model)
                 else:
                     self._send_json(200, completion_json(reply.content, model))
             elif reply.kind == "status":
@@ -247,18 +281,30 @@ def _handler_for(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def _send_sse(self, content: str, model: str) -> None:
+        def _send_sse(self, reply: Reply, model: str) -> None:
             self.send_response(200)
             self.send_header("content-type", "text/event-stream")
             self.send_header("connection", "close")
             self.end_headers()
             self.close_connection = True
+            content = reply.content
             base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": model}
-            pieces = [content[i : i + 16] for i in range(0, len(content), 16)] or [""]
-            events = [{"role": "assistant", "content": ""}] + [{"content": p} for p in pieces]
-            for delta in events:
+            pieces = list(reply.chunks) or [content[i : i + 16] for i in range(0, len(content), 16)]
+            events = [{"role": "assistant", "content": ""}] + [
+                {"content": p} for p in pieces or [""]
+            ]
+            for n, delta in enumerate(events):
+                if n and reply.interval_s and server._stopping.wait(reply.interval_s):
+                    return
+                if reply.break_after is not None and n > reply.break_after:
+                    self.connection.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                    )
+                    self.connection.close()
+                    return
                 chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
                 self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self.wfile.flush()
             final = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
             self.wfile.write(f"data: {json.dumps(final)}\n\ndata: [DONE]\n\n".encode())
             self.wfile.flush()

@@ -2,7 +2,8 @@
 
 Limits are checked before anything is sent, so a refused user gets one short message; an
 admitted one gets a deferral/typing indicator at once while the answer runs in a worker
-thread (`service.aanswer`), never on the event loop.
+thread (`service.aanswer`), never on the event loop. In LLM mode `/ask` and @mention answers
+stream into a draft message that the verified answer replaces (`delivery.DraftStream`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord.delivery import NOWHERE, SORRY, Send, compute, deliver
+from bot.discord.delivery import (
+    NOWHERE,
+    SORRY,
+    DraftStream,
+    Send,
+    compute,
+    deliver,
+    make_draft,
+)
 from bot.discord.render import Payload, strip_bot_mention, thread_name
 from bot.discord.routing import is_forum_starter
 from bot.models import Answer
@@ -78,12 +87,12 @@ class Ask(commands.Cog):
         if refusal is not None:
             await interaction.response.send_message(refusal.message, ephemeral=True)
             return
+        draft: DraftStream | None = None
         try:
             await interaction.response.defer(thinking=True)  # Discord wants a reply within 3 s
             history: Sequence[tuple[str, str]] = ()
             if isinstance(channel, discord.Thread):
                 history = await self._history(channel.id)
-            result = await self._compute(question, history)
 
             async def send(payload: Payload, view: discord.ui.View | None) -> discord.Message:
                 return await interaction.followup.send(
@@ -95,15 +104,20 @@ class Ask(commands.Cog):
                     wait=True,
                 )
 
+            draft = make_draft(self.bot, lambda payload: send(payload, None))
+            result = await self._compute(question, history, draft=draft)
             await self._deliver(
                 result,
                 send=send,
                 user_id=interaction.user.id,
                 channel_id=interaction.channel_id or 0,
                 guild_id=interaction.guild_id,
+                draft=await draft.close() if draft is not None else None,
             )
         except Exception:
             log.exception("could not answer /ask")
+            if draft is not None:
+                await draft.discard()
             with contextlib.suppress(discord.HTTPException):
                 await interaction.followup.send(SORRY, allowed_mentions=NO_MENTIONS)
         finally:
@@ -216,16 +230,15 @@ class Ask(commands.Cog):
         if refusal is not None:
             await self._reply(message, refusal.message)
             return
+        draft: DraftStream | None = None
         try:
-            async with typing(channel):
-                result = await self._compute(question, history)
-            target: discord.abc.Messageable = channel
-            if in_thread and isinstance(result, Answer):
-                target = await self._open_thread(message, question)
+            target: discord.abc.Messageable | None = None  # chosen at the first message sent
             reference = message.to_reference(fail_if_not_exists=False)
 
             async def send(payload: Payload, view: discord.ui.View | None) -> discord.Message:
-                nonlocal reference
+                nonlocal reference, target
+                if target is None:  # a streamed draft: an answer is coming
+                    target = await self._open_thread(message, question) if in_thread else channel
                 # The first message replies to the question unless it starts a new thread.
                 ref = reference if target is channel else None
                 reference = None
@@ -238,15 +251,26 @@ class Ask(commands.Cog):
                     reference=ref,
                 )
 
+            draft = make_draft(self.bot, lambda payload: send(payload, None))
+            async with typing(channel):
+                result = await self._compute(question, history, draft=draft)
+            shown = await draft.close() if draft is not None else None
+            if target is None:
+                target = channel
+                if in_thread and isinstance(result, Answer):
+                    target = await self._open_thread(message, question)
             await self._deliver(
                 result,
                 send=send,
                 user_id=message.author.id,
                 channel_id=getattr(target, "id", channel.id),
                 guild_id=message.guild.id if message.guild else None,
+                draft=shown,
             )
         except Exception:
             log.exception("could not answer message %s", message.id)
+            if draft is not None:
+                await draft.discard()
             await self._reply(message, SORRY)
         finally:
             self.bot.limiter.release()
@@ -304,8 +328,14 @@ class Ask(commands.Cog):
             return []  # ours, but not an answer (e.g. an error message)
         return None
 
-    async def _compute(self, question: str, history: Sequence[tuple[str, str]]) -> Answer | str:
-        return await compute(self.bot, question, history)
+    async def _compute(
+        self,
+        question: str,
+        history: Sequence[tuple[str, str]],
+        *,
+        draft: DraftStream | None = None,
+    ) -> Answer | str:
+        return await compute(self.bot, question, history, draft=draft)
 
     async def _open_thread(
         self, message: discord.Message, question: str
@@ -326,9 +356,16 @@ class Ask(commands.Cog):
         user_id: int,
         channel_id: int,
         guild_id: int | None,
+        draft: discord.Message | None = None,
     ) -> None:
         await deliver(
-            self.bot, result, send=send, user_id=user_id, channel_id=channel_id, guild_id=guild_id
+            self.bot,
+            result,
+            send=send,
+            user_id=user_id,
+            channel_id=channel_id,
+            guild_id=guild_id,
+            draft=draft,
         )
 
     async def _reply(self, message: discord.Message, text: str) -> None:
