@@ -157,7 +157,7 @@ async def test_slash_ask_streams_a_draft_then_replaces_it(
     unverified = unverified_claims(final, llm_service)
     assert unverified == 0
     if long:
-        assert figures["edits"] >= 2 and "efficiently [1]." in final["content"]
+        assert figures["edits"] >= 2 and "other digital currencies [1]." in final["content"]
     report("/ask", started, figures, unverified, pieces=pieces)
     assert len(shown_messages(fake, general)) == 1  # one message, edited
 
