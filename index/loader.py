@@ -334,7 +334,7 @@ def _parse_html(raw: bytes, stem: str) -> _Parsed:
         and links >= MIN_LINKS_FOR_INDEX_PAGE
         and prose < MIN_PROSE_OF_CONTENT_PAGE
     ):
-        raise ValueError(
+        raise _NotContentPage(
             f"index or contents page ({facts['link_density']:.0%} of its text is links)"
         )
     if not text.strip():

@@ -264,6 +264,16 @@ def test_html_declared_charset_is_honoured(tmp_path):
     assert load(tmp_path, "l.html", raw).text == "Caf\u00e9 au lait."
 
 
+def test_a_contents_page_is_ignored_not_an_error(tmp_path):
+    links = "".join(f"<li><a href='p{i}.html'>Chapter {i}</a></li>" for i in range(30))
+    write(tmp_path, "contents.html", f"<body><main><h1>Contents</h1><ul>{links}</ul></main></body>")
+    write(tmp_path, "page.html", "<body><main><h1>Page</h1><p>Real prose here.</p></main></body>")
+    docs, skipped = load_corpus(tmp_path, max_bytes=MAX)
+    assert [d.source for d in docs] == ["page.html"]
+    assert [(s.path, s.kind) for s in skipped] == [("contents.html", "ignored")]
+    assert skipped[0].reason.startswith("index or contents page")
+
+
 def test_html_with_only_chrome_is_not_content(tmp_path):
     html = "<html><head><script>x=1</script></head><body><nav>Home</nav><footer>c</footer></body>"
     with pytest.raises(NotContent) as info:
