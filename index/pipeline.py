@@ -425,10 +425,7 @@ def _reindex(
     except BaseException:
         # Nobody can see this generation yet: drop it now rather than leave it to pruning
         # (and its folder: after a full disk the space is needed back at once).
-        try:
-            client.delete_collection(name)
-        except Exception:  # noqa: BLE001 - the original error matters more
-            log.warning("could not delete the unfinished generation %s", name)
+        store.drop_unfinished_generation(client, name, path)
         if path is not None:
             store.reclaim_disk(path, vacuum=False)
         raise

@@ -577,6 +577,41 @@ def live_segment_ids(path: Path) -> set[str]:
         db.close()
 
 
+def collection_segment_ids(path: Path, name: str) -> set[str]:
+    """Ids of the segments of the collection `name` in the embedded store at `path`."""
+    db = sqlite3.connect(_db_uri(path, "ro"), uri=True, timeout=10)
+    try:
+        rows = db.execute(
+            "SELECT s.id FROM segments s JOIN collections c ON s.collection = c.id"
+            " WHERE c.name = ?",
+            (name,),
+        )
+        return {str(row[0]) for row in rows}
+    finally:
+        db.close()
+
+
+def drop_unfinished_generation(client: ClientAPI, name: str, path: Path | None) -> None:
+    """Delete a generation nobody can see yet. On a full disk SQLite may not even manage
+    the delete: then free the generation's vector folders first and try once more."""
+    try:
+        client.delete_collection(name)
+        return
+    except Exception as err:  # noqa: BLE001 - retried below, then only reported
+        first = err
+    if path is not None:
+        try:
+            for segment in collection_segment_ids(path, name):
+                folder = path / segment
+                if _UUID_DIR.fullmatch(segment) and folder.is_dir():
+                    shutil.rmtree(folder, ignore_errors=True)
+            client.delete_collection(name)
+            return
+        except Exception as err:  # noqa: BLE001 - the caller's error matters more
+            first = err
+    log.warning("could not delete the unfinished generation %s: %s", name, first)
+
+
 def remove_orphan_segments(path: Path) -> list[str]:
     """Delete HNSW segment folders under `path` that no live collection references.
 
