@@ -8,6 +8,7 @@ vendored in `index/assets`. Vectors match sentence-transformers (mean pooling + 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import hashlib
 import logging
 import os
@@ -34,6 +35,8 @@ MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6
 TOKENIZER_PATH = Path(__file__).parent / "assets" / "all-MiniLM-L6-v2.tokenizer.json"
 MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
 DIMENSION = 384
+MAX_RUN_TOKENS = 8 * MAX_TOKENS  # padded tokens per forward pass (memory, see _embed)
+MMAP_THRESHOLD = 128 * 1024  # glibc's default starting value, kept fixed (see below)
 
 
 def default_model_path() -> Path:
@@ -119,6 +122,13 @@ class MiniLMEmbeddings(Embeddings):
         # Spinning idle workers steal CPU from the rest of the process (and box) between
         # calls; on a busy 2-core machine it halved throughput.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Memory (same vectors, bit for bit): the CPU arena keeps the largest batch's
+        # activations for the life of the process and grows in powers of two (1.6 GB after
+        # one 32 x 256-token batch); without it and without the per-shape memory pattern,
+        # activations are freed after each run (~0.7 GB peak for that batch, then ~0).
+        opts.enable_cpu_mem_arena = False
+        opts.enable_mem_pattern = False
+        _fixed_mmap_threshold()
         session = ort.InferenceSession(
             str(self.model_path), sess_options=opts, providers=["CPUExecutionProvider"]
         )
@@ -140,29 +150,48 @@ class MiniLMEmbeddings(Embeddings):
         # Sort by token count so each batch pads to a similar length; `out` restores order.
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            width = max(len(encodings[i].ids) for i in idx)
-            ids = np.zeros((len(idx), width), dtype=np.int64)
-            mask = np.zeros((len(idx), width), dtype=np.int64)
-            types = np.zeros((len(idx), width), dtype=np.int64)
-            for row, i in enumerate(idx):
-                enc = encodings[i]
-                n = len(enc.ids)
-                ids[row, :n] = enc.ids
-                mask[row, :n] = enc.attention_mask
-                types[row, :n] = enc.type_ids
-            (hidden,) = rt.session.run(
-                ["last_hidden_state"],
-                {"input_ids": ids, "attention_mask": mask, "token_type_ids": types},
-            )
-            m = mask[:, :, None].astype(np.float32)
-            pooled = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
-            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-            out[idx] = pooled / np.maximum(norms, 1e-12)
-            if spans is not None:
-                for row, i in enumerate(idx):
-                    span_out[i] = _pool_spans(hidden[row], encodings[i], spans[i])
+            batch = order[start : start + self.batch_size]
+            width = max(len(encodings[i].ids) for i in batch)
+            # Memory: a long batch runs in slices of at most MAX_RUN_TOKENS padded tokens
+            # (attention activations grow with rows x width^2: 32 x 256 tokens peaked at
+            # ~0.7 GB, 8 x 256 at ~0.2 GB). Rows are independent: same vectors bit for bit.
+            rows = max(1, MAX_RUN_TOKENS // width)
+            for sub in range(0, len(batch), rows):
+                idx = batch[sub : sub + rows]
+                self._run(rt, encodings, idx, width, out, spans, span_out)
         return out, span_out
+
+    @staticmethod
+    def _run(
+        rt: _Runtime,
+        encodings: list,
+        idx: list[int],
+        width: int,
+        out: np.ndarray,
+        spans: list[list[tuple[int, int]]] | None,
+        span_out: list[np.ndarray],
+    ) -> None:
+        """One forward pass over the texts `idx`, padded to `width`; fills out/span_out."""
+        ids = np.zeros((len(idx), width), dtype=np.int64)
+        mask = np.zeros((len(idx), width), dtype=np.int64)
+        types = np.zeros((len(idx), width), dtype=np.int64)
+        for row, i in enumerate(idx):
+            enc = encodings[i]
+            n = len(enc.ids)
+            ids[row, :n] = enc.ids
+            mask[row, :n] = enc.attention_mask
+            types[row, :n] = enc.type_ids
+        (hidden,) = rt.session.run(
+            ["last_hidden_state"],
+            {"input_ids": ids, "attention_mask": mask, "token_type_ids": types},
+        )
+        m = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        out[idx] = pooled / np.maximum(norms, 1e-12)
+        if spans is not None:
+            for row, i in enumerate(idx):
+                span_out[i] = _pool_spans(hidden[row], encodings[i], spans[i])
 
     def embed_with_spans(
         self, texts: list[str], spans: list[list[tuple[int, int]]]
@@ -182,6 +211,23 @@ class MiniLMEmbeddings(Embeddings):
 
     async def aembed_query(self, text: str) -> list[float]:
         return await asyncio.to_thread(self.embed_query, text)
+
+
+def _fixed_mmap_threshold() -> None:
+    """Let glibc hand large blocks back to the OS when freed.
+
+    glibc raises its mmap threshold (up to 32 MB) each time a large block is freed, after
+    which onnxruntime's multi-MB activation tensors come from the heap, which fragments and
+    is not returned: a batch of 8 x 256 tokens then peaked at +550 MB instead of +180 MB.
+    Setting the threshold explicitly turns that adjustment off. No-op off glibc.
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    m_mmap_threshold = -3
+    mallopt(m_mmap_threshold, MMAP_THRESHOLD)
 
 
 def _pool_spans(hidden: np.ndarray, encoding: object, spans: list[tuple[int, int]]) -> np.ndarray:

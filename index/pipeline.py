@@ -464,16 +464,22 @@ def _fill(
     progress: bool,
 ) -> None:
     """Copy reusable vectors from `source`, embed the rest, then validate the generation."""
-    reuse: dict[str, list[float]] = {}
+    reuse: set[str] = set()
     if source is not None:
-        ids = [str(c.id) for c in chunks if c.id in prev_ids]
-        reuse, old_meta = store.get_vectors_and_metadata(source, ids)
-        for c in chunks:  # sentence vectors travel with the chunk vector
-            if c.id in reuse and UNIT_VECTORS in old_meta.get(str(c.id), {}):
-                c.metadata[UNIT_VECTORS] = old_meta[str(c.id)][UNIT_VECTORS]
-    if reuse:
-        copied = [c for c in chunks if c.id in reuse]
-        store.add_chunks(client, collection, copied, [reuse[str(c.id)] for c in copied])
+        # Copied a slice at a time, so a large index's vectors are never all in memory.
+        by_id = {str(c.id): c for c in chunks if c.id in prev_ids}
+        ids = list(by_id)
+        for i in range(0, len(ids), WRITE_SLICE):
+            vectors, old_meta = store.get_vectors_and_metadata(source, ids[i : i + WRITE_SLICE])
+            copied = [by_id[cid] for cid in ids[i : i + WRITE_SLICE] if cid in vectors]
+            for c in copied:  # sentence vectors travel with the chunk vector
+                if UNIT_VECTORS in old_meta[str(c.id)]:
+                    c.metadata[UNIT_VECTORS] = old_meta[str(c.id)][UNIT_VECTORS]
+            if copied:
+                store.add_chunks(client, collection, copied, [vectors[str(c.id)] for c in copied])
+            for c in copied:
+                c.metadata.pop(UNIT_VECTORS, None)
+            reuse.update(str(c.id) for c in copied)
     summary.reused = len(reuse)
 
     # Similar lengths per batch pad less, so embedding runs at the raw embedder's speed.
@@ -504,6 +510,8 @@ def _fill(
                 bar.update(len(batch))
                 if len(pending[0]) >= WRITE_SLICE or i + step >= len(todo):
                     store.add_chunks(client, collection, *pending)
+                    for c in pending[0]:  # written: don't hold every sentence vector until the end
+                        c.metadata.pop(UNIT_VECTORS, None)
                     pending = ([], [])
                 if pause_at.startswith("embed:") and summary.embedded >= int(pause_at[6:]):
                     _pause(pause_at, settings.index_dir)

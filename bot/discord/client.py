@@ -10,6 +10,7 @@ import asyncio
 import logging
 import sqlite3
 import sys
+import time
 from typing import Any
 
 import aiohttp
@@ -169,7 +170,12 @@ def run(settings: Settings) -> int:
         failed = _connect(lambda: _check_token(token))
         if failed is not None:
             return failed
+        started = time.perf_counter()
         service = build_service(settings, warm=True)
+        # Before the gateway login, so a slow start shows where its time went.
+        log.info(
+            "answer service ready in %.1f s; logging in to Discord", time.perf_counter() - started
+        )
     except CorpusBotError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
