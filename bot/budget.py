@@ -17,6 +17,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 KEEP_DAYS = 31  # older rows are pruned on write: the file stays tiny
+BUSY_TIMEOUT_S = 30.0
+RECORD_ATTEMPTS = 3  # a record is retried when the file stays locked past the busy timeout
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS usage (day TEXT PRIMARY KEY, tokens INTEGER NOT NULL)"
 
@@ -42,9 +44,17 @@ class DailyTokenBudget:
 
     def _connect(self) -> sqlite3.Connection:
         # A connection per call: safe across threads and processes, and cheap at this rate.
+        # WAL lets readers (allow) and the writer (record) proceed together; a generous busy
+        # timeout rides out a loaded machine instead of dropping a record.
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(str(self.path), timeout=5.0, isolation_level=None)
-        db.execute(_SCHEMA)
+        db = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            db.execute(_SCHEMA)
+        except BaseException:
+            db.close()
+            raise
         return db
 
     def used(self) -> int:
@@ -76,17 +86,26 @@ class DailyTokenBudget:
         if tokens == 0:
             return
         today = self._clock().astimezone(UTC).date()
-        try:
-            db = self._connect()
+        for attempt in range(1, RECORD_ATTEMPTS + 1):
             try:
-                db.execute(
-                    "INSERT INTO usage (day, tokens) VALUES (?, ?)"
-                    " ON CONFLICT (day) DO UPDATE SET tokens = tokens + excluded.tokens",
-                    (today.isoformat(), tokens),
-                )
-                cutoff = (today - timedelta(days=KEEP_DAYS)).isoformat()
-                db.execute("DELETE FROM usage WHERE day < ?", (cutoff,))
-            finally:
-                db.close()
-        except sqlite3.Error as err:
-            log.warning("could not record %d tokens in %s: %s", tokens, self.path, err)
+                db = self._connect()
+                try:
+                    db.execute(
+                        "INSERT INTO usage (day, tokens) VALUES (?, ?)"
+                        " ON CONFLICT (day) DO UPDATE SET tokens = tokens + excluded.tokens",
+                        (today.isoformat(), tokens),
+                    )
+                    cutoff = (today - timedelta(days=KEEP_DAYS)).isoformat()
+                    db.execute("DELETE FROM usage WHERE day < ?", (cutoff,))
+                finally:
+                    db.close()
+                return
+            except sqlite3.OperationalError as err:
+                if "locked" in str(err) or "busy" in str(err):
+                    if attempt < RECORD_ATTEMPTS:
+                        continue
+                log.warning("could not record %d tokens in %s: %s", tokens, self.path, err)
+                return
+            except sqlite3.Error as err:
+                log.warning("could not record %d tokens in %s: %s", tokens, self.path, err)
+                return

@@ -112,6 +112,7 @@ class _Lexical:
     chunks: list[Document]
     bm25: bm25s.BM25 | None  # None when the generation has no indexable text
     lexicon: Lexicon
+    position: dict[str, int] = field(default_factory=dict)  # chunk id -> index in `chunks`
 
 
 def chunk_terms(chunk: Document) -> list[str]:
@@ -147,7 +148,10 @@ def _build_lexical(generation: str, chunks: list[Document]) -> _Lexical:
         doc_df=doc_df,
         doc_chunks=doc_chunks,
     )
-    return _Lexical(generation=generation, chunks=chunks, bm25=bm25, lexicon=lexicon)
+    position = {str(c.id): i for i, c in enumerate(chunks)}
+    return _Lexical(
+        generation=generation, chunks=chunks, bm25=bm25, lexicon=lexicon, position=position
+    )
 
 
 def _cosine(a: list[float], b: list[float]) -> float:
@@ -193,14 +197,17 @@ class HybridRetriever(BaseRetriever):
         lex = self.lexical_index(snapshot)
         dense_score = {str(d.id): s for d, s in dense}
         # Dense hits carry their full metadata (sentence vectors); in-memory chunks don't.
-        by_id = {str(c.id): c for c in lex.chunks}
-        by_id.update((str(d.id), d) for d, _ in dense)
+        # Nothing here walks the whole corpus: the id map is built once per generation.
+        by_id: dict[str, Document] = {str(d.id): d for d, _ in dense}
 
         bm25_all = np.zeros(len(lex.chunks), dtype=np.float32)
         q_tokens = tokenize(query)
         if lex.bm25 is not None and q_tokens:
             bm25_all = lex.bm25.get_scores(q_tokens)
-        bm25_score = {str(c.id): float(s) for c, s in zip(lex.chunks, bm25_all, strict=True)}
+        bm25_score: dict[str, float] = {}
+        for cid in dense_score:
+            i = lex.position.get(cid)
+            bm25_score[cid] = float(bm25_all[i]) if i is not None else 0.0
 
         rrf: dict[str, float] = {}
         for rank, (doc, _) in enumerate(dense):
@@ -212,6 +219,8 @@ class HybridRetriever(BaseRetriever):
                     break
                 cid = str(lex.chunks[i].id)
                 rrf[cid] = rrf.get(cid, 0.0) + 1.0 / (RRF_K + rank + 1)
+                bm25_score[cid] = float(bm25_all[i])
+                by_id.setdefault(cid, lex.chunks[i])
 
         top = sorted(rrf, key=lambda cid: rrf[cid], reverse=True)[: self.k]
         missing = [cid for cid in top if cid not in dense_score]
