@@ -25,7 +25,6 @@ import json
 import logging
 import re
 import sys
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,11 +107,9 @@ def build(name: str, corpus: Path, *, settings_overrides: dict | None = None):
     tag = hashlib.sha256(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:6]
     index_dir = CACHE / f"{name}-{_corpus_digest(corpus)}-{tag}"
     settings = Settings(_env_file=None, corpus_dir=corpus, index_dir=index_dir, **overrides)
-    started = time.perf_counter()
     summary = reindex(settings)
     if summary.changed:
         print(f"[{name}] indexed: {summary.line()}", file=sys.stderr)
-    _ = started
     return build_service(settings, build_if_missing=False)
 
 

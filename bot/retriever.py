@@ -65,7 +65,6 @@ class Lexicon:
     """Corpus statistics of one generation: which terms occur, and in how many chunks."""
 
     df: dict[str, int]
-    n: int
     sorted_terms: list[str]
     # (source, chunk_index) -> chunk: lets a quote run on into the next chunk of its section.
     by_position: dict[tuple[str, int], Document] = field(default_factory=dict, repr=False)
@@ -90,10 +89,6 @@ class Lexicon:
         if nxt is None or nxt.metadata.get("section_start") != md.get("section_start"):
             return None
         return nxt
-
-    def idf(self, term: str) -> float:
-        """Rarer terms say more; a term the corpus lacks weighs the most."""
-        return math.log(1 + self.n / self.df.get(term, 0.5))
 
     def has_prefix(self, prefix: str) -> bool:
         i = bisect.bisect_left(self.sorted_terms, prefix)
@@ -142,7 +137,6 @@ def _build_lexical(generation: str, chunks: list[Document]) -> _Lexical:
     }
     lexicon = Lexicon(
         df=dict(df),
-        n=len(chunks),
         sorted_terms=sorted(df),
         by_position=positions,
         doc_df=doc_df,

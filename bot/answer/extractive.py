@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ from bot.answer.features import DECISION_FEATURES, Decision
 from bot.followup import Standalone
 from bot.models import Answer, Citation, deep_link
 from bot.retriever import Lexicon
-from bot.sentences import STOPWORDS, normalize_word, stem, words
+from bot.sentences import STOPWORDS, normalize_word, stem, tokenize, words
 from index.chunker import SECTION_SEP, context_of
 from index.embedder import DIMENSION
 from index.sentences import UNIT_VECTORS, decode_unit_vectors, units_of_chunk
@@ -194,16 +193,6 @@ def units_of(chunk: Document) -> list[Unit]:
     return out
 
 
-def _terms(text: str) -> set[str]:
-    out = set()
-    for raw in words(text):
-        w = normalize_word(raw)
-        if w in STOPWORDS or (len(w) < 2 and not w.isdigit()):
-            continue
-        out.add(stem(w))
-    return out
-
-
 # --- the answerer -------------------------------------------------------------------------
 
 
@@ -275,7 +264,7 @@ class ExtractiveAnswerer:
         wanted = answer_type(q.question)
         passages = [self._passage(d, i, lexicon) for i, d in enumerate(docs)]
         w = self.weights
-        best: tuple[float, Passage, Unit] | None = None
+        best: tuple[float, Passage, Unit, list[Unit]] | None = None
         for p in passages:
             head = coverage(p.context_terms)
             for u in p.units:
@@ -301,11 +290,10 @@ class ExtractiveAnswerer:
                 if self.trace is not None:  # bench/fit_selection.py
                     self.trace.append((p, u, f))
                 if best is None or u.score > best[0]:
-                    best = (u.score, p, u)
+                    best = (u.score, p, u, window)
         if best is None:
             return self._abstain(q, docs, "no prose in the evidence"), {}
-        _, top, unit = best
-        window = self._window(top, unit, wants_code)
+        _, top, unit, window = best
         quoted = set().union(*(u.terms for u in window))
         hard = [t for t in terms if t.hard]
         missing = [t for t in terms if not lexicon.knows(t.term)]
@@ -354,14 +342,14 @@ class ExtractiveAnswerer:
                 text += nxt.page_content[end - n_start :]
                 units += [u for u in units_of(nxt) if u.start >= end]
         for u in units:
-            u.terms = _terms(u.text)
+            u.terms = set(tokenize(u.text))
         section_start = md.get("section_start")
         lead = section_start is not None and start <= int(section_start) + 2
         return Passage(
             chunk=doc,
             rank=rank,
             units=units,
-            context_terms=_terms(context_of(md)),
+            context_terms=set(tokenize(context_of(md))),
             dense=float(md.get("dense_score", 0.0)),
             section_lead=bool(lead)
             or (section_start is None and int(md.get("chunk_index", 1)) == 0),
@@ -417,7 +405,7 @@ class ExtractiveAnswerer:
     def _compose(q: Standalone, p: Passage, window: list[Unit]) -> Answer:
         md = p.chunk.metadata
         start, end = window[0].start, window[-1].end
-        quote = p.text[start - p.text_start : end - p.text_start]
+        quote = ExtractiveAnswerer.quote_of(p, window)
         section = str(md.get("section") or "")
         citation = Citation(
             n=1,
@@ -450,7 +438,3 @@ class ExtractiveAnswerer:
         if near:
             text += " Nearest sources: " + "; ".join(near) + "."
         return Answer(question=q.question, text=text, abstained=True)
-
-
-def sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, x))))
