@@ -114,11 +114,9 @@ def strip_debris(text: str) -> str:
 # --- helpers ----------------------------------------------------------------------------
 
 
-def _first_line_title(text: str, *, markdown: bool = False) -> str | None:
+def _first_line_title(text: str) -> str | None:
     for line in text.split("\n"):
         line = line.strip()
-        if markdown:
-            line = line.lstrip("#").strip()
         if line:
             return line[:MAX_TITLE_CHARS]
     return None
