@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,28 @@ def test_code_is_quoted_only_when_a_sentence_introduces_it(faq_service):
     for question in ("how do I install Widget", "what rights does the installer need"):
         quote = faq_service.answer(question).citations[0].quote
         assert ">>>" not in quote and "--user" in quote
+
+
+@pytest.mark.parametrize("margin", [0.0, 1e9])
+def test_a_second_quote_comes_from_another_chunk_of_the_same_document(faq_service, margin):
+    """A passage ranking within `second_margin` of the best is quoted too, but only from the
+    same document, another chunk, and never overlapping the first quote."""
+    answerer = faq_service.extractive
+    saved = answerer.ranking
+    answerer.ranking = replace(saved, second_margin=margin)
+    try:
+        question = "does every call make a brand new widget?"
+        answer = answerer.answer(question, faq_service.search(question))
+    finally:
+        answerer.ranking = saved
+    assert not answer.abstained
+    if margin == 0.0:
+        assert len(answer.citations) == 1
+        return
+    first, second = answer.citations  # an unbounded margin always finds one on this page
+    assert answer.text == f"“{first.quote}” [1] “{second.quote}” [2]"
+    assert second.source == first.source and second.chunk_id != first.chunk_id
+    assert second.end <= first.start or first.end <= second.start
 
 
 def test_sentence_vectors_are_stored_with_every_chunk(seed_index, minilm):

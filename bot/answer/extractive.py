@@ -33,7 +33,7 @@ import numpy as np
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
-from bot.answer.features import DECISION_FEATURES, Decision
+from bot.answer.features import DECISION_FEATURES, RANK_FEATURES, Decision, Ranking
 from bot.followup import Standalone
 from bot.models import Answer, Citation, deep_link
 from bot.retriever import Lexicon
@@ -196,22 +196,6 @@ def units_of(chunk: Document) -> list[Unit]:
 # --- the answerer -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Weights:
-    """How a sentence is ranked as the place to quote from (the decision to answer at all is
-    `Decision`). Fitted on the dev sets' tune halves by bench/fit_selection.py."""
-
-    lex: float = 0.85  # share of the question's informative words in the sentence
-    sem: float = 1.1  # the sentence's similarity to the question (its vector in context)
-    dense: float = 0.2  # the chunk's similarity to the question (headings included)
-    lead: float = 0.2  # opens a section whose heading matches the question
-    answer_type: float = 0.1  # holds what the question word asks for (a date for "when")
-    rank: float = 0.01  # per retrieval rank: ties go to the retriever's order
-    short: float = 0.2  # a fragment ("-", "Example:") answers nothing alone
-    wlex: float = 1.05  # share of the question's words in the whole quote and its headings
-    wsem: float = 0.3  # the best sentence similarity within the quote
-
-
 class ExtractiveAnswerer:
     """Answers with a verbatim passage from the retrieved chunks, cited [n]; or abstains."""
 
@@ -222,14 +206,14 @@ class ExtractiveAnswerer:
         embeddings: Embeddings,
         common_words: frozenset[str],
         decision: Decision | None = None,
-        weights: Weights | None = None,
+        ranking: Ranking | None = None,
     ) -> None:
         self._lexicon = lexicon
         self._embeddings = embeddings  # the retriever's (cached): the query is embedded once
         self._common = common_words
         self.decision = decision or Decision.default()
-        self.weights = weights or Weights()
-        self.trace: list[tuple[Passage, Unit, dict[str, float]]] | None = None
+        self.ranking = ranking or Ranking.default()
+        self.trace: list[tuple[Passage, list[Unit], dict[str, float]]] | None = None
 
     def answer(self, question: str | Standalone, docs: list[Document]) -> Answer:
         q = question if isinstance(question, Standalone) else Standalone(question)
@@ -263,37 +247,74 @@ class ExtractiveAnswerer:
         wants_code = bool(_CODE_ASKED.search(q.question))
         wanted = answer_type(q.question)
         passages = [self._passage(d, i, lexicon) for i, d in enumerate(docs)]
-        w = self.weights
-        best: tuple[float, Passage, Unit, list[Unit]] | None = None
+        hard_terms = [t for t in terms if t.hard]
+        candidates: list[tuple[Passage, Unit, list[Unit], dict[str, float]]] = []
+        best_bm25 = max(float(d.metadata.get("bm25_score", 0.0)) for d in docs)
+        per_source: dict[str, int] = {}
+        for p in passages:
+            per_source[p.source] = per_source.get(p.source, 0) + 1
         for p in passages:
             head = coverage(p.context_terms)
             for u in p.units:
                 u.lex = coverage(u.terms)
                 u.sem = float(u.vector @ qvec) if u.vector is not None else p.dense
-            for u in p.units[: p.own_units]:
+            own = p.units[: p.own_units]
+            chunk = {
+                "bm25": float(p.chunk.metadata.get("bm25_score", 0.0)) / best_bm25
+                if best_bm25 > 0
+                else 0.0,
+                "chunk_sem": max((u.sem for u in own), default=p.dense),
+                "chunk_lex": coverage(set().union(*(u.terms for u in own)) | p.context_terms),
+                "votes": (per_source[p.source] - 1) / max(1, len(passages) - 1),
+            }
+            for i, u in enumerate(p.units[: p.own_units]):
                 if u.code and not wants_code:
                     continue
                 window = self._window(p, u, wants_code)
-                wsems = [x.sem if x.vector is not None else 0.0 for x in window]
+                after = window[window.index(u) + 1 :]
+                quoted = set().union(*(x.terms for x in window)) | p.context_terms
                 f = {
                     "lex": u.lex,
                     "sem": u.sem,
                     "dense": p.dense,
                     "lead": head if p.section_lead and u.para == 0 else 0.0,
-                    "rank": -float(p.rank),
+                    "heading": head,
                     "answer_type": float(wanted is not None and wanted(u.text)),
+                    "rank": -float(p.rank),
                     "short": -float(len(u.text) < 25),  # "-", "Example:": no answer alone
-                    "wlex": coverage(set().union(*(x.terms for x in window)) | p.context_terms),
-                    "wsem": max(wsems),
+                    "wlex": coverage(quoted),
+                    "wsem": max(x.sem if x.vector is not None else 0.0 for x in window),
+                    "after_sem": max((x.sem for x in after if x.vector is not None), default=0.0),
+                    "after_lex": coverage(set().union(*(x.terms for x in after))),
+                    "asks": float(u.text.rstrip().endswith("?")),
+                    "opens": float(i == 0 or p.units[i - 1].para != u.para),
+                    "hard": (
+                        sum(matches(t.term, quoted) for t in hard_terms) / len(hard_terms)
+                        if hard_terms
+                        else 1.0
+                    ),
+                    "size": min(1.0, (window[-1].end - window[0].start) / QUOTE_CHARS),
+                    **chunk,
                 }
-                u.score = sum(getattr(w, k) * v for k, v in f.items())
-                if self.trace is not None:  # bench/fit_selection.py
-                    self.trace.append((p, u, f))
-                if best is None or u.score > best[0]:
-                    best = (u.score, p, u, window)
-        if best is None:
+                candidates.append((p, u, window, f))
+        if not candidates:
             return self._abstain(q, docs, "no prose in the evidence"), {}
-        _, top, unit, window = best
+        # Question-relative features: which candidate leads on meaning, words, chunk.
+        top_sem = max(f["sem"] for *_, f in candidates)
+        top_lex = max(f["lex"] for *_, f in candidates)
+        top_dense = max(f["dense"] for *_, f in candidates)
+        for p, u, window, f in candidates:
+            f["sem_top"] = float(f["sem"] >= top_sem)
+            f["lex_top"] = float(f["lex"] >= top_lex)
+            f["dense_top"] = float(f["dense"] >= top_dense)
+            f["holds_top"] = float(f["chunk_sem"] >= top_sem)
+            assert set(f) == set(RANK_FEATURES)
+            u.score = self.ranking.score(f)
+            if self.trace is not None:  # bench/fit_ranker.py
+                self.trace.append((p, window, f))
+        ranked = sorted(candidates, key=lambda c: -c[1].score)
+        top, unit, window, _ = ranked[0]
+        second = self._second(ranked)
         quoted = set().union(*(u.terms for u in window))
         hard = [t for t in terms if t.hard]
         missing = [t for t in terms if not lexicon.knows(t.term)]
@@ -317,7 +338,7 @@ class ExtractiveAnswerer:
         assert set(features) == set(DECISION_FEATURES)
         p_answer = self.decision.probability(features)
         features["p"] = p_answer
-        composed = self._compose(q, top, window)
+        composed = self._compose(q, [(top, window)] + ([second] if second else []))
         if p_answer < self.decision.threshold:
             reason = ", ".join(f"{k} {v:.2f}" for k, v in features.items())
             declined = self._abstain(q, docs, f"declined ({reason})")
@@ -401,19 +422,35 @@ class ExtractiveAnswerer:
 
     # --- output ---------------------------------------------------------------------------
 
-    @staticmethod
-    def _compose(q: Standalone, p: Passage, window: list[Unit]) -> Answer:
-        md = p.chunk.metadata
+    def _second(
+        self, ranked: list[tuple[Passage, Unit, list[Unit], dict[str, float]]]
+    ) -> tuple[Passage, list[Unit]] | None:
+        """Another passage of the same document, from another chunk, that ranks nearly as
+        well as the best: when the ranking can't tell them apart, quote both. Documents often
+        restate a question before answering it a paragraph or a chunk later."""
+        top, unit, window, _ = ranked[0]
         start, end = window[0].start, window[-1].end
-        quote = ExtractiveAnswerer.quote_of(p, window)
+        for p, u, w, _ in ranked[1:]:
+            if unit.score - u.score > self.ranking.second_margin:
+                return None
+            if p.source != top.source or p.rank == top.rank:
+                continue
+            if w[0].start < end and start < w[-1].end:  # overlaps the first quote
+                continue
+            return p, w
+        return None
+
+    @staticmethod
+    def _citation(n: int, p: Passage, window: list[Unit]) -> Citation:
+        md = p.chunk.metadata
         section = str(md.get("section") or "")
-        citation = Citation(
-            n=1,
+        return Citation(
+            n=n,
             title=str(md.get("title") or p.source),
             source=p.source,
-            quote=quote,
-            start=start,
-            end=end,
+            quote=ExtractiveAnswerer.quote_of(p, window),
+            start=window[0].start,
+            end=window[-1].end,
             page=md.get("page"),
             publisher=md.get("publisher"),
             author=md.get("author"),
@@ -424,7 +461,12 @@ class ExtractiveAnswerer:
             heading_path=section or None,
             anchor=md.get("anchor"),
         )
-        return Answer(question=q.question, text=f"“{quote}” [1]", citations=[citation])
+
+    @staticmethod
+    def _compose(q: Standalone, quotes: list[tuple[Passage, list[Unit]]]) -> Answer:
+        citations = [ExtractiveAnswerer._citation(n, p, w) for n, (p, w) in enumerate(quotes, 1)]
+        text = " ".join(f"“{c.quote}” [{c.n}]" for c in citations)
+        return Answer(question=q.question, text=text, citations=citations)
 
     def _abstain(self, q: Standalone, docs: list[Document], reason: str) -> Answer:
         log.debug("abstain on %r: %s", q.question, reason)

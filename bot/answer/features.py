@@ -72,3 +72,70 @@ class Decision:
             },
             bias=-4.2,
         )
+
+
+# --- where to quote from ------------------------------------------------------------------
+
+RANK_FILE = Path(__file__).with_name("ranking.json")
+RANK_FEATURES = (
+    "lex",  # idf share of the question's words in the sentence
+    "sem",  # the sentence's cosine to the question (its vector pooled in context)
+    "dense",  # the chunk's cosine to the question (headings included)
+    "lead",  # opens a section, times how much of the question its heading path covers
+    "heading",  # how much of the question the chunk's heading path covers
+    "answer_type",  # holds what the question word asks for (a date for "when")
+    "rank",  # minus the chunk's retrieval rank
+    "short",  # minus 1 for a fragment ("-", "Example:") that answers nothing alone
+    "wlex",  # idf share of the question's words in the whole quote and its headings
+    "wsem",  # the best sentence cosine within the quote
+    "after_sem",  # the best cosine among the quoted sentences after this one
+    "after_lex",  # idf share of the question's words in the quoted sentences after this one
+    "asks",  # the sentence is itself a question (FAQ-style restatement)
+    "opens",  # the sentence opens its paragraph
+    "hard",  # share of the question's names/numbers/rare words in the quote and headings
+    "size",  # the quote's length, as a share of the longest quote
+    "sem_top",  # the best-matching sentence of all retrieved chunks
+    "lex_top",  # the sentence sharing most of the question's words
+    "dense_top",  # from the chunk most similar to the question
+    "bm25",  # the chunk's BM25 score, as a share of the best among the retrieved chunks
+    "chunk_sem",  # the best sentence cosine in the chunk
+    "chunk_lex",  # idf share of the question's words in the whole chunk and its headings
+    "votes",  # share of the other retrieved chunks from the same document
+    "holds_top",  # the chunk holds the best-matching sentence of all retrieved chunks
+)
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """A linear score over `RANK_FEATURES`; the highest-scoring sentence is quoted around.
+    Fitted listwise on the dev sets' tune halves by `bench/fit_ranker.py`."""
+
+    weights: dict[str, float] = field(default_factory=dict)
+    # A passage of the same document (another chunk) scoring within this of the best is
+    # quoted too: the ranking can't tell the two apart (exp(-margin) relative likelihood).
+    second_margin: float = 0.0
+
+    def score(self, features: dict[str, float]) -> float:
+        return sum(w * features[k] for k, w in self.weights.items())
+
+    @classmethod
+    def load(cls, path: Path = RANK_FILE) -> Ranking:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return cls(
+            weights={k: float(data["weights"].get(k, 0.0)) for k in RANK_FEATURES},
+            second_margin=float(data.get("second_margin", 0.0)),
+        )
+
+    @classmethod
+    def default(cls) -> Ranking:
+        return cls.load() if RANK_FILE.exists() else cls.prior()
+
+    @classmethod
+    def prior(cls) -> Ranking:
+        """Hand-set before any fitting: words and meaning shared with the question."""
+        return cls(
+            weights={
+                "lex": 0.85, "sem": 1.1, "dense": 0.2, "lead": 0.2, "answer_type": 0.1,
+                "rank": 0.01, "short": 0.2, "wlex": 1.05, "wsem": 0.3,
+            }  # fmt: skip
+        )
