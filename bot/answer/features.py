@@ -135,7 +135,14 @@ class Ranking:
         """Hand-set before any fitting: words and meaning shared with the question."""
         return cls(
             weights={
-                "lex": 0.85, "sem": 1.1, "dense": 0.2, "lead": 0.2, "answer_type": 0.1,
-                "rank": 0.01, "short": 0.2, "wlex": 1.05, "wsem": 0.3,
+                "lex": 0.85,
+                "sem": 1.1,
+                "dense": 0.2,
+                "lead": 0.2,
+                "answer_type": 0.1,
+                "rank": 0.01,
+                "short": 0.2,
+                "wlex": 1.05,
+                "wsem": 0.3,
             }  # fmt: skip
         )
