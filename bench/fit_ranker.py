@@ -113,7 +113,7 @@ def fit(rows: Rows, *, l2: float, steps: int = 3000, lr: float = 0.3) -> np.ndar
     usable = [(r.x, r.y) for r in rows if r.y.any() and not r.y.all()]
     scale = np.max(np.abs(np.vstack([x for x, _ in usable])), axis=0)
     scale[scale == 0] = 1.0
-    w = np.zeros(len(RANK_FEATURES))
+    w = np.zeros(usable[0][0].shape[1])
     for _ in range(steps):
         grad = l2 * w
         for x, y in usable:
