@@ -9,9 +9,9 @@ import sys
 from collections.abc import Sequence
 
 from bot.render_text import render_text
+from bot.settings import BotSettings, load_bot_settings
 from index.errors import CorpusBotError, QuestionRejected
 from index.logs import configure_logging, package_version
-from index.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _configure_logging(settings: Settings, *, terminal: bool) -> None:
+def _configure_logging(settings: BotSettings, *, terminal: bool) -> None:
     # In the terminal, INFO chatter would bury the answer unless LOG_LEVEL was asked for.
     level = settings.log_level
     if terminal and "log_level" not in settings.model_fields_set:
@@ -45,7 +45,7 @@ def _configure_logging(settings: Settings, *, terminal: bool) -> None:
     configure_logging(level)
 
 
-def has_token(settings: Settings) -> bool:
+def has_token(settings: BotSettings) -> bool:
     token = settings.discord_token
     return token is not None and bool(token.get_secret_value().strip())
 
@@ -54,13 +54,13 @@ def _announce(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _service(settings: Settings):
+def _service(settings: BotSettings):
     from bot.service import build_service  # heavy imports (onnxruntime, chromadb)
 
     return build_service(settings, announce=_announce)
 
 
-def _ask(settings: Settings, question: str, as_json: bool) -> int:
+def _ask(settings: BotSettings, question: str, as_json: bool) -> int:
     service = _service(settings)
     if question != "-":
         answer = service.answer(question)
@@ -82,7 +82,7 @@ def _ask(settings: Settings, question: str, as_json: bool) -> int:
     return 1 if failed else 0
 
 
-def _chat(settings: Settings, *, hint: bool) -> int:
+def _chat(settings: BotSettings, *, hint: bool) -> int:
     if hint:
         print(DISCORD_HINT, flush=True)
     service = _service(settings)
@@ -110,7 +110,7 @@ def _chat(settings: Settings, *, hint: bool) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings()
+        settings = load_bot_settings()
         command = args.command
         if command is None:
             command = "discord" if has_token(settings) else "chat"

@@ -33,8 +33,8 @@ from bot.citations import claim_supported
 from bot.mentions import MASS_MENTION, MENTION, neutralize_mentions
 from bot.models import Answer, Citation
 from bot.sentences import Sentence, best_sentences, split_sentences
+from bot.settings import BotSettings
 from index.errors import LLMError
-from index.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ _ROLE_ECHO = re.compile(r"^\s*(?:user|bot|assistant|ai|human)\s*:", re.I)
 _LABEL = re.compile(r"^\s*(?:standalone\s+)?(?:question|rewritten(?: question)?)\s*:\s*", re.I)
 
 
-def make_chat_model(settings: Settings) -> BaseChatModel | None:
+def make_chat_model(settings: BotSettings) -> BaseChatModel | None:
     """ChatOpenAI for the configured endpoint, or None when no key and no base URL are set."""
     if not settings.llm_enabled:
         return None
@@ -96,7 +96,7 @@ def make_chat_model(settings: Settings) -> BaseChatModel | None:
     )
 
 
-def llm_deadline_s(settings: Settings) -> float:
+def llm_deadline_s(settings: BotSettings) -> float:
     """Wall-clock bound for one answer step: every attempt at full timeout, plus slack,
     capped so that a follow-up rewrite plus the answer still reply within REPLY_WITHIN_S."""
     wanted = settings.llm_timeout_s * (settings.llm_max_retries + 1) + 2.0

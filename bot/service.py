@@ -17,8 +17,8 @@ from bot.answer.extractive import ExtractiveAnswerer, load_common_words
 from bot.chain import create_chain
 from bot.models import Answer
 from bot.retriever import HybridRetriever, QueryCachedEmbeddings
+from bot.settings import BotSettings
 from index.errors import CorpusBotError, IndexNotReady, QuestionRejected
-from index.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class AnswerService:
         *,
         chain: Runnable,
         reader: Any,
-        settings: Settings,
+        settings: BotSettings,
         retriever: Any = None,
         extractive: Any = None,
     ) -> None:
@@ -136,7 +136,7 @@ class AnswerService:
 
 
 def build_service(
-    settings: Settings,
+    settings: BotSettings,
     *,
     build_if_missing: bool = True,
     announce: Callable[[str], None] = log.warning,
@@ -201,7 +201,7 @@ def build_service(
     )
 
 
-def _llm_answerer(settings: Settings) -> Any:
+def _llm_answerer(settings: BotSettings) -> Any:
     from bot.budget import DailyTokenBudget
     from bot.llm import LLMAnswerer, llm_deadline_s, make_chat_model
     from bot.prompts import load_prompt

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bot.settings import BotSettings
 from index.chunker import chunk_document
 from index.loader import load_corpus
 from index.pipeline import PAUSE_ENV
@@ -40,7 +41,7 @@ def wait_until(cond: Callable[[], bool], what: str, timeout: float = 60) -> None
 
 def subprocess_env(settings: Settings | None = None, **extra: str) -> dict[str, str]:
     """This environment minus any setting, plus the corpus/index of `settings` and `extra`."""
-    env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
+    env = {k: v for k, v in os.environ.items() if k.lower() not in BotSettings.model_fields}
     env["PYTHONPATH"] = str(REPO_ROOT)
     if settings is not None:
         env["CORPUS_DIR"] = str(settings.corpus_dir)

@@ -15,8 +15,9 @@ from pydantic import SecretStr
 from bot.budget import KEEP_DAYS, DailyTokenBudget
 from bot.llm import CONDENSE_MAX_TOKENS
 from bot.service import AnswerService, build_service
+from bot.settings import BotSettings
 from index.errors import QuestionRejected
-from index.settings import REPO_ROOT, Settings
+from index.settings import REPO_ROOT
 from tests.fakes import openai_server as oai
 from tests.fakes.openai_server import FakeOpenAIServer
 
@@ -148,7 +149,7 @@ def test_unreadable_budget_file_fails_closed(tmp_path, caplog):
 
 
 @pytest.fixture
-def llm_service(seed_index: Settings, openai_fake: FakeOpenAIServer):
+def llm_service(seed_index: BotSettings, openai_fake: FakeOpenAIServer):
     def make(**overrides) -> AnswerService:
         values = {
             "openai_base_url": openai_fake.base_url,

@@ -5,13 +5,16 @@ import pytest
 from bot.followup import Standalone, condense, needs_context, rule_condense
 from bot.prompts import load_prompt, parse_prompt
 from bot.service import EMPTY_QUESTION, build_service
+from bot.settings import BotSettings
 from index.errors import ConfigError, LLMError, QuestionRejected
-from index.settings import REPO_ROOT, Settings
+from index.settings import REPO_ROOT
 from tests.fakes.openai_server import chat, server_error
 
 
-def _settings(seed: Settings, **extra) -> Settings:
-    return Settings(_env_file=None, corpus_dir=seed.corpus_dir, index_dir=seed.index_dir, **extra)
+def _settings(seed: BotSettings, **extra) -> BotSettings:
+    return BotSettings(
+        _env_file=None, corpus_dir=seed.corpus_dir, index_dir=seed.index_dir, **extra
+    )
 
 
 @pytest.fixture(scope="module")

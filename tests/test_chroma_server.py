@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from bot.settings import BotSettings
 from index import store
 from index.chunker import chunk_document
 from index.embedder import embedder_id
 from index.errors import StoreUnavailable
 from index.loader import load_corpus
 from index.pipeline import reindex
-from index.settings import Settings
 
 CHROMA = Path(sys.executable).parent / "chroma"
 
@@ -72,7 +72,7 @@ def test_pipeline_and_reader_through_a_chroma_server(
     chroma_server, make_settings, corpus_dir: Path, minilm
 ):
     port, server = chroma_server
-    settings: Settings = make_settings(
+    settings: BotSettings = make_settings(
         corpus_dir=corpus_dir, chroma_host="127.0.0.1", chroma_port=port
     )
     first = reindex(settings, embeddings=minilm)

@@ -22,7 +22,7 @@ from bot.discord.client import CorpusBot, make_bot, run
 from bot.discord.feedback import FeedbackStore
 from bot.discord.limits import Limiter
 from bot.service import AnswerService, build_service
-from index.settings import Settings
+from bot.settings import BotSettings
 from tests.fakes.discord_server import FLAG_EPHEMERAL, FakeDiscord
 from tests.fixtures.discord import FAST_GUILD_READY, running_client
 
@@ -33,11 +33,11 @@ QUESTION = "When did North Korea start mining bitcoin?"
 
 
 @pytest.fixture(scope="module")
-def seed_service(seed_index: Settings) -> AnswerService:
+def seed_service(seed_index: BotSettings) -> AnswerService:
     return build_service(seed_index, build_if_missing=False)
 
 
-def bot_settings(base: Settings, fake: FakeDiscord, **overrides) -> Settings:
+def bot_settings(base: BotSettings, fake: FakeDiscord, **overrides) -> BotSettings:
     values = {
         "discord_guild_id": fake.guild_id,
         "user_cooldown_s": 0.0,
@@ -49,7 +49,7 @@ def bot_settings(base: Settings, fake: FakeDiscord, **overrides) -> Settings:
 
 @contextlib.asynccontextmanager
 async def running_bot(
-    fake: FakeDiscord, settings: Settings, service: AnswerService, db: Path
+    fake: FakeDiscord, settings: BotSettings, service: AnswerService, db: Path
 ) -> AsyncIterator[CorpusBot]:
     feedback = FeedbackStore(path=db)
     limiter = Limiter.from_settings(settings)
@@ -106,7 +106,7 @@ def sources_text(message: dict) -> str:
 
 
 async def test_mention_opens_thread_and_follow_up_uses_history(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     fake = fake_discord
     general = fake.channel_ids["general"]
@@ -142,7 +142,7 @@ async def test_mention_opens_thread_and_follow_up_uses_history(
 
 
 async def test_reply_to_bot_message_is_a_follow_up(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     fake = fake_discord
     general = fake.channel_ids["general"]
@@ -158,7 +158,7 @@ async def test_reply_to_bot_message_is_a_follow_up(
 
 
 async def test_slash_ask_defers_then_answers_with_sources(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     fake = fake_discord
     general = fake.channel_ids["general"]
@@ -200,7 +200,7 @@ async def test_slash_ask_defers_then_answers_with_sources(
 
 
 async def test_declined_question_and_stats(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     fake = fake_discord
     general = fake.channel_ids["general"]
@@ -255,7 +255,7 @@ async def test_declined_question_and_stats(
 
 
 async def test_reindex_refused_for_non_admin_and_run_for_admin(
-    fake_discord: FakeDiscord, index_settings: Settings, tmp_path: Path
+    fake_discord: FakeDiscord, index_settings: BotSettings, tmp_path: Path
 ) -> None:
     fake = fake_discord
     general = fake.channel_ids["general"]
@@ -300,7 +300,7 @@ async def test_reindex_refused_for_non_admin_and_run_for_admin(
 
 
 async def test_cooldown_second_question_gets_short_message(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     fake = fake_discord
     general = fake.channel_ids["general"]
@@ -327,7 +327,7 @@ async def test_cooldown_second_question_gets_short_message(
 
 
 async def test_rate_limited_send_is_retried_once(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     fake = fake_discord
     general = fake.channel_ids["general"]
@@ -348,7 +348,7 @@ async def test_rate_limited_send_is_retried_once(
 
 
 async def test_overlong_question_rejected_in_place(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     fake = fake_discord
     general = fake.channel_ids["general"]
@@ -371,7 +371,7 @@ async def test_overlong_question_rejected_in_place(
 
 def test_bad_token_exits_2_with_clear_message(
     fake_discord: FakeDiscord,
-    index_settings: Settings,
+    index_settings: BotSettings,
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -385,7 +385,7 @@ def test_bad_token_exits_2_with_clear_message(
 
 
 def test_unreachable_discord_exits_1_with_clear_message(
-    index_settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    index_settings: BotSettings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with socket.socket() as s:  # a loopback port with nothing listening
         s.bind(("127.0.0.1", 0))
@@ -420,7 +420,7 @@ class GatedService:
 @pytest.mark.parametrize("abrupt", [False, True], ids=["close-4000", "tcp-cut"])
 async def test_gateway_dropped_mid_answer_resumes_and_delivers_once(
     fake_discord: FakeDiscord,
-    seed_index: Settings,
+    seed_index: BotSettings,
     seed_service: AnswerService,
     tmp_path: Path,
     abrupt: bool,
@@ -460,7 +460,7 @@ def ephemeral_replies(fake: FakeDiscord) -> list[dict]:
 
 
 async def test_dm_question_is_answered_in_the_dm_and_follow_up_uses_its_history(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     fake = fake_discord
     # Global commands (no guild id): Discord offers only those in DMs.
@@ -501,7 +501,7 @@ async def test_dm_question_is_answered_in_the_dm_and_follow_up_uses_its_history(
 
 
 async def test_dms_disabled_get_no_answer_and_ask_is_refused(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     fake = fake_discord
     general = fake.channel_ids["general"]
@@ -527,7 +527,7 @@ async def test_dms_disabled_get_no_answer_and_ask_is_refused(
 
 
 async def test_channel_allow_list(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     fake = fake_discord
     general, random = fake.channel_ids["general"], fake.channel_ids["random"]
@@ -562,7 +562,7 @@ async def test_channel_allow_list(
 
 
 async def test_sharded_bot_answers_over_two_shards(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     fake = fake_discord
     general = fake.channel_ids["general"]

@@ -18,7 +18,7 @@ from bot.discord.feedback import FeedbackStore
 from bot.discord.limits import Limiter
 from bot.discord.routing import FORUM_DECLINE_NOTICE
 from bot.service import AnswerService, build_service
-from index.settings import Settings
+from bot.settings import BotSettings
 from tests.fakes.discord_server import FLAG_EPHEMERAL, FakeDiscord
 from tests.fixtures.discord import FAST_GUILD_READY, running_client
 from tests.test_discord_e2e import (
@@ -48,7 +48,7 @@ OFF_TOPIC = [
 
 
 @pytest.fixture(scope="module")
-def seed_service(seed_index: Settings) -> AnswerService:
+def seed_service(seed_index: BotSettings) -> AnswerService:
     return build_service(seed_index, build_if_missing=False)
 
 
@@ -80,7 +80,7 @@ def settled(db: Path, thread_ids: list[int]) -> bool:
 
 
 async def test_forum_burst_restart_no_duplicates_and_follow_up(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     fake = fake_discord
     forum = fake.channel_ids["help-forum"]
@@ -159,7 +159,7 @@ async def test_forum_burst_restart_no_duplicates_and_follow_up(
 
 
 async def test_forum_decline_notice_and_other_channels_ignored(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     fake = fake_discord
     forum = fake.channel_ids["help-forum"]
@@ -205,7 +205,7 @@ async def test_forum_decline_notice_and_other_channels_ignored(
 
 
 async def test_forum_not_configured_posts_ignored(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     fake = fake_discord
     forum = fake.channel_ids["help-forum"]
@@ -220,7 +220,7 @@ async def test_forum_not_configured_posts_ignored(
 
 
 async def test_restart_while_a_post_is_being_answered_answers_it_once(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     """The bot goes down with an answer in flight: the next process finds the post claimed but
     unanswered (no bot message in it), takes it over and answers; the old one never posts."""

@@ -10,7 +10,7 @@ import pytest
 
 from bot.discord.handoff import handoff_text
 from bot.service import AnswerService, build_service
-from index.settings import Settings
+from bot.settings import BotSettings
 from tests.fakes.discord_server import FLAG_EPHEMERAL, FakeDiscord
 from tests.test_discord_e2e import (
     LIVE_MENTION,
@@ -30,7 +30,7 @@ OFF_TOPIC = "What is the capital of France?"
 
 
 @pytest.fixture(scope="module")
-def seed_service(seed_index: Settings) -> AnswerService:
+def seed_service(seed_index: BotSettings) -> AnswerService:
     return build_service(seed_index, build_if_missing=False)
 
 
@@ -44,7 +44,7 @@ def callbacks(fake: FakeDiscord) -> list[dict[str, Any]]:
 
 
 async def test_ask_the_docs_answers_the_selected_message(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     fake = fake_discord
     general = fake.channel_ids["general"]
@@ -121,7 +121,7 @@ def with_custom_id(fake: FakeDiscord, channel_id: int, prefix: str) -> list[dict
 async def test_ask_a_human_hands_off_declined_and_downvoted_answers(
     fake_discord: FakeDiscord,
     fake_discord_options: dict[str, Any],
-    seed_index: Settings,
+    seed_index: BotSettings,
     seed_service: AnswerService,
     tmp_path: Path,
 ) -> None:
@@ -197,7 +197,7 @@ async def test_ask_a_human_hands_off_declined_and_downvoted_answers(
 
 
 async def test_no_help_channel_no_hand_off_button(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     fake = fake_discord
     general = fake.channel_ids["general"]
@@ -231,7 +231,7 @@ def test_handoff_text_defuses_mentions_and_fits() -> None:
 
 @pytest.mark.parametrize("fake_discord_options", [{"forums": ("chat",)}])
 async def test_ephemeral_decline_does_not_turn_a_thread_into_a_conversation(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     fake = fake_discord
     settings = bot_settings(seed_index, fake)  # the forum is not watched: a plain thread

@@ -11,11 +11,11 @@ from langchain_core.embeddings import Embeddings
 from bot.answer.extractive import NOT_FOUND, answer_type, load_common_words, question_terms
 from bot.followup import Standalone
 from bot.service import build_service
+from bot.settings import BotSettings
 from index.embedder import TOKENIZER_PATH, embedder_id
 from index.loader import load_file
 from index.pipeline import reindex
 from index.sentences import UNIT_VECTORS, decode_unit_vectors, units_of_chunk
-from index.settings import Settings
 from index.store import IndexReader, make_client
 
 SITES = Path(__file__).parent / "data" / "sites"
@@ -50,7 +50,7 @@ def faq_service(tmp_path_factory, minilm):
     corpus = root / "corpus"
     corpus.mkdir()
     shutil.copy(SITES / "sphinx-alabaster" / "faq.html", corpus / "faq.html")
-    settings = Settings(_env_file=None, corpus_dir=corpus, index_dir=root / "index")
+    settings = BotSettings(_env_file=None, corpus_dir=corpus, index_dir=root / "index")
     reindex(settings, embeddings=minilm)
     return build_service(settings, build_if_missing=False)
 

@@ -20,7 +20,7 @@ READER = """
 import json, sys, time
 from pathlib import Path
 from index.embedder import MiniLMEmbeddings, embedder_id
-from index.settings import Settings
+from bot.settings import BotSettings as Settings
 from index.store import IndexReader, make_client
 
 out, mark, stop = (Path(a) for a in sys.argv[1:4])

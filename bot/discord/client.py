@@ -22,8 +22,8 @@ from bot.discord.feedback import FeedbackStore
 from bot.discord.limits import Limiter
 from bot.discord.views import FeedbackButton, HandoffButton
 from bot.service import build_service
+from bot.settings import BotSettings
 from index.errors import CorpusBotError
-from index.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class CorpusBot(commands.Bot):
         self,
         *,
         service: Any,  # bot.service.AnswerService
-        settings: Settings,
+        settings: BotSettings,
         feedback: FeedbackStore,
         limiter: Limiter,
         **options: Any,
@@ -88,7 +88,12 @@ class ShardedCorpusBot(CorpusBot, commands.AutoShardedBot):
 
 
 def make_bot(
-    *, service: Any, settings: Settings, feedback: FeedbackStore, limiter: Limiter, **options: Any
+    *,
+    service: Any,
+    settings: BotSettings,
+    feedback: FeedbackStore,
+    limiter: Limiter,
+    **options: Any,
 ) -> CorpusBot:
     cls = CorpusBot
     if settings.discord_shard_count:
@@ -139,7 +144,7 @@ def _connect(coro_factory: Any) -> int | None:
     return None
 
 
-def open_feedback(settings: Settings) -> FeedbackStore:
+def open_feedback(settings: BotSettings) -> FeedbackStore:
     """The feedback DB; in memory when INDEX_DIR is read-only (answering must go on)."""
     try:
         return FeedbackStore(path=settings.feedback_db)
@@ -152,7 +157,7 @@ def open_feedback(settings: Settings) -> FeedbackStore:
         return FeedbackStore(path=":memory:")
 
 
-def run(settings: Settings) -> int:
+def run(settings: BotSettings) -> int:
     """Run the bot until interrupted; returns the process exit code.
 
     Cheap checks first, so a maintainer waits seconds, not a model warm-up, to learn that the

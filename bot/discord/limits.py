@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from index.settings import Settings
+from bot.settings import BotSettings
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class Limiter:
         self.active = 0
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Limiter:
+    def from_settings(cls, settings: BotSettings) -> Limiter:
         return cls(
             cooldown_s=settings.user_cooldown_s,
             max_concurrent=settings.max_concurrent_answers,
