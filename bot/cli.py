@@ -8,14 +8,14 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from bot.errors import QuestionRejected, user_text
 from bot.render_text import render_text
 from bot.settings import BotSettings, load_bot_settings
-from index.errors import CorpusBotError, QuestionRejected
+from index.errors import CorpusBotError
 from index.logs import configure_logging, package_version
 
 log = logging.getLogger(__name__)
 
-NO_TOKEN = "DISCORD_TOKEN is not set; put the bot token in .env or the environment."
 HISTORY_TURNS = 5  # follow-ups look this many exchanges back
 DISCORD_HINT = (
     "Offline chat mode. To run the Discord bot, set DISCORD_TOKEN (see README); "
@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _configure_logging(settings, terminal=command != "discord")
         if command == "discord":
             if not has_token(settings):  # before the heavy imports of discord mode
-                print(NO_TOKEN, file=sys.stderr)
+                print(user_text("no_token"), file=sys.stderr)
                 return 2
             from bot.discord.client import run
 

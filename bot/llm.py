@@ -30,15 +30,14 @@ from langchain_core.prompts import ChatPromptTemplate
 
 from bot.budget import DailyTokenBudget
 from bot.citations import claim_supported
+from bot.errors import USER_TEXTS, LLMError
 from bot.mentions import MASS_MENTION, MENTION, neutralize_mentions
 from bot.models import Answer, Citation
 from bot.sentences import Sentence, best_sentences, split_sentences
 from bot.settings import BotSettings
-from index.errors import LLMError
 
 log = logging.getLogger(__name__)
 
-ABSTAIN_TEXT = "I couldn't find that in the indexed sources."
 CONDENSE_MAX_TOKENS = 96
 CONDENSE_MAX_CHARS = 300
 REPLY_WITHIN_S = 30.0  # what a user may wait, LLM failures and fallback included
@@ -46,18 +45,6 @@ CONDENSE_DEADLINE_S = 5.0  # a follow-up rewrite must leave the answer most of t
 _PLACEHOLDER = re.compile("\x00(\\d+)\x00")
 _GRACE_S = 0.5  # the watchdog fires this long after the HTTP timeout should have
 _RETRYABLE = frozenset({"timeout", "rate_limit", "server", "connection"})
-
-USER_MESSAGES = {
-    "timeout": "The language model took too long to answer.",
-    "rate_limit": "The language model is rate-limited right now.",
-    "quota": "The language model's API quota is used up.",
-    "server": "The language model service had an error.",
-    "connection": "Could not reach the language model service.",
-    "malformed": "The language model returned an unusable reply.",
-    "auth": "The language model API key was rejected.",
-    "bad_request": "The language model service rejected the request.",
-    "budget": "Today's language-model budget is used up.",
-}
 
 # [1], [1, 2], [1 and 2], [Source 1]; not [1](url), which is a markdown link.
 _MARKER = re.compile(r"\[\s*(?:sources?\s*)?(\d{1,3}(?:\s*(?:,|and)\s*\d{1,3})*)\s*\](?!\()", re.I)
@@ -239,7 +226,7 @@ class LLMAnswerer:
     def condense(self, question: str, history: Sequence[tuple[str, str]]) -> str:
         """Rewrite a follow-up as a standalone question; LLMError when the reply is unusable."""
         if self._condense_prompt is None:
-            raise LLMError(USER_MESSAGES["malformed"], kind="malformed")
+            raise LLMError(USER_TEXTS["malformed"], kind="malformed")
         messages = self._condense_prompt.format_messages(
             question=question, history=format_history(history)
         )
@@ -254,7 +241,7 @@ class LLMAnswerer:
         text = _LABEL.sub("", lines[0]).strip().strip("\"'“”").strip() if lines else ""
         if not text or len(text) > CONDENSE_MAX_CHARS or _ROLE_ECHO.match(text):
             log.warning("LLM condense gave an unusable rewrite (%d chars)", len(raw))
-            raise LLMError(USER_MESSAGES["malformed"], kind="malformed")
+            raise LLMError(USER_TEXTS["malformed"], kind="malformed")
         return neutralize_mentions(text)
 
     # --- the bounded call -----------------------------------------------------------------
@@ -270,7 +257,7 @@ class LLMAnswerer:
     ) -> str:
         if self._budget is not None and not self._budget.allow():
             log.warning("LLM %s skipped: the daily token budget is used up", what)
-            raise LLMError(USER_MESSAGES["budget"], kind="budget")
+            raise LLMError(USER_TEXTS["budget"], kind="budget")
         deadline = time.monotonic() + deadline_s
         attempts = max_retries + 1
         for attempt in range(1, attempts + 1):
@@ -280,7 +267,7 @@ class LLMAnswerer:
             timeout = (remaining - _GRACE_S) / (attempts - attempt + 1)
             try:
                 if timeout <= 0.05:
-                    raise LLMError(USER_MESSAGES["timeout"], kind="timeout")
+                    raise LLMError(USER_TEXTS["timeout"], kind="timeout")
                 message = _call_with_deadline(
                     lambda t=timeout: self._llm.invoke(messages, timeout=t, **kwargs),
                     timeout + _GRACE_S,
@@ -288,7 +275,7 @@ class LLMAnswerer:
                 text = _message_text(message)
                 self._record_usage(message, messages, text)
                 if not text.strip():
-                    raise LLMError(USER_MESSAGES["malformed"], kind="malformed")
+                    raise LLMError(USER_TEXTS["malformed"], kind="malformed")
                 return text
             except Exception as exc:  # noqa: BLE001 - every failure maps to one LLMError
                 cause = exc
@@ -319,7 +306,7 @@ class LLMAnswerer:
         """Like `_invoke`, streamed: yields deltas, returns the whole text; same deadline."""
         if self._budget is not None and not self._budget.allow():
             log.warning("LLM answer skipped: the daily token budget is used up")
-            raise LLMError(USER_MESSAGES["budget"], kind="budget")
+            raise LLMError(USER_TEXTS["budget"], kind="budget")
         deadline = time.monotonic() + deadline_s
         attempts = max_retries + 1
         for attempt in range(1, attempts + 1):
@@ -328,7 +315,7 @@ class LLMAnswerer:
             parts: list[str] = []
             try:
                 if timeout <= 0.05:
-                    raise LLMError(USER_MESSAGES["timeout"], kind="timeout")
+                    raise LLMError(USER_TEXTS["timeout"], kind="timeout")
                 # Each read is bounded by the HTTP timeout; the whole reply by the deadline.
                 stream = _StreamWorker(self._llm, messages, timeout=timeout)
                 try:
@@ -340,7 +327,7 @@ class LLMAnswerer:
                 text = "".join(parts)
                 self._record_usage(stream.message, messages, text)
                 if not text.strip():
-                    raise LLMError(USER_MESSAGES["malformed"], kind="malformed")
+                    raise LLMError(USER_TEXTS["malformed"], kind="malformed")
                 return text
             except Exception as exc:  # noqa: BLE001 - every failure maps to one LLMError
                 cause = exc
@@ -444,7 +431,7 @@ class LLMAnswerer:
 
     @staticmethod
     def _abstain(question: str) -> Answer:
-        return Answer(question=question, text=ABSTAIN_TEXT, abstained=True, mode="llm")
+        return Answer(question=question, text=USER_TEXTS["not_found"], abstained=True, mode="llm")
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -469,7 +456,7 @@ def _call_with_deadline(fn: Callable[[], BaseMessage], limit_s: float) -> BaseMe
     worker.start()
     worker.join(limit_s)
     if worker.is_alive():
-        raise LLMError(USER_MESSAGES["timeout"], kind="timeout")
+        raise LLMError(USER_TEXTS["timeout"], kind="timeout")
     if "error" in box:
         raise box["error"]
     return box["value"]
@@ -511,7 +498,7 @@ class _StreamWorker:
             try:
                 kind, value = self._queue.get(timeout=max(0.0, until - time.monotonic()))
             except queue.Empty:
-                raise LLMError(USER_MESSAGES["timeout"], kind="timeout") from None
+                raise LLMError(USER_TEXTS["timeout"], kind="timeout") from None
             if kind == "delta":
                 yield value
             elif kind == "error":
@@ -585,7 +572,7 @@ def _classify(exc: BaseException) -> tuple[LLMError, str, float | None]:
         detail = f"{type(exc).__name__}: HTTP {exc.status_code}"  # type: ignore[attr-defined]
     else:
         detail = f"{type(exc).__name__}: {_SECRET.sub('[redacted]', str(exc))[:300]}"
-    return LLMError(USER_MESSAGES[kind], kind=kind), detail, wait_s
+    return LLMError(USER_TEXTS[kind], kind=kind), detail, wait_s
 
 
 def _retry_after(headers: Any) -> float | None:

@@ -15,14 +15,14 @@ from langchain_core.runnables import Runnable
 
 from bot.answer.extractive import ExtractiveAnswerer, load_common_words
 from bot.chain import create_chain
+from bot.errors import QuestionRejected, user_text
 from bot.models import Answer
 from bot.retriever import HybridRetriever, QueryCachedEmbeddings
 from bot.settings import BotSettings
-from index.errors import CorpusBotError, IndexNotReady, QuestionRejected
+from index.errors import CorpusBotError, IndexNotReady
 
 log = logging.getLogger(__name__)
 
-EMPTY_QUESTION = "Please ask a question about the indexed documents."
 _MENTION = re.compile(r"<(?:@[!&]?|#)\d+>|@(?:everyone|here)\b")
 
 
@@ -35,12 +35,9 @@ def clean_question(raw: str, *, max_chars: int) -> str:
     )
     text = " ".join(_MENTION.sub(" ", text).split())
     if not text:
-        raise QuestionRejected(EMPTY_QUESTION)
+        raise QuestionRejected(user_text("empty_question"))
     if len(text) > max_chars:
-        raise QuestionRejected(
-            f"That question is {len(text)} characters long; the limit is {max_chars}. "
-            "Please shorten it."
-        )
+        raise QuestionRejected(user_text("question_too_long", length=len(text), limit=max_chars))
     return text
 
 

@@ -15,12 +15,13 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from bot.errors import QuestionRejected
 from bot.models import Answer
 from bot.service import AnswerService, build_service
 from bot.settings import load_bot_settings
 from index import store
 from index.chunker import chunk_document
-from index.errors import ConfigError, QuestionRejected
+from index.errors import ConfigError
 from index.loader import MAX_TITLE_CHARS, load_file
 from index.pipeline import reindex
 from index.settings import REPO_ROOT, Settings

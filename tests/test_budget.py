@@ -13,10 +13,10 @@ import pytest
 from pydantic import SecretStr
 
 from bot.budget import KEEP_DAYS, DailyTokenBudget
+from bot.errors import QuestionRejected
 from bot.llm import CONDENSE_MAX_TOKENS
 from bot.service import AnswerService, build_service
 from bot.settings import BotSettings
-from index.errors import QuestionRejected
 from index.settings import REPO_ROOT
 from tests.fakes import openai_server as oai
 from tests.fakes.openai_server import FakeOpenAIServer

@@ -16,7 +16,7 @@ import pytest
 from bot.discord.client import make_bot
 from bot.discord.feedback import FeedbackStore
 from bot.discord.limits import Limiter
-from bot.discord.routing import FORUM_DECLINE_NOTICE
+from bot.errors import user_text
 from bot.service import AnswerService, build_service
 from bot.settings import BotSettings
 from tests.fakes.discord_server import FLAG_EPHEMERAL, FakeDiscord
@@ -198,7 +198,7 @@ async def test_forum_decline_notice_and_other_channels_ignored(
         await fake.wait_for(lambda: bot_posts(fake, int(question["id"])), timeout=20)
         await idle(fake, bot)
 
-    assert notice["content"] == FORUM_DECLINE_NOTICE
+    assert notice["content"] == user_text("forum_no_answer")
     assert not notice["embeds"]
     visible = [m for m in bot_posts(fake, int(declined["id"])) if not m["flags"] & FLAG_EPHEMERAL]
     assert visible == [notice]  # the hand-off replies were ephemeral

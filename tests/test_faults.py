@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from bot.discord.render import FALLBACK_NOTE, render_answer
+from bot.discord.render import render_answer
 from bot.service import AnswerService, build_service
 from bot.settings import BotSettings
 from index import store
@@ -81,7 +81,7 @@ def test_llm_fault_falls_back_to_a_labelled_extractive_answer(name, llm_service,
     assert len(openai_fake.chat_requests) == requests
     # The user sees the label in Discord.
     first = render_answer(answer)[0].content
-    assert first.startswith(f"*{FALLBACK_NOTE}*")
+    assert first.startswith(f"*{answer.note}*")
 
 
 def test_transient_fault_then_success_is_an_llm_answer(llm_service, openai_fake):

@@ -37,12 +37,12 @@ from langchain_core.documents import Document
 from pydantic import SecretStr
 
 from bot.discord.render import Payload, render_answer, render_error
+from bot.errors import QuestionRejected
 from bot.models import Answer
 from bot.service import AnswerService, build_service
 from bot.settings import BotSettings
 from index.chunker import chunk_document
 from index.documents import SourceDoc
-from index.errors import QuestionRejected
 from index.loader import load_corpus
 from index.pipeline import reindex
 from index.settings import REPO_ROOT

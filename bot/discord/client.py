@@ -21,6 +21,7 @@ from bot.discord.cogs import EXTENSIONS
 from bot.discord.feedback import FeedbackStore
 from bot.discord.limits import Limiter
 from bot.discord.views import FeedbackButton, HandoffButton
+from bot.errors import user_text
 from bot.service import build_service
 from bot.settings import BotSettings
 from index.errors import CorpusBotError
@@ -165,10 +166,7 @@ def run(settings: BotSettings) -> int:
     login before the answer service (model, index) is built.
     """
     if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
-        print(
-            "DISCORD_TOKEN is not set; put the bot token in .env or the environment.",
-            file=sys.stderr,
-        )
+        print(user_text("no_token"), file=sys.stderr)
         return 2
     token = settings.discord_token.get_secret_value().strip()
     try:

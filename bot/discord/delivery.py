@@ -26,6 +26,7 @@ import discord
 
 from bot.discord.render import Payload, render_answer, render_error, truncate
 from bot.discord.views import feedback_view
+from bot.errors import user_text
 from bot.models import Answer
 from index.errors import CorpusBotError
 
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NO_MENTIONS = discord.AllowedMentions.none()
-SORRY = "Sorry, something went wrong while answering. Please try again later."
 
 NOWHERE = 0  # the channel_id recorded for answers only their asker saw (ephemeral)
 EDIT_INTERVAL_S = 1.0  # at most one draft edit per second (Discord: ~5 edits / 5 s / channel)
@@ -62,7 +62,7 @@ async def compute(
         return render_error(str(exc))
     except Exception:
         log.exception("answering failed")
-        return SORRY
+        return user_text("internal")
 
 
 async def deliver(

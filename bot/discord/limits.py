@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from bot.errors import user_text
 from bot.settings import BotSettings
 
 
@@ -26,8 +27,8 @@ class Refusal:
     @property
     def message(self) -> str:
         if self.reason == "cooldown":
-            return f"You're asking quickly; try again in {math.ceil(self.retry_after)} s."
-        return "I'm busy answering other questions; try again in a moment."
+            return user_text("cooldown", seconds=math.ceil(self.retry_after))
+        return user_text("busy")
 
 
 class Limiter:

@@ -14,8 +14,6 @@ from enum import Enum
 
 from bot.models import Answer
 
-FORUM_DECLINE_NOTICE = "I found no answer to this in the docs yet."
-
 
 @dataclass(frozen=True)
 class ForumPost:

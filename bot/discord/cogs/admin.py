@@ -15,6 +15,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.render import render_error, render_reindex, render_sources, render_stats
+from bot.errors import user_text
 from index.crawl import refresh_index
 from index.errors import CorpusBotError
 
@@ -24,8 +25,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NO_MENTIONS = discord.AllowedMentions.none()
-NEEDS_MANAGE = "You need the Manage Server permission to use this command."
-SORRY = "Sorry, something went wrong. The details are in the bot's log."
 
 
 class Admin(commands.Cog):
@@ -37,7 +36,7 @@ class Admin(commands.Cog):
         perms = interaction.permissions
         if perms.manage_guild or perms.administrator:
             return False
-        await interaction.response.send_message(NEEDS_MANAGE, ephemeral=True)
+        await interaction.response.send_message(user_text("needs_manage"), ephemeral=True)
         return True
 
     @app_commands.command(name="stats", description="Answered and declined questions, feedback")
@@ -75,7 +74,7 @@ class Admin(commands.Cog):
                 text = render_error(str(exc))
             except Exception:
                 log.exception("re-index failed")
-                text = SORRY
+                text = user_text("admin_failed")
             await self._report(interaction, text)
 
     async def _report(self, interaction: discord.Interaction, text: str) -> None:

@@ -20,7 +20,6 @@ from discord.ext import commands
 
 from bot.discord.delivery import (
     NOWHERE,
-    SORRY,
     DraftStream,
     Send,
     compute,
@@ -29,6 +28,7 @@ from bot.discord.delivery import (
 )
 from bot.discord.render import Payload, strip_bot_mention, thread_name
 from bot.discord.routing import is_forum_starter
+from bot.errors import user_text
 from bot.models import Answer
 
 if TYPE_CHECKING:
@@ -37,10 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NO_MENTIONS = discord.AllowedMentions.none()
-HINT = "Ask me a question about the indexed documents, e.g. `@me what is ...?`"
-NOT_HERE = "I don't answer questions in this channel."
 ASK_DOCS_MENU = "Ask the docs"
-NO_TEXT = "That message has no question I could look up."
 HISTORY_PAIRS = 5
 
 
@@ -81,7 +78,7 @@ class Ask(commands.Cog):
     async def ask(self, interaction: discord.Interaction, question: str) -> None:
         channel = interaction.channel
         if not self._allowed(channel, dm=interaction.guild_id is None):
-            await interaction.response.send_message(NOT_HERE, ephemeral=True)
+            await interaction.response.send_message(user_text("not_here"), ephemeral=True)
             return
         refusal = await self.bot.limiter.admit(interaction.user.id)
         if refusal is not None:
@@ -119,7 +116,7 @@ class Ask(commands.Cog):
             if draft is not None:
                 await draft.discard()
             with contextlib.suppress(discord.HTTPException):
-                await interaction.followup.send(SORRY, allowed_mentions=NO_MENTIONS)
+                await interaction.followup.send(user_text("internal"), allowed_mentions=NO_MENTIONS)
         finally:
             self.bot.limiter.release()
 
@@ -135,12 +132,12 @@ class Ask(commands.Cog):
         """
         channel = interaction.channel
         if not self._allowed(channel, dm=interaction.guild_id is None):
-            await interaction.response.send_message(NOT_HERE, ephemeral=True)
+            await interaction.response.send_message(user_text("not_here"), ephemeral=True)
             return
         me = self.bot.user
         question = strip_bot_mention(message.content, me.id if me else 0)
         if not question or (me is not None and message.author.id == me.id):
-            await interaction.response.send_message(NO_TEXT, ephemeral=True)
+            await interaction.response.send_message(user_text("no_question"), ephemeral=True)
             return
         refusal = await self.bot.limiter.admit(interaction.user.id)
         if refusal is not None:
@@ -196,7 +193,9 @@ class Ask(commands.Cog):
         except Exception:
             log.exception("could not answer message %s from the context menu", message.id)
             with contextlib.suppress(discord.HTTPException):
-                await interaction.followup.send(SORRY, ephemeral=True, allowed_mentions=NO_MENTIONS)
+                await interaction.followup.send(
+                    user_text("internal"), ephemeral=True, allowed_mentions=NO_MENTIONS
+                )
         finally:
             self.bot.limiter.release()
 
@@ -224,7 +223,7 @@ class Ask(commands.Cog):
         question = strip_bot_mention(message.content, me.id)
         if not question:
             if mentioned:
-                await self._reply(message, HINT)
+                await self._reply(message, user_text("hint"))
             return
         refusal = await self.bot.limiter.admit(message.author.id)
         if refusal is not None:
@@ -271,7 +270,7 @@ class Ask(commands.Cog):
             log.exception("could not answer message %s", message.id)
             if draft is not None:
                 await draft.discard()
-            await self._reply(message, SORRY)
+            await self._reply(message, user_text("internal"))
         finally:
             self.bot.limiter.release()
 

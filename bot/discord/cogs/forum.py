@@ -24,7 +24,6 @@ from discord.ext import commands
 from bot.discord.delivery import NO_MENTIONS, NOWHERE, compute, deliver
 from bot.discord.render import Payload
 from bot.discord.routing import (
-    FORUM_DECLINE_NOTICE,
     ForumPost,
     PostDecision,
     PostReply,
@@ -33,6 +32,7 @@ from bot.discord.routing import (
     post_reply,
 )
 from bot.discord.views import HandoffButton
+from bot.errors import user_text
 from bot.models import Answer
 
 if TYPE_CHECKING:
@@ -186,7 +186,9 @@ class Forum(commands.Cog):
             view = discord.ui.View(timeout=None)
             view.add_item(HandoffButton(answer_id))
         sent = await thread.send(
-            FORUM_DECLINE_NOTICE, view=view or discord.utils.MISSING, allowed_mentions=NO_MENTIONS
+            user_text("forum_no_answer"),
+            view=view or discord.utils.MISSING,
+            allowed_mentions=NO_MENTIONS,
         )
         if answer_id is not None:
             await asyncio.to_thread(store.record_messages, answer_id, [sent.id])
