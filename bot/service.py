@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -16,14 +15,13 @@ from langchain_core.runnables import Runnable
 from bot.answer.extractive import ExtractiveAnswerer, load_common_words
 from bot.chain import create_chain
 from bot.errors import QuestionRejected, user_text
+from bot.mentions import strip_mentions
 from bot.models import Answer
 from bot.retriever import HybridRetriever, QueryCachedEmbeddings
 from bot.settings import BotSettings
 from index.errors import CorpusBotError, IndexNotReady
 
 log = logging.getLogger(__name__)
-
-_MENTION = re.compile(r"<(?:@[!&]?|#)\d+>|@(?:everyone|here)\b")
 
 
 def clean_question(raw: str, *, max_chars: int) -> str:
@@ -33,7 +31,7 @@ def clean_question(raw: str, *, max_chars: int) -> str:
         for ch in raw
         if ch in "\t\n\r" or unicodedata.category(ch) not in ("Cc", "Cf", "Cs")
     )
-    text = " ".join(_MENTION.sub(" ", text).split())
+    text = " ".join(strip_mentions(text).split())
     if not text:
         raise QuestionRejected(user_text("empty_question"))
     if len(text) > max_chars:

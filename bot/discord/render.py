@@ -15,7 +15,14 @@ from typing import Any
 import discord
 
 from bot.errors import fallback_note, user_text
-from bot.mentions import MASS_MENTION, ZERO_WIDTH, neutralize_mentions
+from bot.mentions import (
+    CUSTOM_EMOJI,
+    MASS_MENTION,
+    MENTION,
+    ZERO_WIDTH,
+    neutralize_mentions,
+    strip_user_mention,
+)
 from bot.models import Answer, Citation
 
 # Discord's documented limits.
@@ -257,7 +264,7 @@ def render_error(message: str) -> str:
 
 def thread_name(question: str) -> str:
     """A thread title from the question: one line, no mentions or markdown, <= 100 chars."""
-    name = re.sub(r"<(@[!&]?|#|:\w+:)\d+>", "", question)
+    name = CUSTOM_EMOJI.sub("", MENTION.sub("", question))
     name = ZERO_WIDTH.sub("", name)
     name = re.sub(r"[*_`~|>#\[\]]", "", name)
     name = MASS_MENTION.sub(r"\1", _one_line(name)).strip()
@@ -266,7 +273,7 @@ def thread_name(question: str) -> str:
 
 def strip_bot_mention(content: str, bot_id: int) -> str:
     """The question without the bot's <@id>/<@!id> mention(s)."""
-    return re.sub(rf"<@!?{bot_id}>", " ", content or "").strip()
+    return strip_user_mention(content, bot_id)
 
 
 # --- admin replies --------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from bot.discord.delivery import (
 from bot.discord.render import Payload, strip_bot_mention, thread_name
 from bot.discord.routing import is_forum_starter
 from bot.errors import user_text
+from bot.mentions import mentions_user
 from bot.models import Answer
 
 if TYPE_CHECKING:
@@ -214,7 +215,7 @@ class Ask(commands.Cog):
             forum_ids=self.bot.settings.discord_forum_channel_ids,
         ):
             return  # a new forum post: the Forum cog answers it (once)
-        mentioned = f"<@{me.id}>" in message.content or f"<@!{me.id}>" in message.content
+        mentioned = mentions_user(message.content, me.id)
         plan = await self._plan(message, mentioned=mentioned)
         if plan is None:
             return
