@@ -45,6 +45,43 @@ DRAFT_MAX_CHARS = 1800  # draft text shown (the message limit is 2000)
 Send = Callable[[Payload, discord.ui.View | None], Awaitable[discord.Message | None]]
 
 
+async def send_followup(
+    interaction: discord.Interaction,
+    payload: Payload,
+    view: discord.ui.View | None,
+    *,
+    ephemeral: bool = False,
+) -> discord.Message:
+    """Post one payload as an interaction follow-up (mentions never ping)."""
+    return await interaction.followup.send(
+        content=payload.content or discord.utils.MISSING,
+        embeds=payload.discord_embeds(),
+        view=view or discord.utils.MISSING,
+        allowed_mentions=NO_MENTIONS,
+        suppress_embeds=not payload.embeds,
+        ephemeral=ephemeral,
+        wait=True,
+    )
+
+
+async def send_to(
+    target: discord.abc.Messageable,
+    payload: Payload,
+    view: discord.ui.View | None,
+    *,
+    reference: discord.MessageReference | None = None,
+) -> discord.Message:
+    """Post one payload in a channel or thread (mentions never ping)."""
+    return await target.send(
+        content=payload.content or None,
+        embeds=payload.discord_embeds(),
+        view=view,
+        allowed_mentions=NO_MENTIONS,
+        suppress_embeds=not payload.embeds,
+        reference=reference,
+    )
+
+
 async def compute(
     bot: CorpusBot,
     question: str,

@@ -21,10 +21,11 @@ from discord.ext import commands
 from bot.discord.delivery import (
     NOWHERE,
     DraftStream,
-    Send,
     compute,
     deliver,
     make_draft,
+    send_followup,
+    send_to,
 )
 from bot.discord.render import Payload, strip_bot_mention, thread_name
 from bot.discord.routing import is_forum_starter
@@ -93,18 +94,12 @@ class Ask(commands.Cog):
                 history = await self._history(channel.id)
 
             async def send(payload: Payload, view: discord.ui.View | None) -> discord.Message:
-                return await interaction.followup.send(
-                    content=payload.content or discord.utils.MISSING,
-                    embeds=payload.discord_embeds(),
-                    view=view or discord.utils.MISSING,
-                    allowed_mentions=NO_MENTIONS,
-                    suppress_embeds=not payload.embeds,
-                    wait=True,
-                )
+                return await send_followup(interaction, payload, view)
 
             draft = make_draft(self.bot, lambda payload: send(payload, None))
             result = await self._compute(question, history, draft=draft)
-            await self._deliver(
+            await deliver(
+                self.bot,
                 result,
                 send=send,
                 user_id=interaction.user.id,
@@ -156,24 +151,9 @@ class Ask(commands.Cog):
             async def send(payload: Payload, view: discord.ui.View | None) -> discord.Message:
                 nonlocal reference
                 if not public:
-                    return await interaction.followup.send(
-                        content=payload.content or discord.utils.MISSING,
-                        embeds=payload.discord_embeds(),
-                        view=view or discord.utils.MISSING,
-                        allowed_mentions=NO_MENTIONS,
-                        suppress_embeds=not payload.embeds,
-                        ephemeral=True,
-                        wait=True,
-                    )
+                    return await send_followup(interaction, payload, view, ephemeral=True)
                 ref, reference = reference, None  # the first message replies to the question
-                return await message.channel.send(
-                    content=payload.content or None,
-                    embeds=payload.discord_embeds(),
-                    view=view,
-                    allowed_mentions=NO_MENTIONS,
-                    suppress_embeds=not payload.embeds,
-                    reference=ref,
-                )
+                return await send_to(message.channel, payload, view, reference=ref)
 
             sent = await deliver(
                 self.bot,
@@ -242,14 +222,7 @@ class Ask(commands.Cog):
                 # The first message replies to the question unless it starts a new thread.
                 ref = reference if target is channel else None
                 reference = None
-                return await target.send(
-                    content=payload.content or None,
-                    embeds=payload.discord_embeds(),
-                    view=view,
-                    allowed_mentions=NO_MENTIONS,
-                    suppress_embeds=not payload.embeds,
-                    reference=ref,
-                )
+                return await send_to(target, payload, view, reference=ref)
 
             draft = make_draft(self.bot, lambda payload: send(payload, None))
             async with typing(channel):
@@ -259,7 +232,8 @@ class Ask(commands.Cog):
                 target = channel
                 if in_thread and isinstance(result, Answer):
                     target = await self._open_thread(message, question)
-            await self._deliver(
+            await deliver(
+                self.bot,
                 result,
                 send=send,
                 user_id=message.author.id,
@@ -347,26 +321,6 @@ class Ask(commands.Cog):
         except discord.HTTPException as exc:  # no permission, or the message is gone
             log.warning("could not create a thread, answering in place: %s", exc)
             return message.channel
-
-    async def _deliver(
-        self,
-        result: Answer | str,
-        *,
-        send: Send,
-        user_id: int,
-        channel_id: int,
-        guild_id: int | None,
-        draft: discord.Message | None = None,
-    ) -> None:
-        await deliver(
-            self.bot,
-            result,
-            send=send,
-            user_id=user_id,
-            channel_id=channel_id,
-            guild_id=guild_id,
-            draft=draft,
-        )
 
     async def _reply(self, message: discord.Message, text: str) -> None:
         try:

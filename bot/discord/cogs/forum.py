@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
-from bot.discord.delivery import NO_MENTIONS, NOWHERE, compute, deliver
+from bot.discord.delivery import NO_MENTIONS, NOWHERE, compute, deliver, send_to
 from bot.discord.render import Payload
 from bot.discord.routing import (
     ForumPost,
@@ -140,13 +140,7 @@ class Forum(commands.Cog):
         else:
 
             async def send(payload: Payload, view: discord.ui.View | None) -> discord.Message:
-                return await thread.send(
-                    content=payload.content or None,
-                    embeds=payload.discord_embeds(),
-                    view=view,
-                    allowed_mentions=NO_MENTIONS,
-                    suppress_embeds=not payload.embeds,
-                )
+                return await send_to(thread, payload, view)
 
             await deliver(
                 self.bot,
