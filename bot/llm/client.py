@@ -74,19 +74,12 @@ class BoundedModel:
         what: str,
         **kwargs: Any,
     ) -> str:
-        if self._budget is not None and not self._budget.allow():
-            log.warning("LLM %s skipped: the daily token budget is used up", what)
-            raise LLMError(USER_TEXTS["budget"], kind="budget")
+        self._check_budget(what)
         deadline = time.monotonic() + deadline_s
         attempts = max_retries + 1
         for attempt in range(1, attempts + 1):
-            remaining = deadline - time.monotonic()
-            # Split what is left evenly so a hung first attempt still leaves room for a retry;
-            # the HTTP timeout fires first, the watchdog only if the reply drips in.
-            timeout = (remaining - _GRACE_S) / (attempts - attempt + 1)
             try:
-                if timeout <= 0.05:
-                    raise LLMError(USER_TEXTS["timeout"], kind="timeout")
+                timeout = _attempt_timeout(deadline, attempts, attempt)
                 message = _call_with_deadline(
                     lambda t=timeout: self._llm.invoke(messages, timeout=t, **kwargs),
                     timeout + _GRACE_S,
@@ -99,12 +92,7 @@ class BoundedModel:
             except Exception as exc:  # noqa: BLE001 - every failure maps to one LLMError
                 cause = exc
                 err, detail, wait_s = _classify(exc)
-            last = attempt == attempts or err.kind not in _RETRYABLE
-            if not last:
-                if wait_s is None:  # no retry-after: short exponential backoff
-                    wait_s = 0.0 if err.kind == "timeout" else min(0.25 * 2**attempt, 2.0)
-                if time.monotonic() + wait_s >= deadline:
-                    last = True  # the wait alone would overrun the deadline: give up now
+            wait = _retry_wait(err, wait_s, attempt, attempts, deadline)
             log.warning(
                 "LLM %s failed (%s, attempt %d/%d): %s%s",
                 what,
@@ -112,29 +100,24 @@ class BoundedModel:
                 attempt,
                 attempts,
                 detail,
-                "" if last else f"; retrying in {wait_s:.2f}s",
+                "" if wait is None else f"; retrying in {wait:.2f}s",
             )
-            if last:
+            if wait is None:
                 raise err from (None if cause is err else cause)
-            time.sleep(wait_s)
+            time.sleep(wait)
         raise AssertionError("unreachable")
 
     def stream(
         self, messages: list[BaseMessage], *, deadline_s: float, max_retries: int
     ) -> Generator[str, None, str]:
         """Like `invoke`, streamed: yields deltas, returns the whole text; same deadline."""
-        if self._budget is not None and not self._budget.allow():
-            log.warning("LLM answer skipped: the daily token budget is used up")
-            raise LLMError(USER_TEXTS["budget"], kind="budget")
+        self._check_budget("answer")
         deadline = time.monotonic() + deadline_s
         attempts = max_retries + 1
         for attempt in range(1, attempts + 1):
-            remaining = deadline - time.monotonic()
-            timeout = (remaining - _GRACE_S) / (attempts - attempt + 1)
             parts: list[str] = []
             try:
-                if timeout <= 0.05:
-                    raise LLMError(USER_TEXTS["timeout"], kind="timeout")
+                timeout = _attempt_timeout(deadline, attempts, attempt)
                 # Each read is bounded by the HTTP timeout; the whole reply by the deadline.
                 stream = _StreamWorker(self._llm, messages, timeout=timeout)
                 try:
@@ -152,12 +135,7 @@ class BoundedModel:
                 cause = exc
                 err, detail, wait_s = _classify(exc)
             # Text already shown cannot be taken back by a retry: give up, the caller falls back.
-            last = attempt == attempts or err.kind not in _RETRYABLE or bool(parts)
-            if not last:
-                if wait_s is None:
-                    wait_s = 0.0 if err.kind == "timeout" else min(0.25 * 2**attempt, 2.0)
-                if time.monotonic() + wait_s >= deadline:
-                    last = True
+            wait = None if parts else _retry_wait(err, wait_s, attempt, attempts, deadline)
             log.warning(
                 "LLM answer stream failed (%s, attempt %d/%d, after %d deltas): %s%s",
                 err.kind,
@@ -165,12 +143,17 @@ class BoundedModel:
                 attempts,
                 len(parts),
                 detail,
-                "" if last else f"; retrying in {wait_s:.2f}s",
+                "" if wait is None else f"; retrying in {wait:.2f}s",
             )
-            if last:
+            if wait is None:
                 raise err from (None if cause is err else cause)
-            time.sleep(wait_s)
+            time.sleep(wait)
         raise AssertionError("unreachable")
+
+    def _check_budget(self, what: str) -> None:
+        if self._budget is not None and not self._budget.allow():
+            log.warning("LLM %s skipped: the daily token budget is used up", what)
+            raise LLMError(USER_TEXTS["budget"], kind="budget")
 
     def _record_usage(self, message: BaseMessage, sent: list[BaseMessage], text: str) -> None:
         if self._budget is None:
@@ -180,6 +163,29 @@ class BoundedModel:
         if not tokens:  # servers that report no usage: ~4 characters a token
             tokens = (sum(len(str(m.content)) for m in sent) + len(text)) // 4 + 1
         self._budget.record(int(tokens))
+
+
+def _attempt_timeout(deadline: float, attempts: int, attempt: int) -> float:
+    """The HTTP timeout of one attempt: what is left split evenly over the attempts to come,
+    so a hung first attempt still leaves room for a retry (the HTTP timeout fires first, the
+    watchdog only if the reply drips in). LLMError(timeout) when too little is left."""
+    timeout = (deadline - time.monotonic() - _GRACE_S) / (attempts - attempt + 1)
+    if timeout <= 0.05:
+        raise LLMError(USER_TEXTS["timeout"], kind="timeout")
+    return timeout
+
+
+def _retry_wait(
+    err: LLMError, wait_s: float | None, attempt: int, attempts: int, deadline: float
+) -> float | None:
+    """Seconds to wait before retrying after `err`, or None to give up (last attempt, not a
+    transient kind, or the wait alone would overrun the deadline). `wait_s` is the server's
+    retry-after; without one, a short exponential backoff."""
+    if attempt == attempts or err.kind not in _RETRYABLE:
+        return None
+    if wait_s is None:
+        wait_s = 0.0 if err.kind == "timeout" else min(0.25 * 2**attempt, 2.0)
+    return None if time.monotonic() + wait_s >= deadline else wait_s
 
 
 def _call_with_deadline(fn: Callable[[], BaseMessage], limit_s: float) -> BaseMessage:
