@@ -12,11 +12,26 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from langchain_core.embeddings import Embeddings
+
 from bot.settings import BotSettings
 from index.chunker import chunk_document
+from index.embedder import embedder_id
 from index.loader import load_corpus
 from index.pipeline import PAUSE_ENV
 from index.settings import REPO_ROOT, Settings
+from index.store import IndexReader, make_client
+
+
+def index_reader(settings: Settings, embeddings: Embeddings, *, client=None) -> IndexReader:
+    """An IndexReader over the index `settings` name, as the bot opens one (its client, its
+    embedder id, its collection prefix)."""
+    return IndexReader(
+        client=client if client is not None else make_client(settings),
+        embeddings=embeddings,
+        embedder_id=embedder_id(settings),
+        prefix=settings.collection_prefix,
+    )
 
 
 def expected_ids(settings: Settings) -> set[str]:

@@ -12,11 +12,11 @@ from bot.answer.extractive import NOT_FOUND, answer_type, load_common_words, que
 from bot.followup import Standalone
 from bot.service import build_service
 from bot.settings import BotSettings
-from index.embedder import TOKENIZER_PATH, embedder_id
+from index.embedder import TOKENIZER_PATH
 from index.loader import load_file
 from index.pipeline import reindex
 from index.sentences import UNIT_VECTORS, decode_unit_vectors, units_of_chunk
-from index.store import IndexReader, make_client
+from tests.helpers import index_reader
 
 SITES = Path(__file__).parent / "data" / "sites"
 
@@ -110,12 +110,7 @@ def test_code_is_quoted_only_when_a_sentence_introduces_it(faq_service):
 
 
 def test_sentence_vectors_are_stored_with_every_chunk(seed_index, minilm):
-    reader = IndexReader(
-        client=make_client(seed_index),
-        embeddings=minilm,
-        embedder_id=embedder_id(seed_index),
-        prefix=seed_index.collection_prefix,
-    )
+    reader = index_reader(seed_index, minilm)
     rows = reader.snapshot().collection.get(include=["documents", "metadatas"])
     for text, md in zip(rows["documents"], rows["metadatas"], strict=True):
         vectors = decode_unit_vectors(md[UNIT_VECTORS], 384)
