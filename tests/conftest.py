@@ -10,7 +10,12 @@ import pytest
 from bot.settings import BotSettings
 from index.settings import REPO_ROOT
 
-pytest_plugins = ["tests.fixtures.index", "tests.fixtures.llm", "tests.fixtures.discord"]
+pytest_plugins = [
+    "tests.fixtures.index",
+    "tests.fixtures.llm",
+    "tests.fixtures.discord",
+    "tests.fixtures.bot",
+]
 
 SEED_CORPUS = REPO_ROOT / "corpus"
 

@@ -7,102 +7,30 @@ parse == [] and no live @everyone/@here/<@ in any content.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import re
 import socket
-import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import discord
 import pytest
 from pydantic import SecretStr
 
-from bot.discord.client import CorpusBot, make_bot, run
-from bot.discord.feedback import FeedbackStore
-from bot.discord.limits import Limiter
+from bot.discord.client import run
 from bot.service import AnswerService, build_service
 from bot.settings import BotSettings
 from tests.fakes.discord_server import FLAG_EPHEMERAL, FakeDiscord
-from tests.fixtures.discord import FAST_GUILD_READY, running_client
+from tests.fixtures.bot import (
+    QUESTION,
+    GatedService,
+    answers_in,
+    at_least,
+    bot_settings,
+    custom_ids,
+    idle,
+    running_bot,
+    sources_text,
+)
 
 pytestmark = pytest.mark.slow
-
-LIVE_MENTION = re.compile(r"@(everyone|here)|<@[!&]?\d+>", re.IGNORECASE)
-QUESTION = "When did North Korea start mining bitcoin?"
-
-
-@pytest.fixture(scope="module")
-def seed_service(seed_index: BotSettings) -> AnswerService:
-    return build_service(seed_index, build_if_missing=False)
-
-
-def bot_settings(base: BotSettings, fake: FakeDiscord, **overrides) -> BotSettings:
-    values = {
-        "discord_guild_id": fake.guild_id,
-        "user_cooldown_s": 0.0,
-        "max_concurrent_answers": 4,
-    }
-    values.update(overrides)
-    return base.model_copy(update=values)
-
-
-@contextlib.asynccontextmanager
-async def running_bot(
-    fake: FakeDiscord, settings: BotSettings, service: AnswerService, db: Path
-) -> AsyncIterator[CorpusBot]:
-    feedback = FeedbackStore(path=db)
-    limiter = Limiter.from_settings(settings)
-    bot = make_bot(
-        service=service,
-        settings=settings,
-        feedback=feedback,
-        limiter=limiter,
-        guild_ready_timeout=FAST_GUILD_READY,
-    )
-    try:
-        async with running_client(bot, fake.token):
-            yield bot
-    finally:
-        feedback.close()
-    assert_no_mentions(fake)
-
-
-def assert_no_mentions(fake: FakeDiscord) -> None:
-    requests = fake.message_requests()
-    assert requests
-    for r in requests:
-        body = r.json["data"] if r.path.startswith("/interactions/") else r.json
-        assert body["allowed_mentions"]["parse"] == [], (r.path, body)
-        assert not LIVE_MENTION.search(body.get("content") or ""), body
-        for embed in body.get("embeds") or []:
-            text = embed.get("description", "") + "".join(
-                f["name"] + f["value"] for f in embed.get("fields", [])
-            )
-            assert not LIVE_MENTION.search(text), embed
-
-
-async def idle(fake: FakeDiscord, bot: CorpusBot) -> None:
-    """Wait until no answer is in flight (all sends of finished handlers are done)."""
-    await fake.wait_for(lambda: bot.limiter.active == 0, timeout=20)
-
-
-def at_least(n: int, items: list) -> list:
-    """`items` once it has n of them (falsy before), for wait_for."""
-    return items if len(items) >= n else []
-
-
-def answers_in(fake: FakeDiscord, channel_id: int) -> list[dict]:
-    """The bot's answer messages (those carrying the feedback buttons) in a channel."""
-    return [m for m in fake.messages_in(channel_id, author_id=fake.bot_id) if m["components"]]
-
-
-def custom_ids(message: dict) -> list[str]:
-    return [c["custom_id"] for row in message["components"] for c in row["components"]]
-
-
-def sources_text(message: dict) -> str:
-    return "\n".join(f["name"] + "\n" + f["value"] for e in message["embeds"] for f in e["fields"])
 
 
 async def test_mention_opens_thread_and_follow_up_uses_history(
@@ -395,26 +323,6 @@ def test_unreachable_discord_exits_1_with_clear_message(
     assert run(settings) == 1
     err = capsys.readouterr().err
     assert "Could not reach Discord" in err and "Traceback" not in err
-
-
-class GatedService:
-    """The real AnswerService, held at a gate so a test can act while an answer is in flight."""
-
-    def __init__(self, inner: AnswerService) -> None:
-        self.inner = inner
-        self.entered = threading.Event()
-        self.gate = threading.Event()
-
-    def answer(self, question, history=()):
-        self.entered.set()
-        assert self.gate.wait(timeout=30), "test never opened the gate"
-        return self.inner.answer(question, history)
-
-    async def aanswer(self, question, history=()):
-        return await asyncio.to_thread(self.answer, question, history)
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
 
 
 @pytest.mark.parametrize("abrupt", [False, True], ids=["close-4000", "tcp-cut"])

@@ -20,7 +20,7 @@ from bot.discord.learned import (
 from bot.service import build_service
 from bot.settings import BotSettings
 from tests.fakes.discord_server import FLAG_EPHEMERAL, FakeDiscord
-from tests.test_discord_e2e import (
+from tests.fixtures.bot import (
     LIVE_MENTION,
     answers_in,
     at_least,

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from bot.discord.handoff import handoff_text
-from bot.service import AnswerService, build_service
+from bot.service import AnswerService
 from bot.settings import BotSettings
 from tests.fakes.discord_server import FLAG_EPHEMERAL, FakeDiscord
-from tests.test_discord_e2e import (
+from tests.fixtures.bot import (
     LIVE_MENTION,
     QUESTION,
     answers_in,
@@ -27,11 +27,6 @@ from tests.test_discord_e2e import (
 pytestmark = pytest.mark.slow
 
 OFF_TOPIC = "What is the capital of France?"
-
-
-@pytest.fixture(scope="module")
-def seed_service(seed_index: BotSettings) -> AnswerService:
-    return build_service(seed_index, build_if_missing=False)
 
 
 def followups(fake: FakeDiscord) -> list[dict[str, Any]]:

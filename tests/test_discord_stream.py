@@ -21,7 +21,7 @@ from bot.service import AnswerService, build_service
 from bot.settings import BotSettings
 from tests.fakes import openai_server as fake_llm
 from tests.fakes.discord_server import FakeDiscord, RecordedRequest
-from tests.test_discord_e2e import QUESTION, answers_in, bot_settings, idle, running_bot
+from tests.fixtures.bot import QUESTION, answers_in, bot_settings, idle, running_bot
 
 pytestmark = pytest.mark.slow
 

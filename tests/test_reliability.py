@@ -31,6 +31,7 @@ from index.files import FileRejected, iter_corpus_files, read_capped
 from index.loader import SUPPORTED_EXTS, load_corpus
 from index.pipeline import fingerprint, reindex
 from index.settings import REPO_ROOT
+from tests.fixtures.bot import bot_settings, running_bot
 from tests.fixtures.index import _settings
 from tests.helpers import paused_reindex, subprocess_env
 
@@ -410,7 +411,6 @@ async def test_discord_reindex_replies_on_lock_timeout_and_on_refusal(
     fake_discord, six_doc_index: BotSettings, tmp_path: Path
 ):
     from bot.service import build_service
-    from tests.test_discord_e2e import bot_settings, running_bot
 
     fake = fake_discord
     general = fake.channel_ids["general"]
@@ -650,7 +650,6 @@ def test_discord_bot_starts_on_a_read_only_index_dir(
 
     from bot.discord.client import open_feedback, run
     from bot.service import build_service
-    from tests.test_discord_e2e import bot_settings
 
     with read_only_view(index_settings.index_dir, tmp_path / "ro-index") as ro:
         settings = bot_settings(
@@ -774,7 +773,6 @@ async def test_discord_reindex_result_is_sent_by_dm_when_the_follow_up_fails(
 ):
     """The interaction token lasts 15 minutes; a longer re-index still reports (by DM)."""
     from bot.service import build_service
-    from tests.test_discord_e2e import bot_settings, running_bot
 
     fake = fake_discord
     settings = bot_settings(index_settings, fake)
