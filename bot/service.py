@@ -123,6 +123,16 @@ class AnswerService:
     def sources(self) -> list[dict[str, Any]]:
         return self._reader.snapshot().documents()
 
+    def refresh_index(self, *, full: bool = False) -> Any:
+        """Re-index CORPUS_DIR, or the DOCS_URL site (crawled again first): an IndexSummary.
+
+        Answering goes on from the active generation meanwhile; readers follow the new one
+        as soon as it is switched.
+        """
+        from index.crawl import refresh_index  # the indexing flow, only when asked for
+
+        return refresh_index(self._settings, full=full)
+
     def index_info(self) -> dict[str, Any]:
         info = self._reader.snapshot().info.to_metadata()
         info["retrieval_mode"] = self._settings.retrieval_mode

@@ -16,7 +16,6 @@ from discord.ext import commands
 
 from bot.discord.render import render_error, render_reindex, render_sources, render_stats
 from bot.errors import user_text
-from index.crawl import refresh_index
 from index.errors import CorpusBotError
 
 if TYPE_CHECKING:
@@ -67,8 +66,7 @@ class Admin(commands.Cog):
             log.info("re-index (full=%s) requested by %s", full, interaction.user.id)
             try:
                 # The bot keeps answering from the active generation meanwhile.
-                # CORPUS_DIR, or the DOCS_URL site (crawled again first).
-                summary = await asyncio.to_thread(refresh_index, self.bot.settings, full=full)
+                summary = await asyncio.to_thread(self.bot.service.refresh_index, full=full)
                 text = render_reindex(summary.to_dict())
             except CorpusBotError as exc:
                 text = render_error(str(exc))

@@ -28,7 +28,7 @@ from bot.discord.delivery import (
     send_to,
 )
 from bot.discord.render import Payload, strip_bot_mention, thread_name
-from bot.discord.routing import is_forum_starter
+from bot.discord.routing import HistoryFrom, channel_allowed, is_forum_starter, message_plan
 from bot.errors import user_text
 from bot.mentions import mentions_user
 from bot.models import Answer
@@ -254,37 +254,52 @@ class Ask(commands.Cog):
     async def _plan(
         self, message: discord.Message, *, mentioned: bool
     ) -> tuple[list[tuple[str, str]], bool] | None:
-        """Whether to answer a message: None, or (history, answer in a new thread?)."""
+        """Whether to answer a message: None, or (history, answer in a new thread?).
+
+        The decision is `routing.message_plan`; this gathers its facts (stored answers and
+        history are looked up only when the decision needs them).
+        """
         channel, me = message.channel, self.bot.user
-        if message.guild is None:
-            if not self.bot.settings.discord_allow_dms:
-                return None
-            return await self._history(channel.id), False  # a DM is one conversation
-        if not self._allowed(channel, dm=False):
-            return None
-        replied = await self._replied_history(message)
-        if isinstance(channel, discord.Thread):
-            followup = channel.owner_id == me.id or await asyncio.to_thread(
-                self.bot.feedback.has_answered_in, channel.id
+        dm = message.guild is None
+        allowed = not dm and self._allowed(channel, dm=False)
+        in_thread = isinstance(channel, discord.Thread)
+        replied = await self._replied_history(message) if allowed else None
+        followup_thread = (
+            allowed
+            and in_thread
+            and (
+                channel.owner_id == me.id
+                or await asyncio.to_thread(self.bot.feedback.has_answered_in, channel.id)
             )
-            if mentioned or followup or replied is not None:
-                return await self._history(channel.id), False
+        )
+        plan = message_plan(
+            dm=dm,
+            allow_dms=self.bot.settings.discord_allow_dms,
+            allowed=allowed,
+            in_thread=in_thread,
+            followup_thread=followup_thread,
+            replies_to_bot=replied is not None,
+            mentioned=mentioned,
+            text_channel=isinstance(channel, discord.TextChannel),
+        )
+        if plan is None:
             return None
-        if replied is not None:
-            return replied, False  # a reply to one of our answers, answered in place
-        if mentioned:
-            return [], isinstance(channel, discord.TextChannel)  # threads need a text channel
-        return None
+        if plan.history is HistoryFrom.CHANNEL:
+            return await self._history(channel.id), plan.new_thread
+        if plan.history is HistoryFrom.REPLY and replied is not None:
+            return replied, plan.new_thread
+        return [], plan.new_thread
 
     def _allowed(self, channel: object, *, dm: bool) -> bool:
         if dm:
             return self.bot.settings.discord_allow_dms
         settings = self.bot.settings
-        if not settings.discord_channel_ids:
-            return True
-        allowed = {*settings.discord_channel_ids, *settings.discord_forum_channel_ids}
-        ids = {getattr(channel, "id", None), getattr(channel, "parent_id", None)}
-        return bool(ids & allowed)
+        return channel_allowed(
+            getattr(channel, "id", None),
+            getattr(channel, "parent_id", None),
+            channel_ids=settings.discord_channel_ids,
+            forum_ids=settings.discord_forum_channel_ids,
+        )
 
     async def _history(self, channel_id: int) -> list[tuple[str, str]]:
         return await asyncio.to_thread(self.bot.feedback.history, channel_id, limit=HISTORY_PAIRS)
