@@ -15,6 +15,7 @@ import pytest
 from pydantic import SecretStr
 
 from bot.discord.client import run
+from bot.errors import user_text
 from bot.service import AnswerService, build_service
 from bot.settings import BotSettings
 from tests.fakes.discord_server import FLAG_EPHEMERAL, FakeDiscord
@@ -483,3 +484,39 @@ async def test_sharded_bot_answers_over_two_shards(
         await idle(fake, bot)
     identifies = [e["d"]["shard"] for e in fake.gateway_log if e["op"] == 2]
     assert sorted(identifies) == [[0, 2], [1, 2]]
+
+
+class BrokenSources:
+    """The real service, but listing the sources fails unexpectedly."""
+
+    def __init__(self, inner: AnswerService) -> None:
+        self.inner = inner
+
+    def sources(self):
+        raise RuntimeError("the store went away")
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+async def test_a_failing_command_shows_the_one_sorry_text_to_the_invoker(
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
+) -> None:
+    """Errors of slash commands and menus are handled once (CorpusBot.on_app_command_error)."""
+    fake = fake_discord
+    general = fake.channel_ids["general"]
+    settings = bot_settings(seed_index, fake)
+    service = BrokenSources(seed_service)
+    async with running_bot(fake, settings, service, tmp_path / "fb.sqlite3") as bot:
+        fake.send_slash("sources", user="bob", channel_id=general)
+        (reply,) = await fake.wait_for(
+            lambda: [
+                r.json
+                for r in fake.requests
+                if r.path.startswith("/webhooks/") and isinstance(r.json, dict)
+            ]
+        )
+        await idle(fake, bot)
+    assert reply["content"] == user_text("internal")
+    assert reply["flags"] & FLAG_EPHEMERAL
+    assert "went away" not in reply["content"]

@@ -7,6 +7,7 @@ passed in, `setup_hook` loads the cogs and syncs the slash commands.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import sys
@@ -15,9 +16,11 @@ from typing import Any
 
 import aiohttp
 import discord
+from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.cogs import EXTENSIONS
+from bot.discord.delivery import NO_MENTIONS, error_text
 from bot.discord.feedback import FeedbackStore
 from bot.discord.limits import Limiter
 from bot.discord.views import FeedbackButton, HandoffButton
@@ -63,6 +66,25 @@ class CorpusBot(commands.Bot):
         self.settings = settings
         self.feedback = feedback
         self.limiter = limiter
+        self.tree.error(self.on_app_command_error)  # the one handler of slash/menu failures
+
+    async def on_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        """A command or menu that raised: the user gets the text for the error (only to
+        them), the log the details."""
+        exc = getattr(error, "original", error)
+        command = interaction.command.name if interaction.command else "?"
+        if not isinstance(exc, CorpusBotError):
+            log.error("command %s failed", command, exc_info=exc)
+        text = error_text(exc)
+        with contextlib.suppress(discord.HTTPException):
+            if interaction.response.is_done():
+                await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+            else:
+                await interaction.response.send_message(
+                    text, ephemeral=True, allowed_mentions=NO_MENTIONS
+                )
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:

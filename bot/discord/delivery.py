@@ -95,11 +95,18 @@ async def compute(
         if draft is not None:
             return await bot.service.aanswer(question, history, on_draft=draft.on_draft)
         return await bot.service.aanswer(question, history)
-    except CorpusBotError as exc:
+    except Exception as exc:
+        if not isinstance(exc, CorpusBotError):
+            log.exception("answering failed")
+        return error_text(exc)
+
+
+def error_text(exc: BaseException) -> str:
+    """What a user is shown for a failure: a CorpusBotError's own message, else the one
+    "Sorry" text of the table (the details go to the log, never to the user)."""
+    if isinstance(exc, CorpusBotError):
         return render_error(str(exc))
-    except Exception:
-        log.exception("answering failed")
-        return user_text("internal")
+    return user_text("internal")
 
 
 async def deliver(

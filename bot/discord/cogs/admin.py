@@ -91,12 +91,8 @@ class Admin(commands.Cog):
     @app_commands.command(name="sources", description="List the indexed documents")
     async def sources(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(thinking=True, ephemeral=True)
-        service = self.bot.service
-        try:
-            docs, info = await asyncio.to_thread(lambda: (service.sources(), service.index_info()))
-        except CorpusBotError as exc:
-            await interaction.followup.send(render_error(str(exc)), ephemeral=True)
-            return
+        service = self.bot.service  # a failure is shown by CorpusBot.on_app_command_error
+        docs, info = await asyncio.to_thread(lambda: (service.sources(), service.index_info()))
         embed = discord.Embed.from_dict(render_sources(docs, info))
         await interaction.followup.send(embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS)
 

@@ -171,13 +171,7 @@ class Ask(commands.Cog):
                     ephemeral=True,
                     allowed_mentions=NO_MENTIONS,
                 )
-        except Exception:
-            log.exception("could not answer message %s from the context menu", message.id)
-            with contextlib.suppress(discord.HTTPException):
-                await interaction.followup.send(
-                    user_text("internal"), ephemeral=True, allowed_mentions=NO_MENTIONS
-                )
-        finally:
+        finally:  # a failure is shown (to the invoker only) by CorpusBot.on_app_command_error
             self.bot.limiter.release()
 
     # --- messages ------------------------------------------------------------------------
