@@ -24,7 +24,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.service import build_service  # noqa: E402
-from index.settings import REPO_ROOT, Settings  # noqa: E402
+from bot.settings import BotSettings as Settings  # noqa: E402
+from index.settings import REPO_ROOT  # noqa: E402
 
 QUESTIONS = REPO_ROOT / "tests" / "data" / "questions.yaml"
 COLD_QUESTION = "When did North Korea start mining Bitcoin?"

@@ -36,7 +36,8 @@ from bot.discord.client import make_bot  # noqa: E402
 from bot.discord.feedback import FeedbackStore  # noqa: E402
 from bot.discord.limits import Limiter  # noqa: E402
 from bot.service import build_service  # noqa: E402
-from index.settings import REPO_ROOT, Settings  # noqa: E402
+from bot.settings import BotSettings as Settings  # noqa: E402
+from index.settings import REPO_ROOT  # noqa: E402
 from tests.fakes.discord_server import FakeDiscord  # noqa: E402
 from tests.fixtures.discord import FAST_GUILD_READY, running_client  # noqa: E402
 

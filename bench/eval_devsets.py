@@ -100,8 +100,8 @@ def _corpus_digest(corpus: Path) -> str:
 
 def build(name: str, corpus: Path, *, settings_overrides: dict | None = None):
     from bot.service import build_service
+    from bot.settings import BotSettings as Settings
     from index.pipeline import reindex
-    from index.settings import Settings
 
     overrides = settings_overrides or {}
     tag = hashlib.sha256(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:6]

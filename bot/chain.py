@@ -16,9 +16,9 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
 from bot.answer.extractive import ExtractiveAnswerer
+from bot.errors import LLMError, fallback_note
 from bot.followup import Standalone, condense
 from bot.models import Answer
-from index.errors import LLMError
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def create_chain(
                 log.warning("LLM failed (%s): %s; answering extractively", err.kind, err)
                 result = extractive.answer(question, docs)
                 result.mode = "extractive-fallback"
-                result.note = f"LLM unavailable ({err.kind}); showing quoted passages instead."
+                result.note = fallback_note(err.kind)
         result.question = inputs["question"]
         if question.query != inputs["question"]:
             result.standalone_question = question.query

@@ -8,14 +8,14 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from bot.errors import QuestionRejected, user_text
 from bot.render_text import render_text
-from index.errors import CorpusBotError, QuestionRejected
+from bot.settings import BotSettings, load_bot_settings
+from index.errors import CorpusBotError
 from index.logs import configure_logging, package_version
-from index.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
-NO_TOKEN = "DISCORD_TOKEN is not set; put the bot token in .env or the environment."
 HISTORY_TURNS = 5  # follow-ups look this many exchanges back
 DISCORD_HINT = (
     "Offline chat mode. To run the Discord bot, set DISCORD_TOKEN (see README); "
@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _configure_logging(settings: Settings, *, terminal: bool) -> None:
+def _configure_logging(settings: BotSettings, *, terminal: bool) -> None:
     # In the terminal, INFO chatter would bury the answer unless LOG_LEVEL was asked for.
     level = settings.log_level
     if terminal and "log_level" not in settings.model_fields_set:
@@ -45,7 +45,7 @@ def _configure_logging(settings: Settings, *, terminal: bool) -> None:
     configure_logging(level)
 
 
-def has_token(settings: Settings) -> bool:
+def has_token(settings: BotSettings) -> bool:
     token = settings.discord_token
     return token is not None and bool(token.get_secret_value().strip())
 
@@ -54,13 +54,13 @@ def _announce(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _service(settings: Settings):
+def _service(settings: BotSettings):
     from bot.service import build_service  # heavy imports (onnxruntime, chromadb)
 
     return build_service(settings, announce=_announce)
 
 
-def _ask(settings: Settings, question: str, as_json: bool) -> int:
+def _ask(settings: BotSettings, question: str, as_json: bool) -> int:
     service = _service(settings)
     if question != "-":
         answer = service.answer(question)
@@ -82,7 +82,7 @@ def _ask(settings: Settings, question: str, as_json: bool) -> int:
     return 1 if failed else 0
 
 
-def _chat(settings: Settings, *, hint: bool) -> int:
+def _chat(settings: BotSettings, *, hint: bool) -> int:
     if hint:
         print(DISCORD_HINT, flush=True)
     service = _service(settings)
@@ -110,14 +110,14 @@ def _chat(settings: Settings, *, hint: bool) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings()
+        settings = load_bot_settings()
         command = args.command
         if command is None:
             command = "discord" if has_token(settings) else "chat"
         _configure_logging(settings, terminal=command != "discord")
         if command == "discord":
             if not has_token(settings):  # before the heavy imports of discord mode
-                print(NO_TOKEN, file=sys.stderr)
+                print(user_text("no_token"), file=sys.stderr)
                 return 2
             from bot.discord.client import run
 

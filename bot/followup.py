@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.errors import LLMError
 from bot.sentences import STOPWORDS, normalize_word, words
-from index.errors import LLMError
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -15,15 +14,14 @@ from langchain_core.runnables import Runnable
 
 from bot.answer.extractive import ExtractiveAnswerer, load_common_words
 from bot.chain import create_chain
+from bot.errors import QuestionRejected, user_text
+from bot.mentions import strip_mentions
 from bot.models import Answer
 from bot.retriever import HybridRetriever, QueryCachedEmbeddings
-from index.errors import CorpusBotError, IndexNotReady, QuestionRejected
-from index.settings import Settings
+from bot.settings import BotSettings
+from index.errors import CorpusBotError, IndexNotReady
 
 log = logging.getLogger(__name__)
-
-EMPTY_QUESTION = "Please ask a question about the indexed documents."
-_MENTION = re.compile(r"<(?:@[!&]?|#)\d+>|@(?:everyone|here)\b")
 
 
 def clean_question(raw: str, *, max_chars: int) -> str:
@@ -33,14 +31,11 @@ def clean_question(raw: str, *, max_chars: int) -> str:
         for ch in raw
         if ch in "\t\n\r" or unicodedata.category(ch) not in ("Cc", "Cf", "Cs")
     )
-    text = " ".join(_MENTION.sub(" ", text).split())
+    text = " ".join(strip_mentions(text).split())
     if not text:
-        raise QuestionRejected(EMPTY_QUESTION)
+        raise QuestionRejected(user_text("empty_question"))
     if len(text) > max_chars:
-        raise QuestionRejected(
-            f"That question is {len(text)} characters long; the limit is {max_chars}. "
-            "Please shorten it."
-        )
+        raise QuestionRejected(user_text("question_too_long", length=len(text), limit=max_chars))
     return text
 
 
@@ -59,7 +54,7 @@ class AnswerService:
         *,
         chain: Runnable,
         reader: Any,
-        settings: Settings,
+        settings: BotSettings,
         retriever: Any = None,
         extractive: Any = None,
     ) -> None:
@@ -128,6 +123,16 @@ class AnswerService:
     def sources(self) -> list[dict[str, Any]]:
         return self._reader.snapshot().documents()
 
+    def refresh_index(self, *, full: bool = False) -> Any:
+        """Re-index CORPUS_DIR, or the DOCS_URL site (crawled again first): an IndexSummary.
+
+        Answering goes on from the active generation meanwhile; readers follow the new one
+        as soon as it is switched.
+        """
+        from index.crawl import refresh_index  # the indexing flow, only when asked for
+
+        return refresh_index(self._settings, full=full)
+
     def index_info(self) -> dict[str, Any]:
         info = self._reader.snapshot().info.to_metadata()
         info["retrieval_mode"] = self._settings.retrieval_mode
@@ -136,7 +141,7 @@ class AnswerService:
 
 
 def build_service(
-    settings: Settings,
+    settings: BotSettings,
     *,
     build_if_missing: bool = True,
     announce: Callable[[str], None] = log.warning,
@@ -201,7 +206,7 @@ def build_service(
     )
 
 
-def _llm_answerer(settings: Settings) -> Any:
+def _llm_answerer(settings: BotSettings) -> Any:
     from bot.budget import DailyTokenBudget
     from bot.llm import LLMAnswerer, llm_deadline_s, make_chat_model
     from bot.prompts import load_prompt

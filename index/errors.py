@@ -1,6 +1,7 @@
 """User-facing errors: a few classes, each with a message a user can act on.
 
-Both flows raise these; `bot` catches them and shows the message, never a traceback.
+Both flows raise these (the bot's own, `QuestionRejected` and `LLMError`, are in
+`bot/errors.py`); `bot` catches them and shows the message, never a traceback.
 """
 
 from __future__ import annotations
@@ -33,15 +34,3 @@ class IndexNotReady(CorpusBotError):
 
 class StoreUnavailable(CorpusBotError):
     """The vector store (e.g. a Chroma server) cannot be reached right now."""
-
-
-class QuestionRejected(CorpusBotError):
-    """The question is empty, too long, or otherwise unusable."""
-
-
-class LLMError(CorpusBotError):
-    """The LLM failed (timeout, rate limit, quota, bad reply); callers fall back."""
-
-    def __init__(self, message: str, *, kind: str = "error") -> None:
-        super().__init__(message)
-        self.kind = kind  # timeout | rate_limit | quota | server | malformed | connection | budget

@@ -37,7 +37,7 @@ from index.formats.notebook import parse_notebook
 from index.formats.rst import parse_rst
 from index.html import parse_page
 from index.ignore import IgnoreRules
-from index.structure import JUNK, TextBuilder, markdown_blocks, normalize_text
+from index.structure import JUNK, TextBuilder, fenced_runs, markdown_blocks, normalize_text
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +114,11 @@ def strip_debris(text: str) -> str:
 # --- helpers ----------------------------------------------------------------------------
 
 
-def _first_line_title(text: str) -> str | None:
+def _first_line(text: str, *, skip: tuple[str, ...] = ()) -> str | None:
+    """The first non-blank line (not starting with one of `skip`), cut to a title's length."""
     for line in text.split("\n"):
         line = line.strip()
-        if line:
+        if line and not line.startswith(skip):
             return line[:MAX_TITLE_CHARS]
     return None
 
@@ -206,7 +207,7 @@ def _decode(raw: bytes) -> str:
 
 def _parse_plain(raw: bytes, stem: str) -> _Parsed:
     text = strip_debris(normalize_text(_decode(raw)))
-    return _Parsed(text, _first_line_title(text) or stem)
+    return _Parsed(text, _first_line(text) or stem)
 
 
 _FRONT_MATTER_END = re.compile(r"^(?:---|\.\.\.)[ \t]*$", re.M)
@@ -217,24 +218,12 @@ def _strip_debris_keeping_code(text: str) -> str:
     """`strip_debris` on the prose of a Markdown text; fenced code passes untouched."""
     blocks: list[str] = []
     out: list[str] = []
-    fence: list[str] | None = None
-    mark = ""
-    for line in text.split("\n"):
-        if fence is None:
-            m = re.match(r"^[ \t]{0,3}(`{3,}|~{3,})", line)
-            if m:
-                fence, mark = [line], m.group(1)
-            else:
-                out.append(line)
-        else:
-            fence.append(line)
-            if re.match(rf"^[ \t]{{0,3}}{mark[0]}{{{len(mark)},}}[ \t]*$", line):
-                out.append(f"\ue000{len(blocks)}\ue001")
-                blocks.append("\n".join(fence))
-                fence = None
-    if fence is not None:  # unclosed: runs to the end, as in CommonMark
-        out.append(f"\ue000{len(blocks)}\ue001")
-        blocks.append("\n".join(fence))
+    for run in fenced_runs(text.split("\n")):
+        if run.fence is None:
+            out.extend(run.lines)
+        else:  # an unclosed fence runs to the end, as in CommonMark
+            out.append(f"\ue000{len(blocks)}\ue001")
+            blocks.append("\n".join(run.lines))
     cleaned = strip_debris("\n".join(out))
     return _PLACEHOLDER.sub(lambda m: blocks[int(m.group(1))], cleaned)
 
@@ -243,14 +232,6 @@ def _first_heading(sections: tuple[Section, ...], level: int | None = None) -> s
     for sec in sections:
         if sec.path and (level is None or sec.level == level):
             return sec.path[-1][:MAX_TITLE_CHARS]
-    return ""
-
-
-def _first_prose_line(text: str) -> str:
-    for line in text.split("\n"):
-        line = line.strip()
-        if line and not line.startswith(("```", "~~~", "#")):
-            return line[:MAX_TITLE_CHARS]
     return ""
 
 
@@ -276,7 +257,10 @@ def _parse_markdown(raw: bytes, stem: str) -> _Parsed:
     title = _scalar(front.get("title"))
     title = " ".join(str(title).split())[:MAX_TITLE_CHARS] if title is not None else ""
     title = (
-        title or _first_heading(sections, 1) or _first_heading(sections) or _first_prose_line(body)
+        title
+        or _first_heading(sections, 1)
+        or _first_heading(sections)
+        or _first_line(body, skip=("```", "~~~", "#"))
     )
     title = title or stem
     return _Parsed(body, title, _clean_metadata(front), sections=sections, code=code)
@@ -390,7 +374,7 @@ def _parse_pdf(raw: bytes, stem: str) -> _Parsed:
         offset += len(page_text)
     text = "".join(pieces)
     title = " ".join(str(info_title).split())[:MAX_TITLE_CHARS] if info_title else ""
-    return _Parsed(text, title or _first_line_title(text) or stem, pages=tuple(spans))
+    return _Parsed(text, title or _first_line(text) or stem, pages=tuple(spans))
 
 
 def _parse_mdx(raw: bytes, stem: str) -> _Parsed:

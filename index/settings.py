@@ -1,7 +1,9 @@
-"""The one Settings object, read once at startup from the environment and `.env`.
+"""The shared settings base, read once at startup from the environment and `.env`.
 
-Lives in `index` because both flows need it and `bot` may import from `index`, never
-the reverse. Every field is documented in `.env.example` and the README.
+`Settings` holds what indexing needs and the bot shares (corpus and index folders,
+embedding, chunking, store, crawl, logging); `bot.settings.BotSettings` extends it with
+Discord, LLM, answering and forum settings. `bot` may import from `index`, never the
+reverse. Every field is documented in `.env.example` and the README.
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from index.errors import ConfigError
 
@@ -50,12 +52,15 @@ def _default_index_dir() -> Path:
     return REPO_ROOT / ".index" if IN_CHECKOUT else _user_index_dir()
 
 
-def _default_prompts_dir() -> Path:
+def default_prompts_dir() -> Path:
+    """The prompts folder (a bot setting; the checkout-or-wheel choice is made here)."""
     return REPO_ROOT / "prompts" if IN_CHECKOUT else _packaged("prompts")
 
 
 CURRENT_FILE = "current"  # INDEX_DIR/current names the active Chroma folder (after --rebuild)
 _CHROMA_DIR_NAME = re.compile(r"chroma(?:-[0-9A-Za-z_]{1,40})?")
+
+S = TypeVar("S", bound="Settings")
 
 
 class Settings(BaseSettings):
@@ -97,41 +102,9 @@ class Settings(BaseSettings):
     chroma_port: int = Field(8000, ge=1, le=65535)
     chroma_ssl: bool = False
 
-    # --- answering ----------------------------------------------------------------------
-    prompts_dir: Path = Field(default_factory=_default_prompts_dir)
-    retrieval_mode: Literal["hybrid", "dense"] = "hybrid"
-    retrieval_k: int = Field(6, ge=1, le=20)
-    max_question_chars: int = Field(1000, ge=10, le=10000)
-
-    # --- LLM (unset key and base URL = offline extractive answers) ----------------------
+    # --- OpenAI-compatible endpoint (the `openai` embedder; the bot's LLM too) ----------
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
-    openai_model: str = "gpt-4o-mini"
-    llm_timeout_s: float = Field(12.0, gt=0, le=120)
-    llm_max_retries: int = Field(1, ge=0, le=5)
-    llm_max_tokens: int = Field(400, ge=16, le=4096)
-    llm_temperature: float = Field(0.0, ge=0, le=2)
-    llm_daily_token_budget: int = Field(0, ge=0)  # 0 = unlimited
-
-    # --- Discord ------------------------------------------------------------------------
-    discord_token: SecretStr | None = None
-    discord_guild_id: int | None = None
-    discord_allow_dms: bool = True
-    discord_channel_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
-    discord_shard_count: int | None = Field(None, ge=1)
-    user_cooldown_s: float = Field(10.0, ge=0)
-    max_concurrent_answers: int = Field(4, ge=1, le=64)
-    # How long a question may wait for a free answer slot before "busy"; bounded so that
-    # /ask is still deferred within Discord's 3 s.
-    answer_queue_wait_s: float = Field(0.5, ge=0, le=2.0)
-    # Forum channels whose new posts the bot answers (only with a cited answer by default).
-    discord_forum_channel_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
-    discord_forum_decline_notice: bool = False
-    # Where "Ask a human" hands a question over (unset = no such button).
-    discord_help_channel_id: int | None = None
-    # Moderator answers saved with "Add to knowledge base" (unset = CORPUS_DIR/learned).
-    learned_dir: Path | None = None
-    learned_include_author: bool = False
 
     log_level: str = "INFO"
 
@@ -156,19 +129,6 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL")  # the value is not echoed
         return v.strip() if v else v
 
-    @field_validator("discord_channel_ids", "discord_forum_channel_ids", mode="before")
-    @classmethod
-    def _comma_list(cls, v: object) -> object:
-        # Accept "1,2,3" as well as JSON "[1,2,3]" from the environment.
-        if isinstance(v, str):
-            v = v.strip()
-            if not v:
-                return []
-            if v.startswith("["):
-                return json.loads(v)
-            return [x.strip() for x in v.split(",") if x.strip()]
-        return v
-
     @property
     def llm_enabled(self) -> bool:
         return bool(self.openai_api_key or self.openai_base_url)
@@ -186,23 +146,11 @@ class Settings(BaseSettings):
             name = ""
         return self.index_dir / (name if _CHROMA_DIR_NAME.fullmatch(name) else "chroma")
 
-    @property
-    def learned_path(self) -> Path:
-        return self.learned_dir if self.learned_dir is not None else self.corpus_dir / "learned"
 
-    @property
-    def feedback_db(self) -> Path:
-        return self.index_dir / "feedback.sqlite3"
-
-    @property
-    def llm_budget_db(self) -> Path:
-        return self.index_dir / "llm_budget.sqlite3"
-
-
-def load_settings(**overrides: object) -> Settings:
-    """Read settings once; an invalid value becomes a ConfigError naming the setting."""
+def read_settings(cls: type[S], **overrides: object) -> S:
+    """Read settings of class `cls` once; an invalid value becomes a ConfigError naming it."""
     try:
-        return Settings(**overrides)
+        return cls(**overrides)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -211,3 +159,8 @@ def load_settings(**overrides: object) -> Settings:
         raise ConfigError("Invalid setting " + "; ".join(problems)) from None
     except (ValueError, json.JSONDecodeError) as exc:  # e.g. a non-JSON list from the environment
         raise ConfigError(f"Invalid setting: {exc}") from None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """The indexing flow's settings (`python -m index`)."""
+    return read_settings(Settings, **overrides)

@@ -149,30 +149,57 @@ _ATTR_ID = re.compile(r"[ \t]*\{[^}]*#([\w-]+)[^}]*\}[ \t]*$")  # "## Title {#an
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
 
 
+@dataclass(frozen=True)
+class Run:
+    """Consecutive Markdown lines: prose (`fence` None) or one fenced code block, its
+    opening line, body and closing line (none when unclosed: it runs to the end)."""
+
+    lines: list[str]
+    fence: re.Match[str] | None = None  # the opening line's match: mark, info string
+    closed: bool = False
+
+    @property
+    def body(self) -> list[str]:
+        """A fenced block's code lines (without its fence lines)."""
+        return self.lines[1:-1] if self.closed else self.lines[1:]
+
+
+def fenced_runs(lines: list[str]) -> list[Run]:
+    """Split Markdown lines into prose runs and fenced code blocks (``` or ~~~, closed by the
+    same character at least as long, as in CommonMark): the one fence scanner."""
+    runs: list[Run] = []
+    prose: list[str] = []
+    i = 0
+    while i < len(lines):
+        fence = _FENCE.match(lines[i])
+        if not fence:
+            prose.append(lines[i])
+            i += 1
+            continue
+        if prose:
+            runs.append(Run(prose))
+            prose = []
+        mark = fence.group(1)
+        close = re.compile(rf"^[ \t]{{0,3}}{mark[0]}{{{len(mark)},}}[ \t]*$")
+        j = i + 1
+        while j < len(lines) and not close.match(lines[j]):
+            j += 1
+        closed = j < len(lines)
+        runs.append(Run(lines[i : j + 1] if closed else lines[i:], fence, closed))
+        i = j + 1
+    if prose:
+        runs.append(Run(prose))
+    return runs
+
+
 def _strip_comments(lines: list[str]) -> list[str]:
     """Drop HTML comments outside fenced code (they may span blank lines)."""
     out: list[str] = []
-    prose: list[str] = []
-    fence: str | None = None
-
-    def flush() -> None:
-        if prose:
-            out.extend(_HTML_COMMENT.sub("", "\n".join(prose)).split("\n"))
-            prose.clear()
-
-    for line in lines:
-        m = _FENCE.match(line)
-        if fence is None and m:
-            flush()
-            fence = m.group(1)
-            out.append(line)
-        elif fence is not None:
-            out.append(line)
-            if re.match(rf"^[ \t]{{0,3}}{fence[0]}{{{len(fence)},}}[ \t]*$", line):
-                fence = None
+    for run in fenced_runs(lines):
+        if run.fence is None:
+            out.extend(_HTML_COMMENT.sub("", "\n".join(run.lines)).split("\n"))
         else:
-            prose.append(line)
-    flush()
+            out.extend(run.lines)
     return out
 
 
@@ -186,43 +213,29 @@ def markdown_blocks(text: str, builder: TextBuilder) -> None:
             builder.paragraph("\n".join(para))
             para.clear()
 
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        fence = _FENCE.match(line)
-        if fence:
+    for run in fenced_runs(lines):
+        if run.fence is not None:
             flush()
-            mark = fence.group(1)
-            body: list[str] = []
-            i += 1
-            while i < len(lines) and not re.match(
-                rf"^[ \t]{{0,3}}{mark[0]}{{{len(mark)},}}[ \t]*$", lines[i]
-            ):
-                body.append(lines[i])
-                i += 1
-            builder.code("\n".join(body), fence.group(2))
-            i += 1
+            builder.code("\n".join(run.body), run.fence.group(2))
             continue
-        atx = _ATX.match(line)
-        if atx:
-            flush()
-            title, anchor = atx.group(2), None
-            attr = _ATTR_ID.search(title)
-            if attr:
-                title, anchor = title[: attr.start()], attr.group(1)
-            builder.heading(len(atx.group(1)), title, anchor)
-            i += 1
-            continue
-        setext = _SETEXT.match(line)
-        if setext and len(para) == 1 and para[0].strip():
-            title = para.pop()
-            flush()
-            builder.heading(1 if setext.group(1)[0] == "=" else 2, title)
-            i += 1
-            continue
-        if not line.strip():
-            flush()
-        else:
-            para.append(line)
-        i += 1
+        for line in run.lines:
+            atx = _ATX.match(line)
+            if atx:
+                flush()
+                title, anchor = atx.group(2), None
+                attr = _ATTR_ID.search(title)
+                if attr:
+                    title, anchor = title[: attr.start()], attr.group(1)
+                builder.heading(len(atx.group(1)), title, anchor)
+                continue
+            setext = _SETEXT.match(line)
+            if setext and len(para) == 1 and para[0].strip():
+                title = para.pop()
+                flush()
+                builder.heading(1 if setext.group(1)[0] == "=" else 2, title)
+                continue
+            if not line.strip():
+                flush()
+            else:
+                para.append(line)
     flush()

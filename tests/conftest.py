@@ -7,9 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from index.settings import REPO_ROOT, Settings
+from bot.settings import BotSettings
+from index.settings import REPO_ROOT
 
-pytest_plugins = ["tests.fixtures.index", "tests.fixtures.llm", "tests.fixtures.discord"]
+pytest_plugins = [
+    "tests.fixtures.index",
+    "tests.fixtures.llm",
+    "tests.fixtures.discord",
+    "tests.fixtures.bot",
+]
 
 SEED_CORPUS = REPO_ROOT / "corpus"
 
@@ -17,7 +23,7 @@ SEED_CORPUS = REPO_ROOT / "corpus"
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
     """Tests never see the developer's env vars or .env: every setting is explicit."""
-    for name in Settings.model_fields:
+    for name in BotSettings.model_fields:
         monkeypatch.delenv(name.upper(), raising=False)
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))  # so no stray .env is read
 
@@ -32,11 +38,11 @@ def corpus_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def make_settings(tmp_path: Path):
-    """Settings with the index in a tmp dir; keyword overrides win."""
+    """BotSettings (shared + bot settings) with the index in a tmp dir; overrides win."""
 
-    def _make(**overrides) -> Settings:
+    def _make(**overrides) -> BotSettings:
         values = {"corpus_dir": SEED_CORPUS, "index_dir": tmp_path / "index"}
         values.update(overrides)
-        return Settings(_env_file=None, **values)
+        return BotSettings(_env_file=None, **values)
 
     return _make

@@ -12,10 +12,26 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from langchain_core.embeddings import Embeddings
+
+from bot.settings import BotSettings
 from index.chunker import chunk_document
+from index.embedder import embedder_id
 from index.loader import load_corpus
 from index.pipeline import PAUSE_ENV
 from index.settings import REPO_ROOT, Settings
+from index.store import IndexReader, make_client
+
+
+def index_reader(settings: Settings, embeddings: Embeddings, *, client=None) -> IndexReader:
+    """An IndexReader over the index `settings` name, as the bot opens one (its client, its
+    embedder id, its collection prefix)."""
+    return IndexReader(
+        client=client if client is not None else make_client(settings),
+        embeddings=embeddings,
+        embedder_id=embedder_id(settings),
+        prefix=settings.collection_prefix,
+    )
 
 
 def expected_ids(settings: Settings) -> set[str]:
@@ -40,7 +56,7 @@ def wait_until(cond: Callable[[], bool], what: str, timeout: float = 60) -> None
 
 def subprocess_env(settings: Settings | None = None, **extra: str) -> dict[str, str]:
     """This environment minus any setting, plus the corpus/index of `settings` and `extra`."""
-    env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
+    env = {k: v for k, v in os.environ.items() if k.lower() not in BotSettings.model_fields}
     env["PYTHONPATH"] = str(REPO_ROOT)
     if settings is not None:
         env["CORPUS_DIR"] = str(settings.corpus_dir)

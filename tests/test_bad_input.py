@@ -15,14 +15,16 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from bot.errors import QuestionRejected
 from bot.models import Answer
 from bot.service import AnswerService, build_service
+from bot.settings import load_bot_settings
 from index import store
 from index.chunker import chunk_document
-from index.errors import ConfigError, QuestionRejected
+from index.errors import ConfigError
 from index.loader import MAX_TITLE_CHARS, load_file
 from index.pipeline import reindex
-from index.settings import REPO_ROOT, Settings, load_settings
+from index.settings import REPO_ROOT, Settings
 from tests.data.make_pdf import pdf_bytes
 from tests.fakes import openai_server as fake_openai
 from tests.helpers import expected_ids, subprocess_env
@@ -299,7 +301,7 @@ def test_load_settings_names_the_bad_setting(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     monkeypatch.setenv("OPENAI_API_KEY", KEY_CANARY)
     with pytest.raises(ConfigError) as info:
-        load_settings()
+        load_bot_settings()
     assert name in str(info.value)
     assert KEY_CANARY not in str(info.value)
 
@@ -308,7 +310,7 @@ def test_invalid_dotenv_file_names_the_setting(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_text("CHUNK_SIZE=abc\nDISCORD_TOKEN=" + TOKEN_CANARY + "\n")
     with pytest.raises(ConfigError, match="CHUNK_SIZE") as info:
-        load_settings()
+        load_bot_settings()
     assert TOKEN_CANARY not in str(info.value)
 
 
@@ -334,10 +336,13 @@ def _run(args: list[str], env: dict[str, str], cwd: Path, stdin: str | None = No
     )
 
 
+# Each CLI refuses its own flow's bad settings: `python -m index` reads the shared
+# Settings (bot-only ones such as DISCORD_CHANNEL_IDS are not its business), `python -m bot`
+# reads BotSettings, which include the shared ones.
 CLI_BAD_SETTINGS = [
     ("index", "CHUNK_SIZE", "abc"),
-    ("index", "DISCORD_CHANNEL_IDS", "x"),
-    ("index", "RETRIEVAL_MODE", "foo"),
+    ("index", "EMBEDDER", "bert"),
+    ("index", "CHROMA_PORT", "70000"),
     ("bot", "CHUNK_SIZE", "abc"),
     ("bot", "RETRIEVAL_MODE", "foo"),
     ("bot", "DISCORD_CHANNEL_IDS", "x"),
@@ -356,13 +361,15 @@ def test_cli_with_invalid_setting_exits_with_a_message(tmp_path, module, name, v
     assert not (tmp_path / "i").exists()  # refused before touching anything
 
 
-@pytest.mark.parametrize("module", ["index", "bot"])
-def test_cli_config_error_never_echoes_a_secret(tmp_path, module):
-    """The token pasted into the wrong line (DISCORD_GUILD_ID) must not be printed back."""
+@pytest.mark.parametrize(
+    "module,name", [("index", "CHROMA_PORT"), ("bot", "DISCORD_GUILD_ID"), ("bot", "CHROMA_PORT")]
+)
+def test_cli_config_error_never_echoes_a_secret(tmp_path, module, name):
+    """The token pasted into the wrong line (an integer setting) must not be printed back."""
     args = ["-m", "index"] if module == "index" else ["-m", "bot", "ask", "When?"]
-    env = subprocess_env(DISCORD_GUILD_ID=TOKEN_CANARY, INDEX_DIR=str(tmp_path / "i"))
+    env = subprocess_env(**{name: TOKEN_CANARY, "INDEX_DIR": str(tmp_path / "i")})
     proc = _run(args, env, tmp_path)
-    assert proc.returncode != 0 and "DISCORD_GUILD_ID" in proc.stderr.upper()
+    assert proc.returncode != 0 and name in proc.stderr.upper()
     assert TOKEN_CANARY not in proc.stdout + proc.stderr, proc.stderr
 
 

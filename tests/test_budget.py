@@ -13,10 +13,11 @@ import pytest
 from pydantic import SecretStr
 
 from bot.budget import KEEP_DAYS, DailyTokenBudget
+from bot.errors import QuestionRejected
 from bot.llm import CONDENSE_MAX_TOKENS
 from bot.service import AnswerService, build_service
-from index.errors import QuestionRejected
-from index.settings import REPO_ROOT, Settings
+from bot.settings import BotSettings
+from index.settings import REPO_ROOT
 from tests.fakes import openai_server as oai
 from tests.fakes.openai_server import FakeOpenAIServer
 
@@ -148,7 +149,7 @@ def test_unreadable_budget_file_fails_closed(tmp_path, caplog):
 
 
 @pytest.fixture
-def llm_service(seed_index: Settings, openai_fake: FakeOpenAIServer):
+def llm_service(seed_index: BotSettings, openai_fake: FakeOpenAIServer):
     def make(**overrides) -> AnswerService:
         values = {
             "openai_base_url": openai_fake.base_url,
@@ -195,10 +196,7 @@ def test_max_answer_tokens_is_sent_to_the_model(llm_service, openai_fake):
 async def test_cooldown_and_concurrency_are_enforced_by_the_bot(
     fake_discord, seed_index, openai_fake, tmp_path
 ):
-    from bot.discord.client import make_bot
-    from bot.discord.feedback import FeedbackStore
-    from bot.discord.limits import Limiter
-    from tests.fixtures.discord import FAST_GUILD_READY, running_client
+    from tests.fixtures.bot import at_least, running_bot
 
     fake = fake_discord
     general = fake.channel_ids["general"]
@@ -214,45 +212,31 @@ async def test_cooldown_and_concurrency_are_enforced_by_the_bot(
         }
     )
     service = await asyncio.to_thread(build_service, settings, build_if_missing=False)
-    feedback = FeedbackStore(path=tmp_path / "fb.sqlite3")
-    limiter = Limiter.from_settings(settings)
-    bot = make_bot(
-        service=service,
-        settings=settings,
-        feedback=feedback,
-        limiter=limiter,
-        guild_ready_timeout=FAST_GUILD_READY,
-    )
-    try:
-        async with running_client(bot, fake.token):
-            # Alice's answer is held in flight: the model replies only once released.
-            openai_fake.script(oai.Reply("chat", content=GOOD_REPLY, delay_s=60))
-            fake.send_slash("ask", {"question": QUESTION}, user="alice", channel_id=general)
-            await fake.wait_for(lambda: len(openai_fake.chat_requests) == 1, timeout=20)
-            assert bot.limiter.active == 1
+    async with running_bot(
+        fake, settings, service, tmp_path / "fb.sqlite3", check_mentions=False
+    ) as bot:
+        # Alice's answer is held in flight: the model replies only once released.
+        openai_fake.script(oai.Reply("chat", content=GOOD_REPLY, delay_s=60))
+        fake.send_slash("ask", {"question": QUESTION}, user="alice", channel_id=general)
+        await fake.wait_for(lambda: len(openai_fake.chat_requests) == 1, timeout=20)
+        assert bot.limiter.active == 1
 
-            # Bob while the one slot is taken: "busy", and no model call.
-            fake.send_slash("ask", {"question": QUESTION}, user="bob", channel_id=general)
-            busy = await fake.wait_for(lambda: _ephemeral_replies(fake), timeout=10)
-            assert "busy" in busy[0]
-            assert len(openai_fake.chat_requests) == 1
+        # Bob while the one slot is taken: "busy", and no model call.
+        fake.send_slash("ask", {"question": QUESTION}, user="bob", channel_id=general)
+        busy = await fake.wait_for(lambda: _ephemeral_replies(fake), timeout=10)
+        assert "busy" in busy[0]
+        assert len(openai_fake.chat_requests) == 1
 
-            # Closing the server drops the held reply: alice gets a (labelled) fallback.
-            openai_fake.close()
-            await fake.wait_for(lambda: bot.limiter.active == 0 and _answers(fake), timeout=40)
+        # Closing the server drops the held reply: alice gets a (labelled) fallback.
+        openai_fake.close()
+        await fake.wait_for(lambda: bot.limiter.active == 0 and _answers(fake), timeout=40)
 
-            # Alice again at once: cooldown (ephemeral), bob (not cooled down) is answered.
-            fake.send_slash("ask", {"question": QUESTION}, user="alice", channel_id=general)
-            replies = await fake.wait_for(lambda: _at_least(2, _ephemeral_replies(fake)), 10)
-            assert "try again in" in replies[1]
-            fake.send_slash("ask", {"question": QUESTION}, user="bob", channel_id=general)
-            await fake.wait_for(lambda: _at_least(2, _answers(fake)), timeout=40)
-    finally:
-        feedback.close()
-
-
-def _at_least(n: int, items: list) -> list | None:
-    return items if len(items) >= n else None
+        # Alice again at once: cooldown (ephemeral), bob (not cooled down) is answered.
+        fake.send_slash("ask", {"question": QUESTION}, user="alice", channel_id=general)
+        replies = await fake.wait_for(lambda: at_least(2, _ephemeral_replies(fake)), 10)
+        assert "try again in" in replies[1]
+        fake.send_slash("ask", {"question": QUESTION}, user="bob", channel_id=general)
+        await fake.wait_for(lambda: at_least(2, _answers(fake)), timeout=40)
 
 
 def _ephemeral_replies(fake) -> list[str]:

@@ -2,16 +2,20 @@ from __future__ import annotations
 
 import pytest
 
+from bot.errors import LLMError, QuestionRejected, user_text
 from bot.followup import Standalone, condense, needs_context, rule_condense
 from bot.prompts import load_prompt, parse_prompt
-from bot.service import EMPTY_QUESTION, build_service
-from index.errors import ConfigError, LLMError, QuestionRejected
-from index.settings import REPO_ROOT, Settings
+from bot.service import build_service
+from bot.settings import BotSettings
+from index.errors import ConfigError
+from index.settings import REPO_ROOT
 from tests.fakes.openai_server import chat, server_error
 
 
-def _settings(seed: Settings, **extra) -> Settings:
-    return Settings(_env_file=None, corpus_dir=seed.corpus_dir, index_dir=seed.index_dir, **extra)
+def _settings(seed: BotSettings, **extra) -> BotSettings:
+    return BotSettings(
+        _env_file=None, corpus_dir=seed.corpus_dir, index_dir=seed.index_dir, **extra
+    )
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +67,7 @@ def test_sources_and_index_info(service):
 def test_empty_questions_are_rejected(service, raw):
     with pytest.raises(QuestionRejected, match="Please ask a question"):
         service.answer(raw)
-    assert EMPTY_QUESTION.startswith("Please ask a question")
+    assert user_text("empty_question").startswith("Please ask a question")
 
 
 def test_too_long_question_names_the_limit(seed_index):

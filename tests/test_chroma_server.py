@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from bot.settings import BotSettings
 from index import store
 from index.chunker import chunk_document
-from index.embedder import embedder_id
 from index.errors import StoreUnavailable
 from index.loader import load_corpus
 from index.pipeline import reindex
-from index.settings import Settings
+from tests.helpers import index_reader
 
 CHROMA = Path(sys.executable).parent / "chroma"
 
@@ -72,7 +72,7 @@ def test_pipeline_and_reader_through_a_chroma_server(
     chroma_server, make_settings, corpus_dir: Path, minilm
 ):
     port, server = chroma_server
-    settings: Settings = make_settings(
+    settings: BotSettings = make_settings(
         corpus_dir=corpus_dir, chroma_host="127.0.0.1", chroma_port=port
     )
     first = reindex(settings, embeddings=minilm)
@@ -82,9 +82,7 @@ def test_pipeline_and_reader_through_a_chroma_server(
 
     client = store.make_client(settings)
     assert store.index_exists(settings, client)
-    reader = store.IndexReader(
-        client=client, embeddings=minilm, embedder_id=embedder_id(settings), prefix="corpus"
-    )
+    reader = index_reader(settings, minilm, client=client)
     snap, hits = reader.search("When did North Korea start mining bitcoin?", 3)
     assert snap.generation == first.generation and len(hits) == 3
     assert all(h.page_content and 0 < s <= 1.0001 for h, s in hits)

@@ -43,11 +43,11 @@ import json, sys, time
 from pathlib import Path
 from bot.service import build_service
 from index.errors import CorpusBotError
-from index.settings import load_settings
+from bot.settings import load_bot_settings
 
 out, mark, stop = (Path(a) for a in sys.argv[1:4])
 questions = json.loads(sys.argv[4])
-service = build_service(load_settings(), build_if_missing=False)
+service = build_service(load_bot_settings(), build_if_missing=False)
 with out.open("w") as fh:
     while not stop.exists():
         seen = int(mark.read_text()) if mark.exists() else 0

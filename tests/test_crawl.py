@@ -569,11 +569,11 @@ def test_refresh_index_follows_docs_url(site: DocsServer, settings: Settings, mi
 def test_bot_builds_its_missing_index_from_docs_url(site: DocsServer, settings: Settings) -> None:
     """With DOCS_URL the bot's first start crawls the site, and citations deep-link to pages."""
     from bot.service import build_service
+    from bot.settings import BotSettings
 
     said: list[str] = []
-    service = build_service(
-        settings.model_copy(update={"docs_url": f"{site.base}/docs/"}), announce=said.append
-    )
+    values = {**settings.model_dump(), "docs_url": f"{site.base}/docs/"}
+    service = build_service(BotSettings(_env_file=None, **values), announce=said.append)
     assert said[0] == f"No index yet: building it from {site.base}/docs/..."
     assert said[1].startswith(f"crawled {site.base}/docs/ (links): {len(PAGES)} pages")
     answer = service.answer("How large is the in-memory read cache by default?")

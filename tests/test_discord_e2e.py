@@ -7,106 +7,35 @@ parse == [] and no live @everyone/@here/<@ in any content.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import re
 import socket
-import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import discord
 import pytest
 from pydantic import SecretStr
 
-from bot.discord.client import CorpusBot, make_bot, run
-from bot.discord.feedback import FeedbackStore
-from bot.discord.limits import Limiter
+from bot.discord.client import run
+from bot.errors import user_text
 from bot.service import AnswerService, build_service
-from index.settings import Settings
+from bot.settings import BotSettings
 from tests.fakes.discord_server import FLAG_EPHEMERAL, FakeDiscord
-from tests.fixtures.discord import FAST_GUILD_READY, running_client
+from tests.fixtures.bot import (
+    QUESTION,
+    GatedService,
+    answers_in,
+    at_least,
+    bot_settings,
+    custom_ids,
+    idle,
+    running_bot,
+    sources_text,
+)
 
 pytestmark = pytest.mark.slow
 
-LIVE_MENTION = re.compile(r"@(everyone|here)|<@[!&]?\d+>", re.IGNORECASE)
-QUESTION = "When did North Korea start mining bitcoin?"
-
-
-@pytest.fixture(scope="module")
-def seed_service(seed_index: Settings) -> AnswerService:
-    return build_service(seed_index, build_if_missing=False)
-
-
-def bot_settings(base: Settings, fake: FakeDiscord, **overrides) -> Settings:
-    values = {
-        "discord_guild_id": fake.guild_id,
-        "user_cooldown_s": 0.0,
-        "max_concurrent_answers": 4,
-    }
-    values.update(overrides)
-    return base.model_copy(update=values)
-
-
-@contextlib.asynccontextmanager
-async def running_bot(
-    fake: FakeDiscord, settings: Settings, service: AnswerService, db: Path
-) -> AsyncIterator[CorpusBot]:
-    feedback = FeedbackStore(path=db)
-    limiter = Limiter.from_settings(settings)
-    bot = make_bot(
-        service=service,
-        settings=settings,
-        feedback=feedback,
-        limiter=limiter,
-        guild_ready_timeout=FAST_GUILD_READY,
-    )
-    try:
-        async with running_client(bot, fake.token):
-            yield bot
-    finally:
-        feedback.close()
-    assert_no_mentions(fake)
-
-
-def assert_no_mentions(fake: FakeDiscord) -> None:
-    requests = fake.message_requests()
-    assert requests
-    for r in requests:
-        body = r.json["data"] if r.path.startswith("/interactions/") else r.json
-        assert body["allowed_mentions"]["parse"] == [], (r.path, body)
-        assert not LIVE_MENTION.search(body.get("content") or ""), body
-        for embed in body.get("embeds") or []:
-            text = embed.get("description", "") + "".join(
-                f["name"] + f["value"] for f in embed.get("fields", [])
-            )
-            assert not LIVE_MENTION.search(text), embed
-
-
-async def idle(fake: FakeDiscord, bot: CorpusBot) -> None:
-    """Wait until no answer is in flight (all sends of finished handlers are done)."""
-    await fake.wait_for(lambda: bot.limiter.active == 0, timeout=20)
-
-
-def at_least(n: int, items: list) -> list:
-    """`items` once it has n of them (falsy before), for wait_for."""
-    return items if len(items) >= n else []
-
-
-def answers_in(fake: FakeDiscord, channel_id: int) -> list[dict]:
-    """The bot's answer messages (those carrying the feedback buttons) in a channel."""
-    return [m for m in fake.messages_in(channel_id, author_id=fake.bot_id) if m["components"]]
-
-
-def custom_ids(message: dict) -> list[str]:
-    return [c["custom_id"] for row in message["components"] for c in row["components"]]
-
-
-def sources_text(message: dict) -> str:
-    return "\n".join(f["name"] + "\n" + f["value"] for e in message["embeds"] for f in e["fields"])
-
 
 async def test_mention_opens_thread_and_follow_up_uses_history(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     fake = fake_discord
     general = fake.channel_ids["general"]
@@ -142,7 +71,7 @@ async def test_mention_opens_thread_and_follow_up_uses_history(
 
 
 async def test_reply_to_bot_message_is_a_follow_up(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     fake = fake_discord
     general = fake.channel_ids["general"]
@@ -158,7 +87,7 @@ async def test_reply_to_bot_message_is_a_follow_up(
 
 
 async def test_slash_ask_defers_then_answers_with_sources(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     fake = fake_discord
     general = fake.channel_ids["general"]
@@ -200,7 +129,7 @@ async def test_slash_ask_defers_then_answers_with_sources(
 
 
 async def test_declined_question_and_stats(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     fake = fake_discord
     general = fake.channel_ids["general"]
@@ -255,7 +184,7 @@ async def test_declined_question_and_stats(
 
 
 async def test_reindex_refused_for_non_admin_and_run_for_admin(
-    fake_discord: FakeDiscord, index_settings: Settings, tmp_path: Path
+    fake_discord: FakeDiscord, index_settings: BotSettings, tmp_path: Path
 ) -> None:
     fake = fake_discord
     general = fake.channel_ids["general"]
@@ -300,7 +229,7 @@ async def test_reindex_refused_for_non_admin_and_run_for_admin(
 
 
 async def test_cooldown_second_question_gets_short_message(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     fake = fake_discord
     general = fake.channel_ids["general"]
@@ -327,7 +256,7 @@ async def test_cooldown_second_question_gets_short_message(
 
 
 async def test_rate_limited_send_is_retried_once(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     fake = fake_discord
     general = fake.channel_ids["general"]
@@ -348,7 +277,7 @@ async def test_rate_limited_send_is_retried_once(
 
 
 async def test_overlong_question_rejected_in_place(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     fake = fake_discord
     general = fake.channel_ids["general"]
@@ -371,7 +300,7 @@ async def test_overlong_question_rejected_in_place(
 
 def test_bad_token_exits_2_with_clear_message(
     fake_discord: FakeDiscord,
-    index_settings: Settings,
+    index_settings: BotSettings,
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -385,7 +314,7 @@ def test_bad_token_exits_2_with_clear_message(
 
 
 def test_unreachable_discord_exits_1_with_clear_message(
-    index_settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    index_settings: BotSettings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with socket.socket() as s:  # a loopback port with nothing listening
         s.bind(("127.0.0.1", 0))
@@ -397,30 +326,10 @@ def test_unreachable_discord_exits_1_with_clear_message(
     assert "Could not reach Discord" in err and "Traceback" not in err
 
 
-class GatedService:
-    """The real AnswerService, held at a gate so a test can act while an answer is in flight."""
-
-    def __init__(self, inner: AnswerService) -> None:
-        self.inner = inner
-        self.entered = threading.Event()
-        self.gate = threading.Event()
-
-    def answer(self, question, history=()):
-        self.entered.set()
-        assert self.gate.wait(timeout=30), "test never opened the gate"
-        return self.inner.answer(question, history)
-
-    async def aanswer(self, question, history=()):
-        return await asyncio.to_thread(self.answer, question, history)
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-
 @pytest.mark.parametrize("abrupt", [False, True], ids=["close-4000", "tcp-cut"])
 async def test_gateway_dropped_mid_answer_resumes_and_delivers_once(
     fake_discord: FakeDiscord,
-    seed_index: Settings,
+    seed_index: BotSettings,
     seed_service: AnswerService,
     tmp_path: Path,
     abrupt: bool,
@@ -460,7 +369,7 @@ def ephemeral_replies(fake: FakeDiscord) -> list[dict]:
 
 
 async def test_dm_question_is_answered_in_the_dm_and_follow_up_uses_its_history(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     fake = fake_discord
     # Global commands (no guild id): Discord offers only those in DMs.
@@ -501,7 +410,7 @@ async def test_dm_question_is_answered_in_the_dm_and_follow_up_uses_its_history(
 
 
 async def test_dms_disabled_get_no_answer_and_ask_is_refused(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     fake = fake_discord
     general = fake.channel_ids["general"]
@@ -527,7 +436,7 @@ async def test_dms_disabled_get_no_answer_and_ask_is_refused(
 
 
 async def test_channel_allow_list(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     fake = fake_discord
     general, random = fake.channel_ids["general"], fake.channel_ids["random"]
@@ -562,7 +471,7 @@ async def test_channel_allow_list(
 
 
 async def test_sharded_bot_answers_over_two_shards(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     fake = fake_discord
     general = fake.channel_ids["general"]
@@ -575,3 +484,39 @@ async def test_sharded_bot_answers_over_two_shards(
         await idle(fake, bot)
     identifies = [e["d"]["shard"] for e in fake.gateway_log if e["op"] == 2]
     assert sorted(identifies) == [[0, 2], [1, 2]]
+
+
+class BrokenSources:
+    """The real service, but listing the sources fails unexpectedly."""
+
+    def __init__(self, inner: AnswerService) -> None:
+        self.inner = inner
+
+    def sources(self):
+        raise RuntimeError("the store went away")
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+async def test_a_failing_command_shows_the_one_sorry_text_to_the_invoker(
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
+) -> None:
+    """Errors of slash commands and menus are handled once (CorpusBot.on_app_command_error)."""
+    fake = fake_discord
+    general = fake.channel_ids["general"]
+    settings = bot_settings(seed_index, fake)
+    service = BrokenSources(seed_service)
+    async with running_bot(fake, settings, service, tmp_path / "fb.sqlite3") as bot:
+        fake.send_slash("sources", user="bob", channel_id=general)
+        (reply,) = await fake.wait_for(
+            lambda: [
+                r.json
+                for r in fake.requests
+                if r.path.startswith("/webhooks/") and isinstance(r.json, dict)
+            ]
+        )
+        await idle(fake, bot)
+    assert reply["content"] == user_text("internal")
+    assert reply["flags"] & FLAG_EPHEMERAL
+    assert "went away" not in reply["content"]

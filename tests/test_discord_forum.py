@@ -13,15 +13,12 @@ from typing import Any
 
 import pytest
 
-from bot.discord.client import make_bot
 from bot.discord.feedback import FeedbackStore
-from bot.discord.limits import Limiter
-from bot.discord.routing import FORUM_DECLINE_NOTICE
-from bot.service import AnswerService, build_service
-from index.settings import Settings
+from bot.errors import user_text
+from bot.service import AnswerService
+from bot.settings import BotSettings
 from tests.fakes.discord_server import FLAG_EPHEMERAL, FakeDiscord
-from tests.fixtures.discord import FAST_GUILD_READY, running_client
-from tests.test_discord_e2e import (
+from tests.fixtures.bot import (
     GatedService,
     answers_in,
     at_least,
@@ -45,11 +42,6 @@ OFF_TOPIC = [
     ("Printer jammed", "My office printer keeps jamming, how do I fix it?"),
     ("What is the capital of France?", "Just wondering."),
 ]
-
-
-@pytest.fixture(scope="module")
-def seed_service(seed_index: Settings) -> AnswerService:
-    return build_service(seed_index, build_if_missing=False)
 
 
 @pytest.fixture
@@ -80,7 +72,7 @@ def settled(db: Path, thread_ids: list[int]) -> bool:
 
 
 async def test_forum_burst_restart_no_duplicates_and_follow_up(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     fake = fake_discord
     forum = fake.channel_ids["help-forum"]
@@ -159,7 +151,7 @@ async def test_forum_burst_restart_no_duplicates_and_follow_up(
 
 
 async def test_forum_decline_notice_and_other_channels_ignored(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     fake = fake_discord
     forum = fake.channel_ids["help-forum"]
@@ -198,14 +190,14 @@ async def test_forum_decline_notice_and_other_channels_ignored(
         await fake.wait_for(lambda: bot_posts(fake, int(question["id"])), timeout=20)
         await idle(fake, bot)
 
-    assert notice["content"] == FORUM_DECLINE_NOTICE
+    assert notice["content"] == user_text("forum_no_answer")
     assert not notice["embeds"]
     visible = [m for m in bot_posts(fake, int(declined["id"])) if not m["flags"] & FLAG_EPHEMERAL]
     assert visible == [notice]  # the hand-off replies were ephemeral
 
 
 async def test_forum_not_configured_posts_ignored(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     fake = fake_discord
     forum = fake.channel_ids["help-forum"]
@@ -220,7 +212,7 @@ async def test_forum_not_configured_posts_ignored(
 
 
 async def test_restart_while_a_post_is_being_answered_answers_it_once(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     """The bot goes down with an answer in flight: the next process finds the post claimed but
     unanswered (no bot message in it), takes it over and answers; the old one never posts."""
@@ -229,18 +221,10 @@ async def test_restart_while_a_post_is_being_answered_answers_it_once(
     db = tmp_path / "fb.sqlite3"
     settings = bot_settings(seed_index, fake, discord_forum_channel_ids=[forum])
     gated = GatedService(seed_service)
-    store = FeedbackStore(path=db)
-    first = make_bot(
-        service=gated,
-        settings=settings,
-        feedback=store,
-        limiter=Limiter.from_settings(settings),
-        guild_ready_timeout=FAST_GUILD_READY,
-    )
-    async with running_client(first, fake.token):
+    async with running_bot(fake, settings, gated, db, check_mentions=False):
         stuck, _ = fake.create_forum_post(forum, "alice", *ANSWERABLE[0])
         await asyncio.to_thread(gated.entered.wait, 10)
-    store.close()  # the process is gone; its answer is still being computed
+    # The process is gone (its feedback store closed); its answer is still being computed.
     stuck_id = int(stuck["id"])
     assert not bot_posts(fake, stuck_id)
 

@@ -18,9 +18,9 @@ from bot.discord.learned import (
     resolve_learned,
 )
 from bot.service import build_service
-from index.settings import Settings
+from bot.settings import BotSettings
 from tests.fakes.discord_server import FLAG_EPHEMERAL, FakeDiscord
-from tests.test_discord_e2e import (
+from tests.fixtures.bot import (
     LIVE_MENTION,
     answers_in,
     at_least,
@@ -56,7 +56,7 @@ def saying(fake: FakeDiscord, needle: str) -> list[str]:
 
 @pytest.mark.slow
 async def test_moderator_answer_is_learned_cited_and_forgotten(
-    fake_discord: FakeDiscord, index_settings: Settings, tmp_path: Path
+    fake_discord: FakeDiscord, index_settings: BotSettings, tmp_path: Path
 ) -> None:
     fake = fake_discord
     general = fake.channel_ids["general"]
@@ -128,7 +128,7 @@ async def test_moderator_answer_is_learned_cited_and_forgotten(
 
 @pytest.mark.slow
 async def test_learned_from_a_thread_with_author(
-    fake_discord: FakeDiscord, index_settings: Settings, tmp_path: Path
+    fake_discord: FakeDiscord, index_settings: BotSettings, tmp_path: Path
 ) -> None:
     fake = fake_discord
     general = fake.channel_ids["general"]
@@ -195,13 +195,13 @@ def test_resolve_learned_stays_inside_learned_dir(tmp_path: Path) -> None:
     (corpus / "learned" / "a-1.md").write_text("x", encoding="utf-8")
     (corpus / "doc.md").write_text("x", encoding="utf-8")
     (corpus / "learned" / "notes.txt").write_text("x", encoding="utf-8")
-    settings = Settings(_env_file=None, corpus_dir=corpus, index_dir=tmp_path / "i")
+    settings = BotSettings(_env_file=None, corpus_dir=corpus, index_dir=tmp_path / "i")
     target = (corpus / "learned" / "a-1.md").resolve()
     assert resolve_learned("learned/a-1.md", settings) == target
     assert resolve_learned("a-1.md", settings) == target
     for bad in ("doc.md", "learned/../doc.md", "../doc.md", "learned/notes.txt", "", "learned"):
         assert resolve_learned(bad, settings) is None, bad
-    elsewhere = Settings(
+    elsewhere = BotSettings(
         _env_file=None, corpus_dir=corpus, index_dir=tmp_path / "i", learned_dir=tmp_path / "L"
     )
     assert elsewhere.learned_path == tmp_path / "L"

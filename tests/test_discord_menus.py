@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from bot.discord.handoff import handoff_text
-from bot.service import AnswerService, build_service
-from index.settings import Settings
+from bot.service import AnswerService
+from bot.settings import BotSettings
 from tests.fakes.discord_server import FLAG_EPHEMERAL, FakeDiscord
-from tests.test_discord_e2e import (
+from tests.fixtures.bot import (
     LIVE_MENTION,
     QUESTION,
     answers_in,
@@ -29,11 +29,6 @@ pytestmark = pytest.mark.slow
 OFF_TOPIC = "What is the capital of France?"
 
 
-@pytest.fixture(scope="module")
-def seed_service(seed_index: Settings) -> AnswerService:
-    return build_service(seed_index, build_if_missing=False)
-
-
 def followups(fake: FakeDiscord) -> list[dict[str, Any]]:
     """Bodies of the bot's interaction follow-ups (webhook posts), in order."""
     return [r.json for r in fake.requests if r.method == "POST" and r.path.startswith("/webhooks/")]
@@ -44,7 +39,7 @@ def callbacks(fake: FakeDiscord) -> list[dict[str, Any]]:
 
 
 async def test_ask_the_docs_answers_the_selected_message(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     fake = fake_discord
     general = fake.channel_ids["general"]
@@ -121,7 +116,7 @@ def with_custom_id(fake: FakeDiscord, channel_id: int, prefix: str) -> list[dict
 async def test_ask_a_human_hands_off_declined_and_downvoted_answers(
     fake_discord: FakeDiscord,
     fake_discord_options: dict[str, Any],
-    seed_index: Settings,
+    seed_index: BotSettings,
     seed_service: AnswerService,
     tmp_path: Path,
 ) -> None:
@@ -197,7 +192,7 @@ async def test_ask_a_human_hands_off_declined_and_downvoted_answers(
 
 
 async def test_no_help_channel_no_hand_off_button(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     fake = fake_discord
     general = fake.channel_ids["general"]
@@ -231,7 +226,7 @@ def test_handoff_text_defuses_mentions_and_fits() -> None:
 
 @pytest.mark.parametrize("fake_discord_options", [{"forums": ("chat",)}])
 async def test_ephemeral_decline_does_not_turn_a_thread_into_a_conversation(
-    fake_discord: FakeDiscord, seed_index: Settings, seed_service: AnswerService, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, seed_service: AnswerService, tmp_path: Path
 ) -> None:
     fake = fake_discord
     settings = bot_settings(seed_index, fake)  # the forum is not watched: a plain thread

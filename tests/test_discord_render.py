@@ -17,6 +17,7 @@ from bot.discord.render import (
     thread_name,
     truncate,
 )
+from bot.errors import fallback_note, user_text
 from bot.models import Answer, Citation
 
 LIVE_MENTION = re.compile(r"@(everyone|here)|<@[!&]?\d+>", re.IGNORECASE)
@@ -209,7 +210,7 @@ def test_answer_sources_on_last_message():
 def test_declined_answer_shows_nearest_sources():
     answer = Answer(question="q", text="", abstained=True, citations=[citation(1)])
     (payload,) = render_answer(answer)
-    assert payload.content == render.DECLINED_TEXT
+    assert payload.content == user_text("not_found")
     assert payload.embeds[0]["title"] == "Nearest sources"
 
 
@@ -221,7 +222,7 @@ def test_fallback_mode_note_and_mentions_defused():
         citations=[citation(1, title="@here title", quote="<@&99> said")],
     )
     (payload,) = render_answer(answer)
-    assert render.FALLBACK_NOTE in payload.content
+    assert fallback_note() in payload.content
     assert not LIVE_MENTION.search(payload.content)
     field = payload.embeds[0]["fields"][0]
     assert not LIVE_MENTION.search(field["name"] + field["value"])

@@ -1,4 +1,5 @@
-"""The forum routing decisions (bot/discord/routing.py), without Discord; and the store's post claims."""
+"""The routing decisions (bot/discord/routing.py: forum posts, messages), without Discord;
+and the store's post claims."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ import pytest
 from bot.discord.feedback import FeedbackStore
 from bot.discord.routing import (
     ForumPost,
+    HistoryFrom,
+    MessagePlan,
     PostDecision,
     PostReply,
+    channel_allowed,
     is_forum_starter,
+    message_plan,
     post_decision,
     post_question,
     post_reply,
@@ -102,3 +107,47 @@ def test_post_claims_survive_a_restart(tmp_path: Path) -> None:
     assert store.post_status(7) == ("answer", "boot-b")
     assert not store.take_over_post(7, "boot-c")  # finished posts are never taken over
     store.close()
+
+
+# --- messages: routing.message_plan / channel_allowed ----------------------------------------
+
+BASE = {
+    "dm": False,
+    "allow_dms": True,
+    "allowed": True,
+    "in_thread": False,
+    "followup_thread": False,
+    "replies_to_bot": False,
+    "mentioned": False,
+    "text_channel": True,
+}
+CHANNEL, REPLY, NONE = HistoryFrom.CHANNEL, HistoryFrom.REPLY, HistoryFrom.NONE
+
+
+@pytest.mark.parametrize(
+    ("facts", "expected"),
+    [
+        ({"dm": True}, MessagePlan(CHANNEL)),  # a DM is one conversation
+        ({"dm": True, "allow_dms": False}, None),
+        ({"mentioned": True, "allowed": False}, None),  # not an allowed channel
+        ({}, None),  # an ordinary message in a channel
+        ({"mentioned": True}, MessagePlan(NONE, new_thread=True)),
+        ({"mentioned": True, "text_channel": False}, MessagePlan(NONE)),  # e.g. a voice chat
+        ({"replies_to_bot": True}, MessagePlan(REPLY)),  # answered in place
+        ({"replies_to_bot": True, "mentioned": True}, MessagePlan(REPLY)),
+        ({"in_thread": True}, None),  # someone else's thread
+        ({"in_thread": True, "followup_thread": True}, MessagePlan(CHANNEL)),
+        ({"in_thread": True, "mentioned": True}, MessagePlan(CHANNEL)),
+        ({"in_thread": True, "replies_to_bot": True}, MessagePlan(CHANNEL)),
+    ],
+)
+def test_message_plan(facts: dict, expected: MessagePlan | None) -> None:
+    assert message_plan(**{**BASE, **facts}) == expected
+
+
+def test_channel_allow_list() -> None:
+    assert channel_allowed(5, None, channel_ids=[], forum_ids=[])  # no list: everywhere
+    assert channel_allowed(5, None, channel_ids=[5], forum_ids=[])
+    assert channel_allowed(7, 5, channel_ids=[5], forum_ids=[])  # a thread in a listed one
+    assert channel_allowed(7, FORUM, channel_ids=[5], forum_ids=[FORUM])  # a watched forum's post
+    assert not channel_allowed(7, 6, channel_ids=[5], forum_ids=[FORUM])

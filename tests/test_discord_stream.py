@@ -18,10 +18,10 @@ from pydantic import SecretStr
 from bot.citations import claim_supported
 from bot.discord.delivery import EDIT_INTERVAL_S, WRITING
 from bot.service import AnswerService, build_service
-from index.settings import Settings
+from bot.settings import BotSettings
 from tests.fakes import openai_server as fake_llm
 from tests.fakes.discord_server import FakeDiscord, RecordedRequest
-from tests.test_discord_e2e import QUESTION, answers_in, bot_settings, idle, running_bot
+from tests.fixtures.bot import QUESTION, answers_in, bot_settings, idle, running_bot
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,7 @@ WRONG_CLAIM = "Kaspersky traced seven attacks on bitcoin exchanges"
 
 
 @pytest.fixture
-def llm_service(seed_index: Settings, openai_fake) -> AnswerService:
+def llm_service(seed_index: BotSettings, openai_fake) -> AnswerService:
     settings = seed_index.model_copy(
         update={
             "openai_base_url": openai_fake.base_url,
@@ -129,7 +129,7 @@ def check_stream(requests: list[RecordedRequest], final: dict) -> dict[str, floa
 @pytest.mark.parametrize("pieces, long", [(PIECES, False), (2 * PIECES, True)])
 async def test_slash_ask_streams_a_draft_then_replaces_it(
     fake_discord: FakeDiscord,
-    seed_index: Settings,
+    seed_index: BotSettings,
     llm_service: AnswerService,
     openai_fake,
     tmp_path: Path,
@@ -164,7 +164,7 @@ async def test_slash_ask_streams_a_draft_then_replaces_it(
 
 async def test_mention_streams_into_the_thread(
     fake_discord: FakeDiscord,
-    seed_index: Settings,
+    seed_index: BotSettings,
     llm_service: AnswerService,
     openai_fake,
     tmp_path: Path,
@@ -193,7 +193,7 @@ async def test_mention_streams_into_the_thread(
 
 async def test_stream_failing_midway_is_replaced_by_the_extractive_answer(
     fake_discord: FakeDiscord,
-    seed_index: Settings,
+    seed_index: BotSettings,
     llm_service: AnswerService,
     openai_fake,
     tmp_path: Path,
@@ -216,7 +216,7 @@ async def test_stream_failing_midway_is_replaced_by_the_extractive_answer(
 
 
 async def test_offline_mode_does_not_stream(
-    fake_discord: FakeDiscord, seed_index: Settings, tmp_path: Path
+    fake_discord: FakeDiscord, seed_index: BotSettings, tmp_path: Path
 ) -> None:
     fake = fake_discord
     general = fake.channel_ids["general"]

@@ -12,12 +12,12 @@ from langchain_core.embeddings import Embeddings
 from bot.answer.extractive import NOT_FOUND, answer_type, load_common_words, question_terms
 from bot.followup import Standalone
 from bot.service import build_service
-from index.embedder import TOKENIZER_PATH, embedder_id
+from bot.settings import BotSettings
+from index.embedder import TOKENIZER_PATH
 from index.loader import load_file
 from index.pipeline import reindex
 from index.sentences import UNIT_VECTORS, decode_unit_vectors, units_of_chunk
-from index.settings import Settings
-from index.store import IndexReader, make_client
+from tests.helpers import index_reader
 
 SITES = Path(__file__).parent / "data" / "sites"
 
@@ -51,7 +51,7 @@ def faq_service(tmp_path_factory, minilm):
     corpus = root / "corpus"
     corpus.mkdir()
     shutil.copy(SITES / "sphinx-alabaster" / "faq.html", corpus / "faq.html")
-    settings = Settings(_env_file=None, corpus_dir=corpus, index_dir=root / "index")
+    settings = BotSettings(_env_file=None, corpus_dir=corpus, index_dir=root / "index")
     reindex(settings, embeddings=minilm)
     return build_service(settings, build_if_missing=False)
 
@@ -133,12 +133,7 @@ def test_a_second_quote_comes_from_another_chunk_of_the_same_document(faq_servic
 
 
 def test_sentence_vectors_are_stored_with_every_chunk(seed_index, minilm):
-    reader = IndexReader(
-        client=make_client(seed_index),
-        embeddings=minilm,
-        embedder_id=embedder_id(seed_index),
-        prefix=seed_index.collection_prefix,
-    )
+    reader = index_reader(seed_index, minilm)
     rows = reader.snapshot().collection.get(include=["documents", "metadatas"])
     for text, md in zip(rows["documents"], rows["metadatas"], strict=True):
         vectors = decode_unit_vectors(md[UNIT_VECTORS], 384)

@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from bot.discord.render import FALLBACK_NOTE, render_answer
+from bot.discord.render import render_answer
 from bot.service import AnswerService, build_service
+from bot.settings import BotSettings
 from index import store
 from index.errors import IndexNotReady, StoreUnavailable
 from index.pipeline import reindex
-from index.settings import Settings
 from tests.fakes import openai_server as fake
 from tests.fakes.openai_server import FakeOpenAIServer
 
@@ -55,7 +55,7 @@ FAULTS = {
 
 
 @pytest.fixture
-def llm_service(seed_index: Settings, openai_fake: FakeOpenAIServer) -> AnswerService:
+def llm_service(seed_index: BotSettings, openai_fake: FakeOpenAIServer) -> AnswerService:
     settings = seed_index.model_copy(
         update={
             "openai_base_url": openai_fake.base_url,
@@ -81,7 +81,7 @@ def test_llm_fault_falls_back_to_a_labelled_extractive_answer(name, llm_service,
     assert len(openai_fake.chat_requests) == requests
     # The user sees the label in Discord.
     first = render_answer(answer)[0].content
-    assert first.startswith(f"*{FALLBACK_NOTE}*")
+    assert first.startswith(f"*{answer.note}*")
 
 
 def test_transient_fault_then_success_is_an_llm_answer(llm_service, openai_fake):
@@ -91,7 +91,7 @@ def test_transient_fault_then_success_is_an_llm_answer(llm_service, openai_fake)
     assert len(openai_fake.chat_requests) == 2
 
 
-def test_llm_down_entirely_is_a_fallback(seed_index: Settings):
+def test_llm_down_entirely_is_a_fallback(seed_index: BotSettings):
     """Nothing listens at OPENAI_BASE_URL (connection refused)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -180,7 +180,7 @@ def test_chroma_server_down_then_back(chroma, make_settings, corpus_dir, minilm)
     assert [c.chunk_id for c in after.citations] == [c.chunk_id for c in before.citations]
 
 
-def test_active_generation_deleted_under_the_service(index_settings: Settings):
+def test_active_generation_deleted_under_the_service(index_settings: BotSettings):
     """Someone deletes the collection behind the bot's back: a clear IndexNotReady."""
     service = build_service(index_settings, build_if_missing=False)
     assert not service.answer(QUESTION).abstained

@@ -37,14 +37,15 @@ from langchain_core.documents import Document
 from pydantic import SecretStr
 
 from bot.discord.render import Payload, render_answer, render_error
+from bot.errors import QuestionRejected
 from bot.models import Answer
 from bot.service import AnswerService, build_service
+from bot.settings import BotSettings
 from index.chunker import chunk_document
 from index.documents import SourceDoc
-from index.errors import QuestionRejected
 from index.loader import load_corpus
 from index.pipeline import reindex
-from index.settings import REPO_ROOT, Settings
+from index.settings import REPO_ROOT
 from tests.fakes import openai_server as fake_openai
 from tests.fakes.openai_server import FakeOpenAIServer
 
@@ -278,12 +279,12 @@ def answer_problems(
 # --- fixtures: a hostile corpus, canary prompts and settings --------------------------------------
 
 
-def _clean_settings(**values: Any) -> Settings:
+def _clean_settings(**values: Any) -> BotSettings:
     # Module fixtures run outside the per-test env isolation: keep the environment out.
     with pytest.MonkeyPatch.context() as mp:
-        for name in Settings.model_fields:
+        for name in BotSettings.model_fields:
             mp.delenv(name.upper(), raising=False)
-        return Settings(_env_file=None, **values)
+        return BotSettings(_env_file=None, **values)
 
 
 def canary_prompts(dst: Path) -> Path:
@@ -305,7 +306,7 @@ def canary_prompts(dst: Path) -> Path:
 
 @dataclass
 class Hostile:
-    settings: Settings  # extractive (no LLM), canary prompts and Discord token
+    settings: BotSettings  # extractive (no LLM), canary prompts and Discord token
     corpus: Corpus
     root: Path
 
@@ -354,7 +355,7 @@ def llm_fake() -> Iterator[FakeOpenAIServer]:
 
 
 @pytest.fixture(scope="module")
-def llm_settings(hostile: Hostile, llm_fake: FakeOpenAIServer) -> Settings:
+def llm_settings(hostile: Hostile, llm_fake: FakeOpenAIServer) -> BotSettings:
     return hostile.settings.model_copy(
         update={
             "openai_base_url": llm_fake.base_url,
@@ -366,7 +367,7 @@ def llm_settings(hostile: Hostile, llm_fake: FakeOpenAIServer) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def llm_service(llm_settings: Settings) -> AnswerService:
+def llm_service(llm_settings: BotSettings) -> AnswerService:
     return build_service(llm_settings, build_if_missing=False)
 
 
@@ -534,7 +535,7 @@ def test_cli_path(hostile, llm_fake, tally, tmp_path):
     questions = [a for a in ALL if "\n" not in a.question]
     llm_fake.script(*(fake_openai.chat(a.reply) for a in questions))
     env = {
-        **{k: v for k, v in os.environ.items() if k.upper() not in Settings.model_fields},
+        **{k: v for k, v in os.environ.items() if k.upper() not in BotSettings.model_fields},
         "CORPUS_DIR": str(hostile.settings.corpus_dir),
         "INDEX_DIR": str(hostile.settings.index_dir),
         "PROMPTS_DIR": str(hostile.settings.prompts_dir),
@@ -623,7 +624,7 @@ def test_real_model_path(attack, hostile, llama_server, tally, caplog):
 _REAL_MODEL: dict[str, AnswerService] = {}
 
 
-def _real_model_service(settings: Settings) -> AnswerService:
+def _real_model_service(settings: BotSettings) -> AnswerService:
     # One service per base URL: building it loads MiniLM and the BM25 index.
     key = str(settings.openai_base_url)
     if key not in _REAL_MODEL:

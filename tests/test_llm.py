@@ -10,15 +10,14 @@ from langchain_core.documents import Document
 from langchain_core.prompts import ChatPromptTemplate
 
 from bot.budget import DailyTokenBudget
+from bot.errors import USER_TEXTS, LLMError
 from bot.llm import (
-    ABSTAIN_TEXT,
     CONDENSE_MAX_TOKENS,
     LLMAnswerer,
     llm_deadline_s,
     make_chat_model,
 )
 from bot.prompts import load_prompt
-from index.errors import LLMError
 from index.settings import REPO_ROOT
 from tests.fakes import openai_server as fake
 
@@ -207,7 +206,7 @@ def test_unsupported_answers_abstain(make_answerer, openai_fake, docs, reply):
     openai_fake.script(fake.chat(reply))
     answer = make_answerer().answer("When did North Korea mine bitcoin?", docs)
     assert answer.abstained
-    assert answer.text == ABSTAIN_TEXT
+    assert answer.text == USER_TEXTS["not_found"]
     assert answer.citations == []
 
 

@@ -12,8 +12,8 @@ import re
 import pytest
 from langchain_core.documents import Document
 
+from bot.errors import LLMError
 from bot.llm import LLMAnswerer, make_chat_model
-from index.errors import LLMError
 from tests.test_llm import _prompts
 
 pytestmark = pytest.mark.llm

@@ -7,9 +7,9 @@ import time
 import pytest
 from langchain_core.documents import Document
 
+from bot.errors import LLMError
 from bot.llm import LLMAnswerer, llm_deadline_s, make_chat_model, unmarked
 from bot.prompts import load_prompt
-from index.errors import LLMError
 from index.settings import REPO_ROOT
 from tests.fakes import openai_server as fake
 

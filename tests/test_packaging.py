@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from index.settings import REPO_ROOT, Settings
+from bot.settings import BotSettings
+from index.settings import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +72,7 @@ def test_wheel_ships_prompts_and_corpus_and_answers_from_elsewhere(installed, tm
         [
             str(installed / "python"),
             "-c",
-            "import bot, index.settings as s; x = s.Settings(); "
+            "import bot, bot.settings as s; x = s.BotSettings(); "
             "print(bot.__file__, x.prompts_dir, x.corpus_dir, x.index_dir, sep='\\n')",
         ],
         env=_env(tmp_path),
@@ -106,7 +107,7 @@ def test_wheel_has_every_data_file_of_the_code_packages(installed):
 
 
 def test_checkout_defaults_are_the_repo_folders():
-    s = Settings(_env_file=None)
+    s = BotSettings(_env_file=None)
     assert (s.prompts_dir, s.corpus_dir, s.index_dir) == (
         REPO_ROOT / "prompts",
         REPO_ROOT / "corpus",

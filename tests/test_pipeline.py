@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 
 from index import store
-from index.embedder import embedder_id
 from index.errors import IndexNotReady
 from index.pipeline import reindex, reindex_lock
 from index.settings import REPO_ROOT, Settings
-from tests.helpers import expected_ids
+from tests.helpers import expected_ids, index_reader
 
 DOC_A = "north-korea-begins-mining-bitcoin.md"
 DOC_B = "north-korea-short-lived-bitcoin-mining.md"
@@ -135,12 +134,7 @@ def test_embedder_mismatch_is_detected_and_rebuilt(settings: Settings, minilm):
 
 def test_reader_sees_each_new_generation(settings: Settings, corpus_dir: Path, minilm):
     reindex(settings, embeddings=minilm)
-    reader = store.IndexReader(
-        client=store.make_client(settings),
-        embeddings=minilm,
-        embedder_id=embedder_id(settings),
-        prefix=settings.collection_prefix,
-    )
+    reader = index_reader(settings, minilm)
     hits = reader.dense_search("When did North Korea start mining bitcoin?", k=3)
     assert len(hits) == 3 and all(0.0 < s <= 1.0001 for _, s in hits)
     assert {d.metadata["source"] for d, _ in hits} <= {DOC_A, DOC_B}
@@ -253,12 +247,7 @@ def test_missing_active_generation_is_rebuilt(settings: Settings, minilm):
 
 def test_seed_index_fixture_is_ready_for_readers(seed_index: Settings, minilm):
     assert store.index_exists(seed_index)
-    reader = store.IndexReader(
-        client=store.make_client(seed_index),
-        embeddings=minilm,
-        embedder_id=embedder_id(seed_index),
-        prefix=seed_index.collection_prefix,
-    )
+    reader = index_reader(seed_index, minilm)
     snap = reader.snapshot()
     assert [d["source"] for d in snap.documents()] == [DOC_A, DOC_B]
     assert {c.id for c in snap.chunks()} == expected_ids(seed_index)

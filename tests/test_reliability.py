@@ -24,12 +24,14 @@ from pathlib import Path
 
 import pytest
 
+from bot.settings import BotSettings
 from index import store
 from index.errors import ConfigError, CorpusBotError, StoreUnavailable
 from index.files import FileRejected, iter_corpus_files, read_capped
 from index.loader import SUPPORTED_EXTS, load_corpus
 from index.pipeline import fingerprint, reindex
-from index.settings import REPO_ROOT, Settings
+from index.settings import REPO_ROOT
+from tests.fixtures.bot import bot_settings, running_bot
 from tests.fixtures.index import _settings
 from tests.helpers import paused_reindex, subprocess_env
 
@@ -53,7 +55,7 @@ def doc(title: str, body: str) -> str:
     return f"# {title}\n\n{body}\n"
 
 
-def chunk_sources(settings: Settings) -> dict[str, int]:
+def chunk_sources(settings: BotSettings) -> dict[str, int]:
     """Chunks per source in the active generation (read straight from Chroma)."""
     client = store.make_client(settings)
     info = store.read_pointer(client, settings.collection_prefix)
@@ -281,7 +283,7 @@ def test_document_over_the_chunk_cap_is_truncated_and_reported(tmp_path: Path, m
 
 
 def test_lock_wait_is_bounded_names_the_holder_and_a_killed_holder_frees_it(
-    index_settings: Settings, minilm, tmp_path: Path
+    index_settings: BotSettings, minilm, tmp_path: Path
 ):
     settings = index_settings.model_copy(update={"reindex_lock_wait_s": 1.0})
     (settings.corpus_dir / "new.md").write_text(doc("New", "A brand new document about kites."))
@@ -303,7 +305,7 @@ def test_lock_wait_is_bounded_names_the_holder_and_a_killed_holder_frees_it(
     assert after.generation != before.generation
 
 
-def test_lock_wait_from_the_cli_exits_with_the_message(index_settings: Settings, tmp_path: Path):
+def test_lock_wait_from_the_cli_exits_with_the_message(index_settings: BotSettings, tmp_path: Path):
     with lock_holder(index_settings.index_dir) as holder:
         env = subprocess_env(index_settings, REINDEX_LOCK_WAIT_S="0.5")
         res = run_cli("index", env=env, cwd=tmp_path, timeout=60)
@@ -316,7 +318,7 @@ def test_lock_wait_from_the_cli_exits_with_the_message(index_settings: Settings,
 
 
 @pytest.fixture
-def six_doc_index(tmp_path: Path, minilm) -> Settings:
+def six_doc_index(tmp_path: Path, minilm) -> BotSettings:
     corpus = tmp_path / "corpus6"
     corpus.mkdir()
     for i in range(6):
@@ -326,7 +328,7 @@ def six_doc_index(tmp_path: Path, minilm) -> Settings:
     return settings
 
 
-def test_shrinking_corpus_is_refused_unless_allowed(six_doc_index: Settings, tmp_path: Path):
+def test_shrinking_corpus_is_refused_unless_allowed(six_doc_index: BotSettings, tmp_path: Path):
     settings = six_doc_index
     before = store.read_pointer(store.make_client(settings), settings.collection_prefix)
     for i in range(4):  # 2 of 6 left: less than half
@@ -345,7 +347,7 @@ def test_shrinking_corpus_is_refused_unless_allowed(six_doc_index: Settings, tmp
 
 
 def test_empty_corpus_is_refused_then_a_warning_with_allow_shrink(
-    six_doc_index: Settings, tmp_path: Path
+    six_doc_index: BotSettings, tmp_path: Path
 ):
     settings = six_doc_index
     for f in settings.corpus_dir.iterdir():
@@ -406,10 +408,9 @@ def lock_holder(index_dir: Path) -> Iterator[subprocess.Popen]:
 
 @pytest.mark.slow
 async def test_discord_reindex_replies_on_lock_timeout_and_on_refusal(
-    fake_discord, six_doc_index: Settings, tmp_path: Path
+    fake_discord, six_doc_index: BotSettings, tmp_path: Path
 ):
     from bot.service import build_service
-    from tests.test_discord_e2e import bot_settings, running_bot
 
     fake = fake_discord
     general = fake.channel_ids["general"]
@@ -443,7 +444,7 @@ def _no_traceback(res: subprocess.CompletedProcess) -> None:
 
 @pytest.mark.parametrize("damage", ["truncated", "garbled"])
 def test_damaged_database_gives_a_message_and_rebuild_recovers(
-    index_settings: Settings, tmp_path: Path, damage: str
+    index_settings: BotSettings, tmp_path: Path, damage: str
 ):
     settings = index_settings
     db = settings.chroma_path / "chroma.sqlite3"
@@ -488,7 +489,7 @@ def test_damaged_database_gives_a_message_and_rebuild_recovers(
     assert res.returncode == 0 and not json.loads(res.stdout)["changed"], res.stderr
 
 
-def test_failed_rebuild_keeps_the_old_store(index_settings: Settings, minilm):
+def test_failed_rebuild_keeps_the_old_store(index_settings: BotSettings, minilm):
     settings = index_settings
     before = settings.chroma_path
     shutil.rmtree(settings.corpus_dir)  # the build fails before anything is switched
@@ -519,7 +520,7 @@ def read_only_view(path: Path, mount_point: Path) -> Iterator[Path]:
 
 
 def test_read_only_index_dir_still_answers_and_index_says_why(
-    index_settings: Settings, tmp_path: Path
+    index_settings: BotSettings, tmp_path: Path
 ):
     with read_only_view(index_settings.index_dir, tmp_path / "ro-index") as ro:
         with pytest.raises(OSError):
@@ -641,7 +642,7 @@ def test_orphan_segment_folders_are_removed_and_sparse_databases_vacuumed(tmp_pa
 
 
 def test_discord_bot_starts_on_a_read_only_index_dir(
-    fake_discord, index_settings: Settings, tmp_path: Path, capsys, caplog
+    fake_discord, index_settings: BotSettings, tmp_path: Path, capsys, caplog
 ):
     """No feedback DB, no lock needed: the service answers and feedback falls back to memory;
     a bad token is still reported as such (it is checked before the service is built)."""
@@ -649,7 +650,6 @@ def test_discord_bot_starts_on_a_read_only_index_dir(
 
     from bot.discord.client import open_feedback, run
     from bot.service import build_service
-    from tests.test_discord_e2e import bot_settings
 
     with read_only_view(index_settings.index_dir, tmp_path / "ro-index") as ro:
         settings = bot_settings(
@@ -670,7 +670,7 @@ def test_discord_bot_starts_on_a_read_only_index_dir(
 
 
 @pytest.fixture
-def persisted_hnsw_index(tmp_path: Path, minilm, monkeypatch: pytest.MonkeyPatch) -> Settings:
+def persisted_hnsw_index(tmp_path: Path, minilm, monkeypatch: pytest.MonkeyPatch) -> BotSettings:
     """The seed corpus indexed with HNSW files really written (Chroma otherwise keeps small
     collections in its log until 1000 vectors: sync_threshold)."""
     monkeypatch.setattr(
@@ -683,7 +683,7 @@ def persisted_hnsw_index(tmp_path: Path, minilm, monkeypatch: pytest.MonkeyPatch
     return settings
 
 
-def _active_hnsw_dir(settings: Settings) -> Path:
+def _active_hnsw_dir(settings: BotSettings) -> Path:
     client = store.make_client(settings)
     info = store.read_pointer(client, settings.collection_prefix)
     folder = store.vector_segment_dir(
@@ -709,7 +709,7 @@ def _damage(folder: Path, how: str) -> None:
 
 
 def test_fresh_and_reopened_generations_pass_the_hnsw_check(
-    persisted_hnsw_index: Settings, tmp_path: Path
+    persisted_hnsw_index: BotSettings, tmp_path: Path
 ):
     from bot.service import build_service
 
@@ -728,7 +728,7 @@ def test_fresh_and_reopened_generations_pass_the_hnsw_check(
 
 @pytest.mark.parametrize("how", ["truncated", "header", "neighbours", "missing"])
 def test_damaged_hnsw_files_give_a_message_not_a_crash(
-    persisted_hnsw_index: Settings, tmp_path: Path, how: str
+    persisted_hnsw_index: BotSettings, tmp_path: Path, how: str
 ):
     settings = persisted_hnsw_index
     folder = _active_hnsw_dir(settings)
@@ -747,7 +747,7 @@ def test_damaged_hnsw_files_give_a_message_not_a_crash(
 
 
 def test_a_running_bot_reports_damage_then_follows_the_rebuild_without_restart(
-    index_settings: Settings, tmp_path: Path
+    index_settings: BotSettings, tmp_path: Path
 ):
     from bot.service import build_service
 
@@ -769,11 +769,10 @@ def test_a_running_bot_reports_damage_then_follows_the_rebuild_without_restart(
 
 @pytest.mark.slow
 async def test_discord_reindex_result_is_sent_by_dm_when_the_follow_up_fails(
-    fake_discord, index_settings: Settings, tmp_path: Path
+    fake_discord, index_settings: BotSettings, tmp_path: Path
 ):
     """The interaction token lasts 15 minutes; a longer re-index still reports (by DM)."""
     from bot.service import build_service
-    from tests.test_discord_e2e import bot_settings, running_bot
 
     fake = fake_discord
     settings = bot_settings(index_settings, fake)

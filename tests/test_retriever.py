@@ -7,18 +7,12 @@ import pytest
 
 from bot.retriever import HybridRetriever, QueryCachedEmbeddings
 from index.chunker import embedding_text
-from index.embedder import embedder_id
 from index.pipeline import reindex
-from index.store import IndexReader, make_client
+from tests.helpers import index_reader
 
 
 def _reader(settings, embeddings):
-    return IndexReader(
-        client=make_client(settings),
-        embeddings=embeddings,
-        embedder_id=embedder_id(settings),
-        prefix=settings.collection_prefix,
-    )
+    return index_reader(settings, embeddings)
 
 
 @pytest.fixture(scope="module")

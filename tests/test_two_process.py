@@ -19,18 +19,13 @@ from tests.helpers import PhaseLog, expected_ids, paused_reindex, subprocess_env
 READER = """
 import json, sys, time
 from pathlib import Path
-from index.embedder import MiniLMEmbeddings, embedder_id
+from index.embedder import MiniLMEmbeddings
 from index.settings import Settings
-from index.store import IndexReader, make_client
+from tests.helpers import index_reader
 
 out, mark, stop = (Path(a) for a in sys.argv[1:4])
 settings = Settings()
-reader = IndexReader(
-    client=make_client(settings),
-    embeddings=MiniLMEmbeddings(threads=1),
-    embedder_id=embedder_id(settings),
-    prefix=settings.collection_prefix,
-)
+reader = index_reader(settings, MiniLMEmbeddings(threads=1))
 questions = [
     "When did North Korea start mining bitcoin?",
     "Which firm reported the mining operation?",

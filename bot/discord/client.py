@@ -7,6 +7,7 @@ passed in, `setup_hook` loads the cogs and syncs the slash commands.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import sys
@@ -15,15 +16,18 @@ from typing import Any
 
 import aiohttp
 import discord
+from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.cogs import EXTENSIONS
+from bot.discord.delivery import NO_MENTIONS, error_text
 from bot.discord.feedback import FeedbackStore
 from bot.discord.limits import Limiter
 from bot.discord.views import FeedbackButton, HandoffButton
+from bot.errors import user_text
 from bot.service import build_service
+from bot.settings import BotSettings
 from index.errors import CorpusBotError
-from index.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +50,7 @@ class CorpusBot(commands.Bot):
         self,
         *,
         service: Any,  # bot.service.AnswerService
-        settings: Settings,
+        settings: BotSettings,
         feedback: FeedbackStore,
         limiter: Limiter,
         **options: Any,
@@ -62,6 +66,25 @@ class CorpusBot(commands.Bot):
         self.settings = settings
         self.feedback = feedback
         self.limiter = limiter
+        self.tree.error(self.on_app_command_error)  # the one handler of slash/menu failures
+
+    async def on_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        """A command or menu that raised: the user gets the text for the error (only to
+        them), the log the details."""
+        exc = getattr(error, "original", error)
+        command = interaction.command.name if interaction.command else "?"
+        if not isinstance(exc, CorpusBotError):
+            log.error("command %s failed", command, exc_info=exc)
+        text = error_text(exc)
+        with contextlib.suppress(discord.HTTPException):
+            if interaction.response.is_done():
+                await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+            else:
+                await interaction.response.send_message(
+                    text, ephemeral=True, allowed_mentions=NO_MENTIONS
+                )
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
@@ -88,7 +111,12 @@ class ShardedCorpusBot(CorpusBot, commands.AutoShardedBot):
 
 
 def make_bot(
-    *, service: Any, settings: Settings, feedback: FeedbackStore, limiter: Limiter, **options: Any
+    *,
+    service: Any,
+    settings: BotSettings,
+    feedback: FeedbackStore,
+    limiter: Limiter,
+    **options: Any,
 ) -> CorpusBot:
     cls = CorpusBot
     if settings.discord_shard_count:
@@ -139,7 +167,7 @@ def _connect(coro_factory: Any) -> int | None:
     return None
 
 
-def open_feedback(settings: Settings) -> FeedbackStore:
+def open_feedback(settings: BotSettings) -> FeedbackStore:
     """The feedback DB; in memory when INDEX_DIR is read-only (answering must go on)."""
     try:
         return FeedbackStore(path=settings.feedback_db)
@@ -152,7 +180,7 @@ def open_feedback(settings: Settings) -> FeedbackStore:
         return FeedbackStore(path=":memory:")
 
 
-def run(settings: Settings) -> int:
+def run(settings: BotSettings) -> int:
     """Run the bot until interrupted; returns the process exit code.
 
     Cheap checks first, so a maintainer waits seconds, not a model warm-up, to learn that the
@@ -160,10 +188,7 @@ def run(settings: Settings) -> int:
     login before the answer service (model, index) is built.
     """
     if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
-        print(
-            "DISCORD_TOKEN is not set; put the bot token in .env or the environment.",
-            file=sys.stderr,
-        )
+        print(user_text("no_token"), file=sys.stderr)
         return 2
     token = settings.discord_token.get_secret_value().strip()
     try:

@@ -26,6 +26,7 @@ import discord
 
 from bot.discord.render import Payload, render_answer, render_error, truncate
 from bot.discord.views import feedback_view
+from bot.errors import user_text
 from bot.models import Answer
 from index.errors import CorpusBotError
 
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NO_MENTIONS = discord.AllowedMentions.none()
-SORRY = "Sorry, something went wrong while answering. Please try again later."
 
 NOWHERE = 0  # the channel_id recorded for answers only their asker saw (ephemeral)
 EDIT_INTERVAL_S = 1.0  # at most one draft edit per second (Discord: ~5 edits / 5 s / channel)
@@ -43,6 +43,43 @@ WRITING = "✍️ *writing…*"  # the end of a draft: the answer is still being
 DRAFT_MAX_CHARS = 1800  # draft text shown (the message limit is 2000)
 
 Send = Callable[[Payload, discord.ui.View | None], Awaitable[discord.Message | None]]
+
+
+async def send_followup(
+    interaction: discord.Interaction,
+    payload: Payload,
+    view: discord.ui.View | None,
+    *,
+    ephemeral: bool = False,
+) -> discord.Message:
+    """Post one payload as an interaction follow-up (mentions never ping)."""
+    return await interaction.followup.send(
+        content=payload.content or discord.utils.MISSING,
+        embeds=payload.discord_embeds(),
+        view=view or discord.utils.MISSING,
+        allowed_mentions=NO_MENTIONS,
+        suppress_embeds=not payload.embeds,
+        ephemeral=ephemeral,
+        wait=True,
+    )
+
+
+async def send_to(
+    target: discord.abc.Messageable,
+    payload: Payload,
+    view: discord.ui.View | None,
+    *,
+    reference: discord.MessageReference | None = None,
+) -> discord.Message:
+    """Post one payload in a channel or thread (mentions never ping)."""
+    return await target.send(
+        content=payload.content or None,
+        embeds=payload.discord_embeds(),
+        view=view,
+        allowed_mentions=NO_MENTIONS,
+        suppress_embeds=not payload.embeds,
+        reference=reference,
+    )
 
 
 async def compute(
@@ -58,11 +95,18 @@ async def compute(
         if draft is not None:
             return await bot.service.aanswer(question, history, on_draft=draft.on_draft)
         return await bot.service.aanswer(question, history)
-    except CorpusBotError as exc:
+    except Exception as exc:
+        if not isinstance(exc, CorpusBotError):
+            log.exception("answering failed")
+        return error_text(exc)
+
+
+def error_text(exc: BaseException) -> str:
+    """What a user is shown for a failure: a CorpusBotError's own message, else the one
+    "Sorry" text of the table (the details go to the log, never to the user)."""
+    if isinstance(exc, CorpusBotError):
         return render_error(str(exc))
-    except Exception:
-        log.exception("answering failed")
-        return SORRY
+    return user_text("internal")
 
 
 async def deliver(

@@ -15,14 +15,12 @@ from typing import Any
 import discord
 
 from bot.discord.render import CONTENT_MAX, thread_name, truncate
+from bot.errors import user_text
 from bot.mentions import neutralize_mentions
 
 log = logging.getLogger(__name__)
 
 NO_MENTIONS = discord.AllowedMentions.none()
-NOT_SET_UP = "Handing questions to people isn't set up here."
-GONE = "That answer is no longer on record."
-FAILED = "Sorry, I couldn't post in the help channel. Please ask there directly."
 QUESTION_MAX = 900
 ANSWER_MAX = 700
 
@@ -67,7 +65,7 @@ async def hand_off(interaction: discord.Interaction[Any], answer_id: int) -> Non
     bot = interaction.client
     help_id = bot.settings.discord_help_channel_id
     if help_id is None:
-        await interaction.response.send_message(NOT_SET_UP, ephemeral=True)
+        await interaction.response.send_message(user_text("handoff_not_set_up"), ephemeral=True)
         return
     if answer_id in _in_flight:
         await interaction.response.send_message(
@@ -80,7 +78,7 @@ async def hand_off(interaction: discord.Interaction[Any], answer_id: int) -> Non
         text = await _hand_off(interaction, bot, help_id, answer_id)
     except Exception:
         log.exception("hand-off of answer %s failed", answer_id)
-        text = FAILED
+        text = user_text("handoff_failed")
     finally:
         _in_flight.discard(answer_id)
     await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
@@ -95,7 +93,7 @@ async def _hand_off(
         return f"Already passed on to the helpers: {existing}"
     record = await asyncio.to_thread(store.answer_record, answer_id)
     if record is None:
-        return GONE
+        return user_text("answer_gone")
     channel = bot.get_channel(help_id) or await bot.fetch_channel(help_id)
     content = handoff_text(
         question=record["question"],
@@ -116,7 +114,7 @@ async def _hand_off(
         await thread.send(content, allowed_mentions=NO_MENTIONS, suppress_embeds=True)
     else:
         log.error("DISCORD_HELP_CHANNEL_ID %s is not a text or forum channel", help_id)
-        return FAILED
+        return user_text("handoff_failed")
     await asyncio.to_thread(store.record_handoff, answer_id, thread.jump_url)
     log.info("answer %s handed off to thread %s", answer_id, thread.id)
     return f"Passed on to the helpers: {thread.jump_url}"

@@ -19,8 +19,8 @@ from pathlib import Path
 import yaml
 
 from bot.mentions import neutralize_mentions
+from bot.settings import BotSettings
 from index import pipeline
-from index.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
-def display_path(path: Path, settings: Settings) -> str:
+def display_path(path: Path, settings: BotSettings) -> str:
     """The path as users see it: relative to CORPUS_DIR when inside it."""
     try:
         return path.resolve().relative_to(settings.corpus_dir.resolve()).as_posix()
@@ -79,7 +79,7 @@ def display_path(path: Path, settings: Settings) -> str:
         return str(path)
 
 
-def resolve_learned(given: str, settings: Settings) -> Path | None:
+def resolve_learned(given: str, settings: BotSettings) -> Path | None:
     """The saved file `given` names (relative to CORPUS_DIR or LEARNED_DIR); None unless it is
     an existing .md file inside LEARNED_DIR (no traversal out of it)."""
     given = given.strip()
@@ -93,7 +93,7 @@ def resolve_learned(given: str, settings: Settings) -> Path | None:
     return None
 
 
-def learned_files(settings: Settings) -> list[Path]:
+def learned_files(settings: BotSettings) -> list[Path]:
     root = settings.learned_path
     if not root.is_dir():
         return []
@@ -103,7 +103,7 @@ def learned_files(settings: Settings) -> list[Path]:
 class BackgroundReindex:
     """`request()` starts a re-index in a worker thread; requests during a run add one more run."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: BotSettings) -> None:
         self.settings = settings
         self.runs = 0
         self._dirty = False

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from index.settings import Settings
+from bot.errors import user_text
+from bot.settings import BotSettings
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,8 @@ class Refusal:
     @property
     def message(self) -> str:
         if self.reason == "cooldown":
-            return f"You're asking quickly; try again in {math.ceil(self.retry_after)} s."
-        return "I'm busy answering other questions; try again in a moment."
+            return user_text("cooldown", seconds=math.ceil(self.retry_after))
+        return user_text("busy")
 
 
 class Limiter:
@@ -50,7 +51,7 @@ class Limiter:
         self.active = 0
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Limiter:
+    def from_settings(cls, settings: BotSettings) -> Limiter:
         return cls(
             cooldown_s=settings.user_cooldown_s,
             max_concurrent=settings.max_concurrent_answers,

@@ -14,7 +14,15 @@ from typing import Any
 
 import discord
 
-from bot.mentions import MASS_MENTION, ZERO_WIDTH, neutralize_mentions
+from bot.errors import fallback_note, user_text
+from bot.mentions import (
+    CUSTOM_EMOJI,
+    MASS_MENTION,
+    MENTION,
+    ZERO_WIDTH,
+    neutralize_mentions,
+    strip_user_mention,
+)
 from bot.models import Answer, Citation
 
 # Discord's documented limits.
@@ -30,8 +38,6 @@ EMBEDS_MAX = 10
 THREAD_NAME_MAX = 100
 
 QUOTE_MAX = 350  # a readable passage; the full text is one click away
-FALLBACK_NOTE = "LLM unavailable; showing quoted passages."
-DECLINED_TEXT = "I couldn't find an answer to that in the indexed documents."
 EMBED_COLOUR = 0x5865F2
 
 _ELLIPSIS = "…"
@@ -238,13 +244,13 @@ def _attach(payloads: list[Payload], embeds: list[dict[str, Any]]) -> None:
 
 def render_answer(answer: Answer, *, limit: int = CONTENT_MAX) -> list[Payload]:
     """The answer as Discord messages: text with [n] markers, sources on the last message."""
-    text = answer.text.strip() or (DECLINED_TEXT if answer.abstained else "")
+    text = answer.text.strip() or (user_text("not_found") if answer.abstained else "")
     if answer.mode == "extractive-fallback":
-        text = f"*{FALLBACK_NOTE}*\n\n{text}"
+        text = f"*{answer.note or fallback_note()}*\n\n{text}"
     text = suppress_link_previews(neutralize_mentions(text))
     payloads = [Payload(content=chunk) for chunk in split_message(text, limit)]
     if not payloads:
-        payloads = [Payload(content=DECLINED_TEXT)]
+        payloads = [Payload(content=user_text("not_found"))]
     if answer.citations:
         title = "Nearest sources" if answer.abstained else "Sources"
         _attach(payloads, sources_embeds(answer.citations, title=title))
@@ -253,12 +259,12 @@ def render_answer(answer: Answer, *, limit: int = CONTENT_MAX) -> list[Payload]:
 
 def render_error(message: str) -> str:
     """A user-facing error message, safe and within one message."""
-    return truncate(neutralize_mentions(message.strip()) or "Sorry, something went wrong.", 1900)
+    return truncate(neutralize_mentions(message.strip()) or user_text("error"), 1900)
 
 
 def thread_name(question: str) -> str:
     """A thread title from the question: one line, no mentions or markdown, <= 100 chars."""
-    name = re.sub(r"<(@[!&]?|#|:\w+:)\d+>", "", question)
+    name = CUSTOM_EMOJI.sub("", MENTION.sub("", question))
     name = ZERO_WIDTH.sub("", name)
     name = re.sub(r"[*_`~|>#\[\]]", "", name)
     name = MASS_MENTION.sub(r"\1", _one_line(name)).strip()
@@ -267,7 +273,7 @@ def thread_name(question: str) -> str:
 
 def strip_bot_mention(content: str, bot_id: int) -> str:
     """The question without the bot's <@id>/<@!id> mention(s)."""
-    return re.sub(rf"<@!?{bot_id}>", " ", content or "").strip()
+    return strip_user_mention(content, bot_id)
 
 
 # --- admin replies --------------------------------------------------------------------------

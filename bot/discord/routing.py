@@ -14,8 +14,6 @@ from enum import Enum
 
 from bot.models import Answer
 
-FORUM_DECLINE_NOTICE = "I found no answer to this in the docs yet."
-
 
 @dataclass(frozen=True)
 class ForumPost:
@@ -86,3 +84,66 @@ def post_reply(result: Answer | str, *, decline_notice: bool) -> PostReply:
     if isinstance(result, Answer) and not result.abstained and result.citations:
         return PostReply.ANSWER
     return PostReply.NOTICE if decline_notice else PostReply.SILENT
+
+
+# --- messages (@mentions, replies, follow-ups in threads and DMs) ----------------------------
+
+
+def channel_allowed(
+    channel_id: int | None,
+    parent_id: int | None,
+    *,
+    channel_ids: Collection[int],
+    forum_ids: Collection[int],
+) -> bool:
+    """DISCORD_CHANNEL_IDS (empty = every channel): the channel, or the one its thread is in,
+    is listed there or among the watched forums."""
+    if not channel_ids:
+        return True
+    return bool({channel_id, parent_id} & {*channel_ids, *forum_ids})
+
+
+class HistoryFrom(Enum):
+    CHANNEL = "channel"  # the conversation stored for this DM or thread
+    REPLY = "reply"  # the answer the message replies to
+    NONE = "none"  # a new conversation
+
+
+@dataclass(frozen=True)
+class MessagePlan:
+    history: HistoryFrom
+    new_thread: bool = False  # answer in a new thread on the message
+
+
+def message_plan(
+    *,
+    dm: bool,
+    allow_dms: bool,
+    allowed: bool,
+    in_thread: bool,
+    followup_thread: bool,
+    replies_to_bot: bool,
+    mentioned: bool,
+    text_channel: bool,
+) -> MessagePlan | None:
+    """Whether to answer a message, with which history and where; None = stay silent.
+
+    A DM is one conversation (when DMs are allowed). Elsewhere only allowed channels: in a
+    thread the bot opened or answered in (`followup_thread`) every message is a follow-up,
+    in another thread only a mention or a reply to the bot; outside threads, a reply to one
+    of the bot's answers is answered in place, a mention in a new thread (threads need a
+    text channel).
+    """
+    if dm:
+        return MessagePlan(HistoryFrom.CHANNEL) if allow_dms else None
+    if not allowed:
+        return None
+    if in_thread:
+        if mentioned or followup_thread or replies_to_bot:
+            return MessagePlan(HistoryFrom.CHANNEL)
+        return None
+    if replies_to_bot:
+        return MessagePlan(HistoryFrom.REPLY)
+    if mentioned:
+        return MessagePlan(HistoryFrom.NONE, new_thread=text_channel)
+    return None

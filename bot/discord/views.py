@@ -16,6 +16,7 @@ from typing import Any
 import discord
 
 from bot.discord.handoff import hand_off
+from bot.errors import user_text
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class FeedbackButton(
             user_id=interaction.user.id,
             vote=_VOTES[self.vote],
         )
-        text = "Thanks for the feedback" if stored else "That answer is no longer on record."
+        text = "Thanks for the feedback" if stored else user_text("answer_gone")
         if stored and self.vote == "down" and _handoff_enabled(interaction):
             text += ". Not what you needed? A person can help:"
             view = discord.ui.View(timeout=None)

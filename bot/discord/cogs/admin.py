@@ -15,7 +15,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.render import render_error, render_reindex, render_sources, render_stats
-from index.crawl import refresh_index
+from bot.errors import user_text
 from index.errors import CorpusBotError
 
 if TYPE_CHECKING:
@@ -24,8 +24,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NO_MENTIONS = discord.AllowedMentions.none()
-NEEDS_MANAGE = "You need the Manage Server permission to use this command."
-SORRY = "Sorry, something went wrong. The details are in the bot's log."
 
 
 class Admin(commands.Cog):
@@ -37,7 +35,7 @@ class Admin(commands.Cog):
         perms = interaction.permissions
         if perms.manage_guild or perms.administrator:
             return False
-        await interaction.response.send_message(NEEDS_MANAGE, ephemeral=True)
+        await interaction.response.send_message(user_text("needs_manage"), ephemeral=True)
         return True
 
     @app_commands.command(name="stats", description="Answered and declined questions, feedback")
@@ -68,14 +66,13 @@ class Admin(commands.Cog):
             log.info("re-index (full=%s) requested by %s", full, interaction.user.id)
             try:
                 # The bot keeps answering from the active generation meanwhile.
-                # CORPUS_DIR, or the DOCS_URL site (crawled again first).
-                summary = await asyncio.to_thread(refresh_index, self.bot.settings, full=full)
+                summary = await asyncio.to_thread(self.bot.service.refresh_index, full=full)
                 text = render_reindex(summary.to_dict())
             except CorpusBotError as exc:
                 text = render_error(str(exc))
             except Exception:
                 log.exception("re-index failed")
-                text = SORRY
+                text = user_text("admin_failed")
             await self._report(interaction, text)
 
     async def _report(self, interaction: discord.Interaction, text: str) -> None:
@@ -94,12 +91,8 @@ class Admin(commands.Cog):
     @app_commands.command(name="sources", description="List the indexed documents")
     async def sources(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(thinking=True, ephemeral=True)
-        service = self.bot.service
-        try:
-            docs, info = await asyncio.to_thread(lambda: (service.sources(), service.index_info()))
-        except CorpusBotError as exc:
-            await interaction.followup.send(render_error(str(exc)), ephemeral=True)
-            return
+        service = self.bot.service  # a failure is shown by CorpusBot.on_app_command_error
+        docs, info = await asyncio.to_thread(lambda: (service.sources(), service.index_info()))
         embed = discord.Embed.from_dict(render_sources(docs, info))
         await interaction.followup.send(embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS)
 

@@ -20,15 +20,17 @@ from discord.ext import commands
 
 from bot.discord.delivery import (
     NOWHERE,
-    SORRY,
     DraftStream,
-    Send,
     compute,
     deliver,
     make_draft,
+    send_followup,
+    send_to,
 )
 from bot.discord.render import Payload, strip_bot_mention, thread_name
-from bot.discord.routing import is_forum_starter
+from bot.discord.routing import HistoryFrom, channel_allowed, is_forum_starter, message_plan
+from bot.errors import user_text
+from bot.mentions import mentions_user
 from bot.models import Answer
 
 if TYPE_CHECKING:
@@ -37,10 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NO_MENTIONS = discord.AllowedMentions.none()
-HINT = "Ask me a question about the indexed documents, e.g. `@me what is ...?`"
-NOT_HERE = "I don't answer questions in this channel."
 ASK_DOCS_MENU = "Ask the docs"
-NO_TEXT = "That message has no question I could look up."
 HISTORY_PAIRS = 5
 
 
@@ -81,7 +80,7 @@ class Ask(commands.Cog):
     async def ask(self, interaction: discord.Interaction, question: str) -> None:
         channel = interaction.channel
         if not self._allowed(channel, dm=interaction.guild_id is None):
-            await interaction.response.send_message(NOT_HERE, ephemeral=True)
+            await interaction.response.send_message(user_text("not_here"), ephemeral=True)
             return
         refusal = await self.bot.limiter.admit(interaction.user.id)
         if refusal is not None:
@@ -95,18 +94,12 @@ class Ask(commands.Cog):
                 history = await self._history(channel.id)
 
             async def send(payload: Payload, view: discord.ui.View | None) -> discord.Message:
-                return await interaction.followup.send(
-                    content=payload.content or discord.utils.MISSING,
-                    embeds=payload.discord_embeds(),
-                    view=view or discord.utils.MISSING,
-                    allowed_mentions=NO_MENTIONS,
-                    suppress_embeds=not payload.embeds,
-                    wait=True,
-                )
+                return await send_followup(interaction, payload, view)
 
             draft = make_draft(self.bot, lambda payload: send(payload, None))
             result = await self._compute(question, history, draft=draft)
-            await self._deliver(
+            await deliver(
+                self.bot,
                 result,
                 send=send,
                 user_id=interaction.user.id,
@@ -119,7 +112,7 @@ class Ask(commands.Cog):
             if draft is not None:
                 await draft.discard()
             with contextlib.suppress(discord.HTTPException):
-                await interaction.followup.send(SORRY, allowed_mentions=NO_MENTIONS)
+                await interaction.followup.send(user_text("internal"), allowed_mentions=NO_MENTIONS)
         finally:
             self.bot.limiter.release()
 
@@ -135,12 +128,12 @@ class Ask(commands.Cog):
         """
         channel = interaction.channel
         if not self._allowed(channel, dm=interaction.guild_id is None):
-            await interaction.response.send_message(NOT_HERE, ephemeral=True)
+            await interaction.response.send_message(user_text("not_here"), ephemeral=True)
             return
         me = self.bot.user
         question = strip_bot_mention(message.content, me.id if me else 0)
         if not question or (me is not None and message.author.id == me.id):
-            await interaction.response.send_message(NO_TEXT, ephemeral=True)
+            await interaction.response.send_message(user_text("no_question"), ephemeral=True)
             return
         refusal = await self.bot.limiter.admit(interaction.user.id)
         if refusal is not None:
@@ -158,24 +151,9 @@ class Ask(commands.Cog):
             async def send(payload: Payload, view: discord.ui.View | None) -> discord.Message:
                 nonlocal reference
                 if not public:
-                    return await interaction.followup.send(
-                        content=payload.content or discord.utils.MISSING,
-                        embeds=payload.discord_embeds(),
-                        view=view or discord.utils.MISSING,
-                        allowed_mentions=NO_MENTIONS,
-                        suppress_embeds=not payload.embeds,
-                        ephemeral=True,
-                        wait=True,
-                    )
+                    return await send_followup(interaction, payload, view, ephemeral=True)
                 ref, reference = reference, None  # the first message replies to the question
-                return await message.channel.send(
-                    content=payload.content or None,
-                    embeds=payload.discord_embeds(),
-                    view=view,
-                    allowed_mentions=NO_MENTIONS,
-                    suppress_embeds=not payload.embeds,
-                    reference=ref,
-                )
+                return await send_to(message.channel, payload, view, reference=ref)
 
             sent = await deliver(
                 self.bot,
@@ -193,11 +171,7 @@ class Ask(commands.Cog):
                     ephemeral=True,
                     allowed_mentions=NO_MENTIONS,
                 )
-        except Exception:
-            log.exception("could not answer message %s from the context menu", message.id)
-            with contextlib.suppress(discord.HTTPException):
-                await interaction.followup.send(SORRY, ephemeral=True, allowed_mentions=NO_MENTIONS)
-        finally:
+        finally:  # a failure is shown (to the invoker only) by CorpusBot.on_app_command_error
             self.bot.limiter.release()
 
     # --- messages ------------------------------------------------------------------------
@@ -215,7 +189,7 @@ class Ask(commands.Cog):
             forum_ids=self.bot.settings.discord_forum_channel_ids,
         ):
             return  # a new forum post: the Forum cog answers it (once)
-        mentioned = f"<@{me.id}>" in message.content or f"<@!{me.id}>" in message.content
+        mentioned = mentions_user(message.content, me.id)
         plan = await self._plan(message, mentioned=mentioned)
         if plan is None:
             return
@@ -224,7 +198,7 @@ class Ask(commands.Cog):
         question = strip_bot_mention(message.content, me.id)
         if not question:
             if mentioned:
-                await self._reply(message, HINT)
+                await self._reply(message, user_text("hint"))
             return
         refusal = await self.bot.limiter.admit(message.author.id)
         if refusal is not None:
@@ -242,14 +216,7 @@ class Ask(commands.Cog):
                 # The first message replies to the question unless it starts a new thread.
                 ref = reference if target is channel else None
                 reference = None
-                return await target.send(
-                    content=payload.content or None,
-                    embeds=payload.discord_embeds(),
-                    view=view,
-                    allowed_mentions=NO_MENTIONS,
-                    suppress_embeds=not payload.embeds,
-                    reference=ref,
-                )
+                return await send_to(target, payload, view, reference=ref)
 
             draft = make_draft(self.bot, lambda payload: send(payload, None))
             async with typing(channel):
@@ -259,7 +226,8 @@ class Ask(commands.Cog):
                 target = channel
                 if in_thread and isinstance(result, Answer):
                     target = await self._open_thread(message, question)
-            await self._deliver(
+            await deliver(
+                self.bot,
                 result,
                 send=send,
                 user_id=message.author.id,
@@ -271,7 +239,7 @@ class Ask(commands.Cog):
             log.exception("could not answer message %s", message.id)
             if draft is not None:
                 await draft.discard()
-            await self._reply(message, SORRY)
+            await self._reply(message, user_text("internal"))
         finally:
             self.bot.limiter.release()
 
@@ -280,37 +248,52 @@ class Ask(commands.Cog):
     async def _plan(
         self, message: discord.Message, *, mentioned: bool
     ) -> tuple[list[tuple[str, str]], bool] | None:
-        """Whether to answer a message: None, or (history, answer in a new thread?)."""
+        """Whether to answer a message: None, or (history, answer in a new thread?).
+
+        The decision is `routing.message_plan`; this gathers its facts (stored answers and
+        history are looked up only when the decision needs them).
+        """
         channel, me = message.channel, self.bot.user
-        if message.guild is None:
-            if not self.bot.settings.discord_allow_dms:
-                return None
-            return await self._history(channel.id), False  # a DM is one conversation
-        if not self._allowed(channel, dm=False):
-            return None
-        replied = await self._replied_history(message)
-        if isinstance(channel, discord.Thread):
-            followup = channel.owner_id == me.id or await asyncio.to_thread(
-                self.bot.feedback.has_answered_in, channel.id
+        dm = message.guild is None
+        allowed = not dm and self._allowed(channel, dm=False)
+        in_thread = isinstance(channel, discord.Thread)
+        replied = await self._replied_history(message) if allowed else None
+        followup_thread = (
+            allowed
+            and in_thread
+            and (
+                channel.owner_id == me.id
+                or await asyncio.to_thread(self.bot.feedback.has_answered_in, channel.id)
             )
-            if mentioned or followup or replied is not None:
-                return await self._history(channel.id), False
+        )
+        plan = message_plan(
+            dm=dm,
+            allow_dms=self.bot.settings.discord_allow_dms,
+            allowed=allowed,
+            in_thread=in_thread,
+            followup_thread=followup_thread,
+            replies_to_bot=replied is not None,
+            mentioned=mentioned,
+            text_channel=isinstance(channel, discord.TextChannel),
+        )
+        if plan is None:
             return None
-        if replied is not None:
-            return replied, False  # a reply to one of our answers, answered in place
-        if mentioned:
-            return [], isinstance(channel, discord.TextChannel)  # threads need a text channel
-        return None
+        if plan.history is HistoryFrom.CHANNEL:
+            return await self._history(channel.id), plan.new_thread
+        if plan.history is HistoryFrom.REPLY and replied is not None:
+            return replied, plan.new_thread
+        return [], plan.new_thread
 
     def _allowed(self, channel: object, *, dm: bool) -> bool:
         if dm:
             return self.bot.settings.discord_allow_dms
         settings = self.bot.settings
-        if not settings.discord_channel_ids:
-            return True
-        allowed = {*settings.discord_channel_ids, *settings.discord_forum_channel_ids}
-        ids = {getattr(channel, "id", None), getattr(channel, "parent_id", None)}
-        return bool(ids & allowed)
+        return channel_allowed(
+            getattr(channel, "id", None),
+            getattr(channel, "parent_id", None),
+            channel_ids=settings.discord_channel_ids,
+            forum_ids=settings.discord_forum_channel_ids,
+        )
 
     async def _history(self, channel_id: int) -> list[tuple[str, str]]:
         return await asyncio.to_thread(self.bot.feedback.history, channel_id, limit=HISTORY_PAIRS)
@@ -347,26 +330,6 @@ class Ask(commands.Cog):
         except discord.HTTPException as exc:  # no permission, or the message is gone
             log.warning("could not create a thread, answering in place: %s", exc)
             return message.channel
-
-    async def _deliver(
-        self,
-        result: Answer | str,
-        *,
-        send: Send,
-        user_id: int,
-        channel_id: int,
-        guild_id: int | None,
-        draft: discord.Message | None = None,
-    ) -> None:
-        await deliver(
-            self.bot,
-            result,
-            send=send,
-            user_id=user_id,
-            channel_id=channel_id,
-            guild_id=guild_id,
-            draft=draft,
-        )
 
     async def _reply(self, message: discord.Message, text: str) -> None:
         try:

@@ -21,10 +21,9 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
-from bot.discord.delivery import NO_MENTIONS, NOWHERE, compute, deliver
+from bot.discord.delivery import NO_MENTIONS, NOWHERE, compute, deliver, send_to
 from bot.discord.render import Payload
 from bot.discord.routing import (
-    FORUM_DECLINE_NOTICE,
     ForumPost,
     PostDecision,
     PostReply,
@@ -33,6 +32,7 @@ from bot.discord.routing import (
     post_reply,
 )
 from bot.discord.views import HandoffButton
+from bot.errors import user_text
 from bot.models import Answer
 
 if TYPE_CHECKING:
@@ -140,13 +140,7 @@ class Forum(commands.Cog):
         else:
 
             async def send(payload: Payload, view: discord.ui.View | None) -> discord.Message:
-                return await thread.send(
-                    content=payload.content or None,
-                    embeds=payload.discord_embeds(),
-                    view=view,
-                    allowed_mentions=NO_MENTIONS,
-                    suppress_embeds=not payload.embeds,
-                )
+                return await send_to(thread, payload, view)
 
             await deliver(
                 self.bot,
@@ -186,7 +180,9 @@ class Forum(commands.Cog):
             view = discord.ui.View(timeout=None)
             view.add_item(HandoffButton(answer_id))
         sent = await thread.send(
-            FORUM_DECLINE_NOTICE, view=view or discord.utils.MISSING, allowed_mentions=NO_MENTIONS
+            user_text("forum_no_answer"),
+            view=view or discord.utils.MISSING,
+            allowed_mentions=NO_MENTIONS,
         )
         if answer_id is not None:
             await asyncio.to_thread(store.record_messages, answer_id, [sent.id])

@@ -27,6 +27,7 @@ from bot.discord.learned import (
 )
 from bot.discord.render import strip_bot_mention
 from bot.discord.routing import post_question
+from bot.errors import user_text
 from bot.mentions import neutralize_mentions
 
 if TYPE_CHECKING:
@@ -36,13 +37,6 @@ log = logging.getLogger(__name__)
 
 NO_MENTIONS = discord.AllowedMentions.none()
 ADD_MENU = "Add to knowledge base"
-NEEDS_MANAGE = "You need the Manage Server permission to use this command."
-NO_QUESTION = (
-    "I couldn't tell which question this answers: use it on a reply to the question, "
-    "or on a message in the question's thread."
-)
-NO_TEXT = "That message has no text to save."
-OWN_MESSAGE = "That is my own message; save a person's answer instead."
 
 
 def _is_admin(interaction: discord.Interaction) -> bool:
@@ -76,20 +70,20 @@ class Learn(commands.Cog):
         self, interaction: discord.Interaction, message: discord.Message
     ) -> None:
         if not _is_admin(interaction):
-            await interaction.response.send_message(NEEDS_MANAGE, ephemeral=True)
+            await interaction.response.send_message(user_text("needs_manage"), ephemeral=True)
             return
         answer = message.content.strip()
         if not answer:
-            await interaction.response.send_message(NO_TEXT, ephemeral=True)
+            await interaction.response.send_message(user_text("no_text_to_save"), ephemeral=True)
             return
         if self.bot.user is not None and message.author.id == self.bot.user.id:
-            await interaction.response.send_message(OWN_MESSAGE, ephemeral=True)
+            await interaction.response.send_message(user_text("own_message"), ephemeral=True)
             return
         await interaction.response.defer(thinking=True, ephemeral=True)
         try:
             question = await self._question_for(message)
             if not question:
-                await interaction.followup.send(NO_QUESTION, ephemeral=True)
+                await interaction.followup.send(user_text("which_question"), ephemeral=True)
                 return
             settings = self.bot.settings
             guild_id = message.guild.id if message.guild else "@me"
@@ -114,9 +108,7 @@ class Learn(commands.Cog):
             )
         except Exception:
             log.exception("could not save message %s to the knowledge base", message.id)
-            await interaction.followup.send(
-                "Sorry, saving failed; the details are in the bot's log.", ephemeral=True
-            )
+            await interaction.followup.send(user_text("save_failed"), ephemeral=True)
 
     async def _question_for(self, message: discord.Message) -> str | None:
         """The question `message` answers: the message it replies to, else its thread's first."""
@@ -172,7 +164,7 @@ class Learn(commands.Cog):
     @app_commands.guild_only()
     async def forget(self, interaction: discord.Interaction, path: str) -> None:
         if not _is_admin(interaction):
-            await interaction.response.send_message(NEEDS_MANAGE, ephemeral=True)
+            await interaction.response.send_message(user_text("needs_manage"), ephemeral=True)
             return
         settings = self.bot.settings
         target = await asyncio.to_thread(resolve_learned, path, settings)

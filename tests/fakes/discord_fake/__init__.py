@@ -1,0 +1,1 @@
+"""The fake Discord by concern; `tests.fakes.discord_server.FakeDiscord` is its front."""
