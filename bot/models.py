@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from langchain_core.documents import Document
+
+from index.chunker import SECTION_SEP
+
 Mode = Literal["extractive", "llm", "extractive-fallback"]
 
 
@@ -40,6 +44,31 @@ class Citation:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def of_chunk(cls, n: int, chunk: Document, *, quote: str, start: int, end: int) -> Citation:
+        """A citation of `quote` (document offsets start..end) in a retrieved chunk: its
+        title, the heading path it sits under and a deep link to that section."""
+        md = chunk.metadata
+        source = str(md.get("source", ""))
+        path = str(md.get("section") or "")
+        return cls(
+            n=n,
+            title=str(md.get("title") or source or "Untitled"),
+            source=source,
+            quote=quote,
+            start=start,
+            end=end,
+            page=md.get("page"),
+            publisher=md.get("publisher"),
+            author=md.get("author"),
+            date=md.get("date"),
+            url=deep_link(md.get("url"), anchor=md.get("anchor"), page=md.get("page")),
+            chunk_id=str(chunk.id) if chunk.id else None,
+            section=path.split(SECTION_SEP)[-1] if path else None,
+            heading_path=path or None,
+            anchor=md.get("anchor"),
+        )
 
 
 @dataclass

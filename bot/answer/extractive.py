@@ -34,17 +34,18 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
 from bot.answer.features import DECISION_FEATURES, RANK_FEATURES, Decision, Ranking
+from bot.errors import USER_TEXTS
 from bot.followup import Standalone
-from bot.models import Answer, Citation, deep_link
+from bot.models import Answer, Citation
 from bot.retriever import Lexicon
 from bot.sentences import STOPWORDS, normalize_word, stem, tokenize, words
-from index.chunker import SECTION_SEP, context_of
+from index.chunker import context_of
 from index.embedder import DIMENSION
 from index.sentences import UNIT_VECTORS, decode_unit_vectors, units_of_chunk
 
 log = logging.getLogger(__name__)
 
-NOT_FOUND = "I couldn't find that in the indexed sources."
+NOT_FOUND = USER_TEXTS["not_found"]
 QUOTE_CHARS = 600  # a passage of a few sentences, or a paragraph
 MAX_CODE_IN_QUOTE = 300  # a longer code block ends the quote
 NEAR_SOURCES = 3
@@ -442,25 +443,8 @@ class ExtractiveAnswerer:
 
     @staticmethod
     def _citation(n: int, p: Passage, window: list[Unit]) -> Citation:
-        md = p.chunk.metadata
-        section = str(md.get("section") or "")
-        return Citation(
-            n=n,
-            title=str(md.get("title") or p.source),
-            source=p.source,
-            quote=ExtractiveAnswerer.quote_of(p, window),
-            start=window[0].start,
-            end=window[-1].end,
-            page=md.get("page"),
-            publisher=md.get("publisher"),
-            author=md.get("author"),
-            date=md.get("date"),
-            url=deep_link(md.get("url"), anchor=md.get("anchor"), page=md.get("page")),
-            chunk_id=str(p.chunk.id) if p.chunk.id else None,
-            section=section.split(SECTION_SEP)[-1] if section else None,
-            heading_path=section or None,
-            anchor=md.get("anchor"),
-        )
+        quote = ExtractiveAnswerer.quote_of(p, window)
+        return Citation.of_chunk(n, p.chunk, quote=quote, start=window[0].start, end=window[-1].end)
 
     @staticmethod
     def _compose(q: Standalone, quotes: list[tuple[Passage, list[Unit]]]) -> Answer:

@@ -230,17 +230,4 @@ def _citation(n: int, doc: Document, query: str) -> Citation:
         if not doc.page_content[a.end - base : b.start - base].strip():
             start, end = a.start, b.end
     quote = doc.page_content[start - base : end - base]
-    return Citation(
-        n=n,
-        title=str(meta.get("title") or meta.get("source") or "Untitled"),
-        source=str(meta.get("source", "")),
-        quote=quote,
-        start=start,
-        end=end,
-        page=meta.get("page"),
-        publisher=meta.get("publisher"),
-        author=meta.get("author"),
-        date=meta.get("date"),
-        url=meta.get("url"),
-        chunk_id=doc.id,
-    )
+    return Citation.of_chunk(n, doc, quote=quote, start=start, end=end)
