@@ -93,18 +93,10 @@ class BoundedModel:
                 cause = exc
                 err, detail, wait_s = _classify(exc)
             wait = _retry_wait(err, wait_s, attempt, attempts, deadline)
-            log.warning(
-                "LLM %s failed (%s, attempt %d/%d): %s%s",
-                what,
-                err.kind,
-                attempt,
-                attempts,
-                detail,
-                "" if wait is None else f"; retrying in {wait:.2f}s",
-            )
-            if wait is None:
-                raise err from (None if cause is err else cause)
-            time.sleep(wait)
+            _retry_or_raise(
+                err, cause, wait, "LLM %s failed (%s, attempt %d/%d): %s",
+                what, err.kind, attempt, attempts, detail,
+            )  # fmt: skip
         raise AssertionError("unreachable")
 
     def stream(
@@ -136,18 +128,10 @@ class BoundedModel:
                 err, detail, wait_s = _classify(exc)
             # Text already shown cannot be taken back by a retry: give up, the caller falls back.
             wait = None if parts else _retry_wait(err, wait_s, attempt, attempts, deadline)
-            log.warning(
-                "LLM answer stream failed (%s, attempt %d/%d, after %d deltas): %s%s",
-                err.kind,
-                attempt,
-                attempts,
-                len(parts),
-                detail,
-                "" if wait is None else f"; retrying in {wait:.2f}s",
-            )
-            if wait is None:
-                raise err from (None if cause is err else cause)
-            time.sleep(wait)
+            _retry_or_raise(
+                err, cause, wait, "LLM answer stream failed (%s, attempt %d/%d, after %d deltas): %s",
+                err.kind, attempt, attempts, len(parts), detail,
+            )  # fmt: skip
         raise AssertionError("unreachable")
 
     def _check_budget(self, what: str) -> None:
@@ -163,6 +147,16 @@ class BoundedModel:
         if not tokens:  # servers that report no usage: ~4 characters a token
             tokens = (sum(len(str(m.content)) for m in sent) + len(text)) // 4 + 1
         self._budget.record(int(tokens))
+
+
+def _retry_or_raise(
+    err: LLMError, cause: BaseException, wait: float | None, message: str, *args: object
+) -> None:
+    """Log a failed attempt; raise `err` when there is no retry, else sleep until it."""
+    log.warning(message + "%s", *args, "" if wait is None else f"; retrying in {wait:.2f}s")
+    if wait is None:
+        raise err from (None if cause is err else cause)
+    time.sleep(wait)
 
 
 def _attempt_timeout(deadline: float, attempts: int, attempt: int) -> float:

@@ -75,6 +75,14 @@ class Ask(commands.Cog):
 
     # --- /ask ----------------------------------------------------------------------------
 
+    async def _admitted(self, interaction: discord.Interaction) -> bool:
+        """The rate limiter lets the user ask now; else they are told why, privately."""
+        refusal = await self.bot.limiter.admit(interaction.user.id)
+        if refusal is not None:
+            await interaction.response.send_message(refusal.message, ephemeral=True)
+            return False
+        return True
+
     @app_commands.command(name="ask", description="Ask a question about the indexed documents")
     @app_commands.describe(question="Your question")
     async def ask(self, interaction: discord.Interaction, question: str) -> None:
@@ -82,9 +90,7 @@ class Ask(commands.Cog):
         if not self._allowed(channel, dm=interaction.guild_id is None):
             await interaction.response.send_message(user_text("not_here"), ephemeral=True)
             return
-        refusal = await self.bot.limiter.admit(interaction.user.id)
-        if refusal is not None:
-            await interaction.response.send_message(refusal.message, ephemeral=True)
+        if not await self._admitted(interaction):
             return
         draft: DraftStream | None = None
         try:
@@ -135,9 +141,7 @@ class Ask(commands.Cog):
         if not question or (me is not None and message.author.id == me.id):
             await interaction.response.send_message(user_text("no_question"), ephemeral=True)
             return
-        refusal = await self.bot.limiter.admit(interaction.user.id)
-        if refusal is not None:
-            await interaction.response.send_message(refusal.message, ephemeral=True)
+        if not await self._admitted(interaction):
             return
         try:
             await interaction.response.defer(thinking=True, ephemeral=True)
