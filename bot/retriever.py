@@ -1,7 +1,10 @@
 """Hybrid retrieval: dense (Chroma cosine) + lexical (BM25 via bm25s), fused by reciprocal rank.
 
-The BM25 index is built once per index generation from `Snapshot.chunks()` and rebuilt the
-first time a question sees a new generation.
+The BM25 index and the corpus statistics of a generation come from its lexical cache, written
+by the indexer before the generation became active (`index/lexical.py`, BM25 matrices
+memory-mapped); when that cache is missing or unusable they are built from
+`Snapshot.chunks()` once, with a log line. Either happens the first time a question (or the
+bot's warm-up) sees a new generation.
 """
 
 from __future__ import annotations
@@ -10,12 +13,12 @@ import bisect
 import logging
 import math
 import threading
-from collections import Counter, OrderedDict
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import bm25s
 import numpy as np
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
@@ -24,12 +27,13 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, PrivateAttr
 
 from bot.sentences import tokenize
-from index.chunker import embedding_text
-from index.store import get_vectors_and_metadata
+from index import lexical
+from index.lexical import LexicalData, chunk_terms
+from index.store import get_vectors_texts_and_metadata
+
+__all__ = ["HybridRetriever", "Lexicon", "QueryCachedEmbeddings", "chunk_terms"]
 
 log = logging.getLogger(__name__)
-# bm25s pins its logger to DEBUG at import; let the application's logging config decide.
-logging.getLogger("bm25s").setLevel(logging.NOTSET)
 
 RRF_K = 60  # the usual reciprocal-rank-fusion constant (Cormack et al.)
 
@@ -60,32 +64,94 @@ class QueryCachedEmbeddings(Embeddings):
         return vec
 
 
-@dataclass
 class Lexicon:
-    """Corpus statistics of one generation: which terms occur, and in how many chunks."""
+    """Corpus statistics of one generation: which terms occur, and in how many chunks.
 
-    df: dict[str, int]
-    sorted_terms: list[str]
-    # (source, chunk_index) -> chunk: lets a quote run on into the next chunk of its section.
-    by_position: dict[tuple[str, int], Document] = field(default_factory=dict, repr=False)
-    # Per document: term -> chunks containing it, and its chunk count (see `idf_within`).
-    doc_df: dict[str, Counter[str]] = field(default_factory=dict, repr=False)
-    doc_chunks: Counter[str] = field(default_factory=Counter, repr=False)
+    Backed by the generation's `LexicalData` (arrays, loaded from the index-time cache or
+    built from the chunks); chunk texts are not held: the next chunk of a section is read
+    from the store when asked for (and prefetched for the retrieved chunks)."""
+
+    def __init__(
+        self,
+        data: LexicalData,
+        fetch: Callable[[list[str]], dict[str, Document]],
+        *,
+        keep: int = 256,
+    ) -> None:
+        self._data = data
+        self._fetch = fetch
+        self.sorted_terms: list[str] = data.terms
+        self.df: dict[str, int] = dict(zip(data.terms, data.df.tolist(), strict=True))
+        self._term_id = {t: i for i, t in enumerate(data.terms)}
+        self._source_id = {s: i for i, s in enumerate(data.sources)}
+        # (source, chunk_index) -> position: lets a quote run on into the next chunk of its
+        # section.
+        self._position = {
+            (data.sources[s], c): i
+            for i, (s, c) in enumerate(
+                zip(data.chunk_source.tolist(), data.chunk_index.tolist(), strict=True)
+            )
+        }
+        self._keep = keep
+        self._fetched: OrderedDict[str, Document | None] = OrderedDict()
+        self._lock = threading.Lock()
 
     def idf_within(self, sources: set[str]) -> Callable[[str], float]:
         """idf over the chunks of the given documents only: how informative a word is among
         the documents that hold the evidence. Unrelated documents (a junk file, another
         project's docs) then cannot change how an answer is weighed."""
-        n = sum(self.doc_chunks[s] for s in sources) or 1
-        df: Counter[str] = Counter()
-        for s in sources:
-            df.update(self.doc_df.get(s, {}))
-        return lambda term: math.log(1 + n / (df.get(term, 0) + 0.5))
+        d = self._data
+        rows = [self._source_id[s] for s in sources if s in self._source_id]
+        n = sum(int(d.doc_chunks[r]) for r in rows) or 1
+        counts = np.zeros(len(d.terms), dtype=np.int64)
+        for r in rows:
+            a, b = int(d.doc_indptr[r]), int(d.doc_indptr[r + 1])
+            counts[d.doc_terms[a:b]] += d.doc_counts[a:b]
+        term_id = self._term_id
+
+        def idf(term: str) -> float:
+            i = term_id.get(term)
+            df = int(counts[i]) if i is not None else 0
+            return math.log(1 + n / (df + 0.5))
+
+        return idf
+
+    def _next_id(self, md: dict[str, Any]) -> str | None:
+        i = self._position.get((str(md.get("source", "")), int(md.get("chunk_index", -2)) + 1))
+        return None if i is None else self._data.ids[i]
+
+    def prefetch_next(self, chunks: list[Document]) -> None:
+        """Read the next chunks of these chunks' sections in one store call."""
+        with self._lock:
+            want = [
+                cid
+                for c in chunks
+                if (cid := self._next_id(c.metadata)) is not None and cid not in self._fetched
+            ]
+        if want:
+            self._remember(want, self._fetch(want))
+
+    def _remember(self, ids: list[str], got: dict[str, Document]) -> None:
+        with self._lock:
+            for cid in ids:
+                self._fetched[cid] = got.get(cid)
+                self._fetched.move_to_end(cid)
+            while len(self._fetched) > self._keep:
+                self._fetched.popitem(last=False)
 
     def next_chunk(self, chunk: Document) -> Document | None:
         """The chunk after `chunk` in the same section, if any."""
         md = chunk.metadata
-        nxt = self.by_position.get((str(md.get("source", "")), int(md.get("chunk_index", -2)) + 1))
+        cid = self._next_id(md)
+        if cid is None:
+            return None
+        with self._lock:
+            known = cid in self._fetched
+            nxt = self._fetched.get(cid)
+        if not known:
+            got = self._fetch([cid])
+            self._remember([cid], got)
+            nxt = got.get(cid)
         if nxt is None or nxt.metadata.get("section_start") != md.get("section_start"):
             return None
         return nxt
@@ -104,48 +170,55 @@ class Lexicon:
 @dataclass
 class _Lexical:
     generation: str
-    chunks: list[Document]
-    bm25: bm25s.BM25 | None  # None when the generation has no indexable text
+    ids: list[str]  # BM25 document order
+    bm25: Any  # bm25s.BM25, None when the generation has no indexable text
     lexicon: Lexicon
-    position: dict[str, int] = field(default_factory=dict)  # chunk id -> index in `chunks`
+    position: dict[str, int] = field(default_factory=dict)  # chunk id -> index in `ids`
+    source: str = "built"  # "cache": loaded from the index-time cache
 
 
-def chunk_terms(chunk: Document) -> list[str]:
-    """BM25 terms of a chunk: its heading path (context) and its text, as embedded."""
-    return tokenize(embedding_text(chunk))
+def _fetcher(snapshot: Any) -> Callable[[list[str]], dict[str, Document]]:
+    def fetch(ids: list[str]) -> dict[str, Document]:
+        try:
+            return snapshot.chunks_by_id(ids)
+        except Exception as err:  # noqa: BLE001 - a vanished generation: no run-on quote
+            log.warning("could not read chunks of generation %s: %s", snapshot.generation, err)
+            return {}
+
+    return fetch
 
 
-def _build_lexical(generation: str, chunks: list[Document]) -> _Lexical:
-    tokens = [chunk_terms(c) for c in chunks]
-    df: Counter[str] = Counter()
-    doc_df: dict[str, Counter[str]] = {}
-    doc_chunks: Counter[str] = Counter()
-    for c, t in zip(chunks, tokens, strict=True):
-        terms = set(t)
-        df.update(terms)
-        source = str(c.metadata.get("source", ""))
-        doc_df.setdefault(source, Counter()).update(terms)
-        doc_chunks[source] += 1
-    bm25 = None
-    if any(tokens):
-        bm25 = bm25s.BM25()
-        bm25.index(tokens, show_progress=False)
-    log.info("built BM25 over %d chunks of generation %s", len(chunks), generation)
-    positions = {
-        (str(c.metadata.get("source", "")), int(c.metadata.get("chunk_index", -1))): c
-        for c in chunks
-    }
-    lexicon = Lexicon(
-        df=dict(df),
-        sorted_terms=sorted(df),
-        by_position=positions,
-        doc_df=doc_df,
-        doc_chunks=doc_chunks,
+def _load_lexical(snapshot: Any) -> _Lexical:
+    """The generation's lexical data: its index-time cache, else built from its chunks."""
+    started = time.perf_counter()
+    data, origin = None, "cache"
+    root = getattr(snapshot, "lexical_root", None)
+    if root is not None:
+        try:
+            data = lexical.load(root, snapshot.generation, chunks=snapshot.info.chunks)
+        except lexical.CacheUnusable as err:
+            log.warning("%s; building the BM25 index from the chunks instead", err)
+    if data is None:
+        origin = "built"
+        rows = ((str(c.id), c.page_content, c.metadata) for c in snapshot.chunks())
+        data = lexical.build(snapshot.generation, rows)
+        snapshot.drop_chunks()  # the texts are not needed any more: read when asked
+    lex = _Lexical(
+        generation=snapshot.generation,
+        ids=data.ids,
+        bm25=data.bm25,
+        lexicon=Lexicon(data, _fetcher(snapshot)),
+        position={cid: i for i, cid in enumerate(data.ids)},
+        source=origin,
     )
-    position = {str(c.id): i for i, c in enumerate(chunks)}
-    return _Lexical(
-        generation=generation, chunks=chunks, bm25=bm25, lexicon=lexicon, position=position
+    log.info(
+        "lexical index of generation %s (%d chunks) %s in %.2f s",
+        snapshot.generation,
+        len(data.ids),
+        "loaded from its cache" if origin == "cache" else "built",
+        time.perf_counter() - started,
     )
+    return lex
 
 
 def _cosine(a: list[float], b: list[float]) -> float:
@@ -175,7 +248,7 @@ class HybridRetriever(BaseRetriever):
         with self._lock:
             lex = self._lexical
             if lex is None or lex.generation != snapshot.generation:
-                lex = _build_lexical(snapshot.generation, snapshot.chunks())
+                lex = _load_lexical(snapshot)
                 self._lexical = lex
             return lex
 
@@ -194,7 +267,7 @@ class HybridRetriever(BaseRetriever):
         # Nothing here walks the whole corpus: the id map is built once per generation.
         by_id: dict[str, Document] = {str(d.id): d for d, _ in dense}
 
-        bm25_all = np.zeros(len(lex.chunks), dtype=np.float32)
+        bm25_all = np.zeros(len(lex.ids), dtype=np.float32)
         q_tokens = tokenize(query)
         if lex.bm25 is not None and q_tokens:
             bm25_all = lex.bm25.get_scores(q_tokens)
@@ -211,10 +284,9 @@ class HybridRetriever(BaseRetriever):
             for rank, i in enumerate(order):
                 if bm25_all[i] <= 0:
                     break
-                cid = str(lex.chunks[i].id)
+                cid = lex.ids[i]
                 rrf[cid] = rrf.get(cid, 0.0) + 1.0 / (RRF_K + rank + 1)
                 bm25_score[cid] = float(bm25_all[i])
-                by_id.setdefault(cid, lex.chunks[i])
 
         top = sorted(rrf, key=lambda cid: rrf[cid], reverse=True)[: self.k]
         missing = [cid for cid in top if cid not in dense_score]
@@ -222,12 +294,10 @@ class HybridRetriever(BaseRetriever):
             # Lexical-only hits: score them against their stored vectors so every doc has one,
             # and fetch their full metadata (the sentence vectors stay out of memory).
             qvec = snapshot.embeddings.embed_query(query)
-            vectors, metas = get_vectors_and_metadata(snapshot.collection, missing)
+            vectors, texts, metas = get_vectors_texts_and_metadata(snapshot.collection, missing)
             for cid, vec in vectors.items():
                 dense_score[cid] = _cosine(qvec, vec)
-                by_id[cid] = Document(
-                    id=cid, page_content=by_id[cid].page_content, metadata=metas[cid]
-                )
+                by_id[cid] = Document(id=cid, page_content=texts[cid], metadata=metas[cid])
         out = []
         for cid in top:
             src = by_id[cid]
@@ -236,4 +306,5 @@ class HybridRetriever(BaseRetriever):
             md["bm25_score"] = bm25_score.get(cid, 0.0)
             md["rrf_score"] = rrf[cid]
             out.append(Document(id=cid, page_content=src.page_content, metadata=md))
+        lex.lexicon.prefetch_next(out)  # the answerer may run a quote on into them
         return out

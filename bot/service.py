@@ -153,7 +153,6 @@ def build_service(
     user question doesn't pay for them.
     """
     from index.embedder import TOKENIZER_PATH, embedder_id, make_embeddings
-    from index.pipeline import reindex
     from index.store import IndexReader, index_exists, make_client
 
     # Cheap configuration first (prompt files, LLM settings): a mistake there is reported
@@ -173,6 +172,8 @@ def build_service(
             )
             announce(crawl.summary.line())
         else:
+            from index.pipeline import reindex  # the loaders' imports: only when indexing
+
             announce(f"No index yet: building it from {settings.corpus_dir}...")
             summary = reindex(settings, client=client, embeddings=embeddings.inner)
         announce(summary.line())

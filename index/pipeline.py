@@ -27,7 +27,7 @@ import shutil
 import sys
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -42,7 +42,7 @@ from langchain_core.embeddings import Embeddings
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from index import store
+from index import lexical, store
 from index.chunker import chunk_document, embedding_text
 from index.documents import SourceDoc
 from index.embedder import embedder_id as get_embedder_id
@@ -380,7 +380,16 @@ def _reindex(
         summary.unchanged = len(docs)
         summary.generation = active.generation
         summary.truncated_files = active.truncated_files()
+        root = lexical.lexical_root(path, settings.index_dir)
+        if previous is not None and not lexical.is_current(
+            root, active.generation, chunks=active.chunks
+        ):
+            # An index from before the cache existed (or one whose cache was lost): write it
+            # now, from the stored chunks, so the bot need not build it on every start.
+            rows = store.iter_rows(previous, ["documents", "metadatas"])
+            _write_lexical(root, active.generation, rows, chunks=active.chunks)
         store.prune_generations(client, prefix, info=active, keep=settings.keep_generations)
+        _sweep_lexical(client, prefix, root)
         if path is not None:
             store.reclaim_disk(path)
         return summary
@@ -429,6 +438,18 @@ def _reindex(
         if path is not None:
             store.reclaim_disk(path, vacuum=False)
         raise
+    # The generation's lexical cache (BM25, term statistics, positions) is complete before
+    # the pointer names it, so a bot never sees the generation without it.
+    root = lexical.lexical_root(path, settings.index_dir)
+    reuse = None
+    if active is not None and not summary.full:
+        try:
+            reuse = lexical.load(root, active.generation, chunks=active.chunks)
+        except lexical.CacheUnusable as err:
+            log.info("previous lexical cache not reused: %s", err)
+    rows = ((str(c.id), c.page_content, c.metadata) for c in chunks)
+    _write_lexical(root, name, rows, chunks=len(chunks), reuse=reuse)
+    del reuse
     if os.environ.get(PAUSE_ENV) == "before_switch":
         _pause("before_switch", settings.index_dir)
 
@@ -446,9 +467,39 @@ def _reindex(
     summary.generation = name
     summary.changed = True
     store.prune_generations(client, prefix, info=info, keep=settings.keep_generations)
+    _sweep_lexical(client, prefix, root)
     if path is not None:
         store.reclaim_disk(path)
     return summary
+
+
+def _write_lexical(
+    root: Path,
+    generation: str,
+    rows: Iterable[tuple[str, str | None, dict[str, Any]]],
+    *,
+    chunks: int,
+    reuse: lexical.LexicalData | None = None,
+) -> None:
+    """Build and save a generation's lexical cache; a cache that cannot be written is only
+    a warning (the bot then builds the same data itself on its first question)."""
+    started = time.perf_counter()
+    data = lexical.build(generation, ((cid, text or "", md) for cid, text, md in rows), reuse=reuse)
+    try:
+        lexical.save(data, root, chunks=chunks)
+    except OSError as err:
+        log.warning("could not write the lexical cache of %s under %s: %s", generation, root, err)
+        return
+    log.info("lexical cache of %s written in %.1f s", generation, time.perf_counter() - started)
+
+
+def _sweep_lexical(client: ClientAPI, prefix: str, root: Path) -> None:
+    """Remove the lexical caches of generations that no longer exist; never fails a run."""
+    try:
+        live = {c.name for c in store.list_generations(client, prefix)}
+        lexical.remove_stale(root, live)
+    except Exception as err:  # noqa: BLE001 - cleanup must never fail an index run
+        log.warning("could not remove old lexical caches under %s: %s", root, err)
 
 
 def _fill(

@@ -50,6 +50,7 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
 from index.errors import ConfigError, CorpusBotError, IndexNotReady, StoreUnavailable
+from index.lexical import lexical_root
 from index.sentences import UNIT_VECTORS
 from index.settings import Settings
 
@@ -318,6 +319,26 @@ def get_vectors_and_metadata(
     return vectors, metas
 
 
+def get_vectors_texts_and_metadata(
+    collection: Collection, ids: Sequence[str]
+) -> tuple[dict[str, list[float]], dict[str, str], dict[str, dict[str, Any]]]:
+    """Stored vectors, texts and metadata by chunk id (missing ids are simply absent)."""
+    vectors: dict[str, list[float]] = {}
+    texts: dict[str, str] = {}
+    metas: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(ids), _PAGE):
+        got = collection.get(
+            ids=list(ids[i : i + _PAGE]), include=["embeddings", "documents", "metadatas"]
+        )
+        for cid, vec, text, md in zip(
+            got["ids"], got["embeddings"], got["documents"], got["metadatas"], strict=True
+        ):
+            vectors[cid] = [float(x) for x in vec]
+            texts[cid] = text or ""
+            metas[cid] = dict(md or {})
+    return vectors, texts, metas
+
+
 def iter_rows(collection: Collection, include: list[str]) -> Iterator[tuple[str, str | None, dict]]:
     """(id, document, metadata) for every row, paged so big generations fit in memory."""
     offset = 0
@@ -400,6 +421,8 @@ class Snapshot:
     info: IndexInfo
     collection: Collection
     embeddings: Embeddings
+    # Where this generation's lexical cache would be (index/lexical.py); None: not known.
+    lexical_root: Path | None = None
     _chunks: list[Document] | None = field(default=None, repr=False)
 
     def chunks(self) -> list[Document]:
@@ -419,6 +442,25 @@ class Snapshot:
             )
             self._chunks = docs
         return self._chunks
+
+    def chunks_by_id(self, ids: Sequence[str]) -> dict[str, Document]:
+        """These chunks (text, metadata without sentence vectors); missing ids are absent."""
+        out: dict[str, Document] = {}
+        for i in range(0, len(ids), _PAGE):
+            got = self.collection.get(
+                ids=list(ids[i : i + _PAGE]), include=["documents", "metadatas"]
+            )
+            for cid, text, md in zip(got["ids"], got["documents"], got["metadatas"], strict=True):
+                out[cid] = Document(
+                    id=cid,
+                    page_content=text or "",
+                    metadata={k: v for k, v in (md or {}).items() if k != UNIT_VECTORS},
+                )
+        return out
+
+    def drop_chunks(self) -> None:
+        """Forget the chunks loaded by `chunks()` (read again if asked for)."""
+        self._chunks = None
 
     def documents(self) -> list[dict[str, Any]]:
         """One entry per source document: source, title, chunks, and publisher/date/... if known."""
@@ -523,11 +565,16 @@ class IndexReader:
                     ) from err
         if self._files_path is not None:
             check_generation_files(self._files_path, collection)  # before hnswlib reads them
+        root = None
+        if self._files_path is not None or self._settings is not None:
+            index_dir = self._settings.index_dir if self._settings is not None else Path()
+            root = lexical_root(self._files_path, index_dir)
         self._snapshot = Snapshot(
             generation=info.generation,
             info=info,
             collection=collection,
             embeddings=self._embeddings,
+            lexical_root=root,
         )
         log.info("using index generation %s (%d chunks)", info.generation, info.chunks)
         return self._snapshot

@@ -28,6 +28,7 @@ from bot.settings import BotSettings
 from index import store
 from index.errors import ConfigError, CorpusBotError, StoreUnavailable
 from index.files import FileRejected, iter_corpus_files, read_capped
+from index.lexical import LEXICAL_DIR
 from index.loader import SUPPORTED_EXTS, load_corpus
 from index.pipeline import fingerprint, reindex
 from index.settings import REPO_ROOT
@@ -607,10 +608,15 @@ def test_twenty_full_runs_keep_the_chroma_folder_bounded(tmp_path: Path, minilm)
     after_twenty = dir_bytes(settings.chroma_path)
     print(f"chroma folder: {after_one} bytes after 1 full run, {after_twenty} after 20")
     assert after_twenty <= 2.5 * after_one
-    # Exactly the live segments' folders are left (KEEP_GENERATIONS=2 -> 2 HNSW folders).
+    # Exactly the live segments' folders are left (KEEP_GENERATIONS=2 -> 2 HNSW folders),
+    # beside the lexical caches of exactly those generations.
     live = store.live_segment_ids(settings.chroma_path)
-    dirs = {p.name for p in settings.chroma_path.iterdir() if p.is_dir()}
+    dirs = {p.name for p in settings.chroma_path.iterdir() if p.is_dir()} - {LEXICAL_DIR}
     assert dirs <= live and len(dirs) == settings.keep_generations
+    client = store.make_client(settings)
+    generations = {c.name for c in store.list_generations(client, settings.collection_prefix)}
+    caches = {p.name for p in (settings.chroma_path / LEXICAL_DIR).iterdir()}
+    assert caches == generations and len(caches) == settings.keep_generations
 
 
 def test_orphan_segment_folders_are_removed_and_sparse_databases_vacuumed(tmp_path: Path):

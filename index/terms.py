@@ -1,0 +1,93 @@
+"""Lexical terms: tokenising and light stemming for BM25 and word overlap.
+
+Shared by the indexer (which builds each generation's lexical cache, see `index/lexical.py`)
+and the bot (queries, the answerer's word overlap), so it lives in `index`; `bot.sentences`
+re-exports it. The cache records this file's hash, so a cache written with other terms is
+never used.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Function words and question scaffolding: they carry no evidence of an answer.
+STOPWORDS = frozenset(
+    """a about above after again against all also am an and any are aren as at be because been
+    before being below between both but by can could did didn do does doesn doing don down during
+    each else ever few for from further get got had has have having he her here hers herself him
+    himself his how i if in into is isn it its itself just let me might more most much must my
+    myself no nor not now of off on once only or other ought our ours ourselves out over own same
+    shall she should so some such than that the their theirs them themselves then there these they
+    this those through to too under until up upon us very was wasn we were weren what when where
+    whether which while who whom whose why will with won would yet you your yours yourself
+    yourselves s t ll ve re d m
+    according describe explain tell list name say says said know mention mentioned mentions
+    article articles text thing things anything something please happen happened happens""".split()
+)
+
+_WORD = re.compile(r"[^\W_]+(?:['’\-][^\W_]+)*")
+# Common irregular verb forms, so "give up" meets "gave up" and "steal" meets "stolen".
+_IRREGULAR = {
+    "gave": "give", "given": "give", "began": "begin", "begun": "begin", "stole": "steal",
+    "stolen": "steal", "took": "take", "taken": "take", "made": "make", "ran": "run",
+    "went": "go", "gone": "go", "won": "win", "sold": "sell", "bought": "buy", "paid": "pay",
+    "sent": "send", "spent": "spend", "brought": "bring", "held": "hold", "led": "lead",
+    "left": "leave", "lost": "lose", "met": "meet", "saw": "see", "seen": "see",
+    "thought": "think", "told": "tell", "wrote": "write", "written": "write", "chose": "choose",
+    "chosen": "choose", "fell": "fall", "fallen": "fall", "rose": "rise", "risen": "rise",
+    "knew": "know", "known": "know", "grew": "grow", "grown": "grow", "drew": "draw",
+}  # fmt: skip
+
+
+def stem(word: str) -> str:
+    """Very light suffix stripping so 'attacks'/'attacked'/'attacking' match 'attack'."""
+    w = _IRREGULAR.get(word, word)
+    if len(w) > 4 and w.endswith("ies"):
+        return w[:-3] + "y"
+    if len(w) > 5 and w.endswith("ing"):
+        w = w[:-3]
+    elif len(w) > 4 and w.endswith("ed") and not w.endswith("eed"):
+        w = w[:-2]
+    elif len(w) > 4 and w.endswith("es") and w[-3] in "sxz":
+        w = w[:-2]
+    elif len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")):
+        w = w[:-1]
+    if len(w) > 4 and w.endswith("ly"):
+        w = w[:-2]
+    # 'mining' -> 'min' and 'mine' -> 'min': drop a final e so both forms meet.
+    if len(w) > 3 and w.endswith("e"):
+        w = w[:-1]
+    # 'stopped' -> 'stopp' -> 'stop'
+    if len(w) > 3 and w[-1] == w[-2] and w[-1] not in "aeiouls":
+        w = w[:-1]
+    return w
+
+
+def normalize_word(raw: str) -> str:
+    """Lowercase, drop possessive 's and ordinal suffixes ('17th' -> '17')."""
+    w = raw.lower().replace("’", "'")
+    if w.endswith("'s"):
+        w = w[:-2]
+    if w[:1].isdigit():
+        w = re.sub(r"(?<=\d)(st|nd|rd|th)$", "", w)
+    return w
+
+
+def words(text: str) -> list[str]:
+    """Raw word tokens (original case), with internal apostrophes/hyphens kept."""
+    return _WORD.findall(text)
+
+
+def tokenize(text: str) -> list[str]:
+    """Content terms: lowercase, stopwords removed, lightly stemmed. Used for BM25 and overlap."""
+    return _terms(text)
+
+
+def _terms(text: str) -> list[str]:
+    out = []
+    for raw in words(text):
+        w = normalize_word(raw)
+        if w in STOPWORDS or (len(w) < 2 and not w.isdigit()):
+            continue
+        out.append(stem(w))
+    return out
