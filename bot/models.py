@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from langchain_core.documents import Document
+from index.documents import SECTION_SEP
 
-from index.chunker import SECTION_SEP
+if TYPE_CHECKING:  # kept off the import path of `python -m bot discord` without a token
+    from langchain_core.documents import Document
 
 Mode = Literal["extractive", "llm", "extractive-fallback"]
 

@@ -15,7 +15,7 @@ import numpy as np
 from langchain_core.documents import Document
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from index.documents import Section, SourceDoc
+from index.documents import SECTION_SEP, Section, SourceDoc
 from index.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -31,9 +31,6 @@ def chunk_id(source: str, text: str, occurrence: int, context: str = "") -> str:
     body = f"{context}\0{text}" if context else text
     key = f"{source}\0{body}\0{occurrence}".encode()
     return hashlib.sha256(key).hexdigest()[:32]
-
-
-SECTION_SEP = " › "
 
 
 def context_of(metadata: dict) -> str:

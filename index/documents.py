@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+SECTION_SEP = " › "  # joins a heading path: "Guide › Install › Linux"
+
 
 @dataclass(frozen=True)
 class PageSpan:
