@@ -84,17 +84,7 @@ class DocsServer:
                 pass
 
             def do_GET(self) -> None:  # noqa: N802
-                status = server.answer(self)
-                with server.lock:
-                    server.hits.append(
-                        Hit(
-                            path=self.path,
-                            status=status,
-                            user_agent=self.headers.get("User-Agent", ""),
-                            if_none_match=self.headers.get("If-None-Match"),
-                            if_modified_since=self.headers.get("If-Modified-Since"),
-                        )
-                    )
+                server.answer(self)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.handle_error = lambda request, address: None  # a client that gave up
@@ -102,6 +92,17 @@ class DocsServer:
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def _send(self, h: BaseHTTPRequestHandler, status: int, body: bytes = b"", **headers) -> int:
+        # Recorded before the response goes out: once the client has it, a test may look.
+        with self.lock:
+            self.hits.append(
+                Hit(
+                    path=h.path,
+                    status=status,
+                    user_agent=h.headers.get("User-Agent", ""),
+                    if_none_match=h.headers.get("If-None-Match"),
+                    if_modified_since=h.headers.get("If-Modified-Since"),
+                )
+            )
         h.send_response(status)
         for name, value in headers.items():
             h.send_header(name.replace("_", "-"), value)
