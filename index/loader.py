@@ -37,6 +37,7 @@ from index.formats.notebook import parse_notebook
 from index.formats.rst import parse_rst
 from index.html import parse_page
 from index.ignore import IgnoreRules
+from index.parsed import NotContentEntry, ParseCache
 from index.structure import JUNK, TextBuilder, fenced_runs, markdown_blocks, normalize_text
 
 log = logging.getLogger(__name__)
@@ -397,8 +398,11 @@ _PARSERS: dict[str, Callable[[bytes, str], _Parsed]] = {
 # --- public API -------------------------------------------------------------------------
 
 
-def load_file(path: Path, *, root: Path, max_bytes: int) -> SourceDoc:
-    """Load one file; raise DocumentError with a short reason when it cannot be used."""
+def load_file(
+    path: Path, *, root: Path, max_bytes: int, cache: ParseCache | None = None
+) -> SourceDoc:
+    """Load one file; raise DocumentError with a short reason when it cannot be used.
+    With a `cache`, bytes parsed before (by this parsing code) are not parsed again."""
     source = files.source_name(path, root)  # valid UTF-8 even for undecodable names
     stem = files.safe_text(path.stem)
     ext = path.suffix.lower()
@@ -413,9 +417,15 @@ def load_file(path: Path, *, root: Path, max_bytes: int) -> SourceDoc:
     if not raw:
         raise DocumentError(source, "empty file")
 
+    key = cache.key(raw, ext, stem) if cache is not None else ""
+    cached = cache.get(key) if cache is not None else None
+    if isinstance(cached, NotContentEntry):
+        raise NotContent(source, str(cached))
     try:
-        parsed = _PARSERS[ext](raw, stem)
+        parsed = cached or _PARSERS[ext](raw, stem)
     except _NotContentPage as exc:
+        if cache is not None:
+            cache.put(key, NotContentEntry(str(exc)))
         raise NotContent(source, str(exc)) from exc
     except ValueError as exc:
         raise DocumentError(source, str(exc)) from exc
@@ -424,6 +434,8 @@ def load_file(path: Path, *, root: Path, max_bytes: int) -> SourceDoc:
         raise DocumentError(source, f"cannot parse: {exc or type(exc).__name__}") from exc
     if not parsed.text.strip():
         raise DocumentError(source, "no text content")
+    if cache is not None and cached is None:
+        cache.put(key, parsed)
     return SourceDoc(
         source=source,
         title=parsed.title,
@@ -450,11 +462,17 @@ def unsupported_files(corpus_dir: Path) -> list[str]:
 
 
 def load_corpus(
-    corpus_dir: Path, *, max_bytes: int, url_for: Callable[[str], str | None] | None = None
+    corpus_dir: Path,
+    *,
+    max_bytes: int,
+    url_for: Callable[[str], str | None] | None = None,
+    cache_dir: Path | None = None,
 ) -> tuple[list[SourceDoc], list[SkippedFile]]:
     """Every supported, non-hidden file under corpus_dir, in path order; failures are skipped.
 
     `url_for(source)` (e.g. a crawl's page URLs) sets metadata["url"], winning over the file's.
+    `cache_dir`: parsed documents kept by their bytes (`index.parsed`), so unchanged files
+    are not parsed again; pruned to this run's files afterwards.
     """
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.is_dir():
@@ -462,6 +480,7 @@ def load_corpus(
     docs: list[SourceDoc] = []
     paths, skipped = _corpus_files(corpus_dir)  # not regular / outside the corpus: skipped
     rules = IgnoreRules.from_corpus(corpus_dir)
+    cache = ParseCache(cache_dir) if cache_dir is not None else None
     for path in paths:
         rel = files.source_name(path, corpus_dir)
         pattern = rules.match(rel)
@@ -469,7 +488,7 @@ def load_corpus(
             skipped.append(SkippedFile(rel, f"ignored ({pattern})", kind="ignored"))
             continue
         try:
-            doc = load_file(path, root=corpus_dir, max_bytes=max_bytes)
+            doc = load_file(path, root=corpus_dir, max_bytes=max_bytes, cache=cache)
             url = url_for(doc.source) if url_for else None
             if url:
                 doc = replace(doc, metadata={**doc.metadata, "url": url})
@@ -480,4 +499,6 @@ def load_corpus(
         except DocumentError as err:
             log.warning("skipping %s: %s", err.path, err.reason)
             skipped.append(SkippedFile(path=err.path, reason=err.reason))
+    if cache is not None:
+        cache.prune()
     return docs, sorted(skipped, key=lambda s: s.path)

@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 
 # Bump when the loader or chunker produce different output for the same file bytes, so the
 # unchanged fast path does not keep an index built by older code.
+PARSED_DIR = "parsed"  # INDEX_DIR/parsed: documents parsed before, by their bytes (index.parsed)
 LOADER_VERSION = "2"  # 2: structure-aware loading and chunking
 WRITE_SLICE = 1024  # chunks per Chroma write while embedding
 CALL_BATCHES = 8  # embedder batches per embed_documents call (and progress step)
@@ -336,7 +337,10 @@ def _reindex(
     eid = get_embedder_id(settings)
 
     docs, not_loaded = load_corpus(
-        settings.corpus_dir, max_bytes=settings.max_document_bytes, url_for=url_for
+        settings.corpus_dir,
+        max_bytes=settings.max_document_bytes,
+        url_for=url_for,
+        cache_dir=settings.index_dir / PARSED_DIR,
     )
     if settings.corpus_base_url:  # documents that state no URL of their own
         base = settings.corpus_base_url.rstrip("/") + "/"

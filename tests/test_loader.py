@@ -399,3 +399,55 @@ def test_load_corpus_missing_dir(tmp_path):
 
 def test_unsupported_extension_via_load_file(tmp_path):
     assert reason(tmp_path, "x.odt", b"PK") == "unsupported file type .odt"
+
+
+# --- parse cache (index/parsed.py) --------------------------------------------------------
+
+
+@pytest.fixture
+def site_copy(tmp_path) -> Path:
+    """A real Sphinx site (content pages, a generated index page) plus a PDF and Markdown."""
+    corpus = tmp_path / "corpus"
+    shutil.copytree(Path(__file__).parent / "data" / "sites" / "sphinx-alabaster", corpus)
+    (corpus / "paper.pdf").write_bytes(pdf_bytes(["First page text here.", "Second page."]))
+    shutil.copy(SEED_CORPUS / "north-korea-begins-mining-bitcoin.md", corpus / "article.md")
+    return corpus
+
+
+def test_parse_cache_returns_the_same_documents_without_parsing(site_copy, tmp_path, monkeypatch):
+    cache = tmp_path / "parsed"
+    first = load_corpus(site_copy, max_bytes=10**7, cache_dir=cache)
+    assert any(cache.iterdir())
+    assert any(s.kind == "ignored" for s in first[1])  # not-content verdicts are cached too
+
+    def no_parsing(raw: bytes, stem: str):
+        raise AssertionError("parsed again")
+
+    import index.loader as loader
+
+    monkeypatch.setattr(loader, "_PARSERS", dict.fromkeys(loader._PARSERS, no_parsing))
+    assert load_corpus(site_copy, max_bytes=10**7, cache_dir=cache) == first
+
+
+def test_parse_cache_parses_changed_damaged_and_prunes_gone(site_copy, tmp_path):
+    cache = tmp_path / "parsed"
+    load_corpus(site_copy, max_bytes=10**7, cache_dir=cache)
+    entries = len(list(cache.iterdir()))
+    article = site_copy / "article.md"
+    article.write_text(article.read_text(encoding="utf-8") + "\nA new closing line.\n")
+    for entry in list(cache.iterdir())[:2]:
+        entry.write_text("{not json", encoding="utf-8")  # damaged: parsed again, no error
+    (site_copy / "paper.pdf").unlink()
+    docs, _ = load_corpus(site_copy, max_bytes=10**7, cache_dir=cache)
+    uncached, _ = load_corpus(site_copy, max_bytes=10**7)
+    assert docs == uncached
+    assert "A new closing line." in next(d for d in docs if d.source == "article.md").text
+    assert len(list(cache.iterdir())) == entries - 1  # the deleted PDF's entry is pruned
+
+
+def test_parse_cache_that_cannot_be_written_costs_nothing(site_copy, tmp_path):
+    blocker = tmp_path / "parsed"
+    blocker.write_text("a file where the cache folder would go", encoding="utf-8")
+    assert load_corpus(site_copy, max_bytes=10**7, cache_dir=blocker) == load_corpus(
+        site_copy, max_bytes=10**7
+    )
