@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,9 +240,8 @@ class ExtractiveAnswerer:
         idf = {t.term: idf_of(t.term) * t.weight for t in terms}
         total = sum(idf.values()) or 1.0
 
-        def coverage(have: set[str], only: list[Term] | None = None) -> float:
-            pool = only if only is not None else terms
-            return sum(idf[t.term] for t in pool if matches(t.term, have)) / total
+        def coverage(have: set[str]) -> float:
+            return sum(idf[t.term] for t in terms if matches(t.term, have)) / total
 
         qvec = np.asarray(self._embeddings.embed_query(q.query), dtype=np.float32)
         qvec /= max(float(np.linalg.norm(qvec)), 1e-12)
@@ -251,9 +251,7 @@ class ExtractiveAnswerer:
         hard_terms = [t for t in terms if t.hard]
         candidates: list[tuple[Passage, Unit, list[Unit], dict[str, float]]] = []
         best_bm25 = max(float(d.metadata.get("bm25_score", 0.0)) for d in docs)
-        per_source: dict[str, int] = {}
-        for p in passages:
-            per_source[p.source] = per_source.get(p.source, 0) + 1
+        per_source = Counter(p.source for p in passages)
         for p in passages:
             head = coverage(p.context_terms)
             for u in p.units:
@@ -268,7 +266,7 @@ class ExtractiveAnswerer:
                 "chunk_lex": coverage(set().union(*(u.terms for u in own)) | p.context_terms),
                 "votes": (per_source[p.source] - 1) / max(1, len(passages) - 1),
             }
-            for i, u in enumerate(p.units[: p.own_units]):
+            for i, u in enumerate(own):
                 if u.code and not wants_code:
                     continue
                 window = self._window(p, u, wants_code)
@@ -317,7 +315,6 @@ class ExtractiveAnswerer:
         top, unit, window, _ = ranked[0]
         second = self._second(ranked)
         quoted = set().union(*(u.terms for u in window))
-        hard = [t for t in terms if t.hard]
         missing = [t for t in terms if not lexicon.knows(t.term)]
         features = {
             "dense": top.dense,
@@ -330,7 +327,7 @@ class ExtractiveAnswerer:
             "missing": sum(idf[t.term] for t in missing) / total,
             "hard_missing": float(any(t.hard for t in missing)),
             "hard_uncovered": float(
-                any(not matches(t.term, quoted | top.context_terms) for t in hard)
+                any(not matches(t.term, quoted | top.context_terms) for t in hard_terms)
             ),
             "lead": float(top.section_lead and unit.para == 0),
             "sem": unit.sem,

@@ -144,5 +144,5 @@ class Ranking:
                 "short": 0.2,
                 "wlex": 1.05,
                 "wsem": 0.3,
-            }  # fmt: skip
+            }
         )
