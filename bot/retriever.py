@@ -294,7 +294,7 @@ class HybridRetriever(BaseRetriever):
             # Lexical-only hits: score them against their stored vectors so every doc has one,
             # and fetch their full metadata (the sentence vectors stay out of memory).
             qvec = snapshot.embeddings.embed_query(query)
-            vectors, texts, metas = get_vectors_texts_and_metadata(snapshot.collection, missing)
+            vectors, texts, metas = get_vectors_texts_and_metadata(snapshot.view, missing)
             for cid, vec in vectors.items():
                 dense_score[cid] = _cosine(qvec, vec)
                 by_id[cid] = Document(id=cid, page_content=texts[cid], metadata=metas[cid])

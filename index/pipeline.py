@@ -367,10 +367,10 @@ def _reindex(
     if not docs:
         summary.note = f"warning: the corpus at {settings.corpus_dir} has no documents"
         log.warning("%s", summary.note)
-    previous = None
+    previous: store.View | None = None
     if active is not None:
         try:
-            previous = client.get_collection(active.generation)
+            previous = store.open_view(client, active.generation)
         except NotFoundError:
             log.warning("active generation %s is missing; rebuilding everything", active.generation)
             active = None
@@ -402,38 +402,70 @@ def _reindex(
     summary.chunks = len(chunks)
 
     prev_ids: set[str] = set()
+    prev_sources: dict[str, _SourceState] = {}
     if previous is not None:
-        prev_docs: dict[str, str] = {}
-        for cid, _, md in store.iter_rows(previous, ["metadatas"]):
-            prev_ids.add(cid)
-            prev_docs[str(md.get("source", ""))] = str(md.get("doc_sha256", ""))
+        prev_sources = _source_states(store.iter_rows(previous, ["metadatas"]))
+        prev_ids = {cid for st in prev_sources.values() for cid in st.ids}
         for doc in docs:
-            old = prev_docs.pop(doc.source, None)
+            old = prev_sources.get(doc.source)
             if old is None:
                 summary.added += 1
-            elif old == doc.sha256:
+            elif old.sha256 == doc.sha256:
                 summary.unchanged += 1
             else:
                 summary.updated += 1
-        summary.deleted = len(prev_docs)
+        summary.deleted = len(prev_sources.keys() - {d.source for d in docs})
     else:
         summary.added = len(docs)
 
+    plan = None
+    if previous is not None and not summary.full:
+        plan = plan_layer(
+            previous,
+            prev_sources,
+            _source_states((str(c.id), None, c.metadata) for c in chunks),
+            chunks=len(chunks),
+            max_share=settings.layer_max_share,
+        )
     name = store.new_generation_name(prefix)
-    log.info("building generation %s (%d chunks)", name, len(chunks))
-    collection = store.create_generation(client, name, embedder_id=eid)
+    if plan is None:
+        log.info("building generation %s (%d chunks)", name, len(chunks))
+        collection = store.create_generation(client, name, embedder_id=eid)
+        members = chunks
+    else:
+        members = [c for c in chunks if str(c.metadata.get("source", "")) in plan.masked]
+        log.info(
+            "building generation %s (%d chunks): a layer of %d chunks over %s, replacing %d "
+            "document(s)",
+            name,
+            len(chunks),
+            len(members),
+            plan.base,
+            len(plan.masked),
+        )
+        collection = store.create_generation(
+            client, name, embedder_id=eid, base=plan.base, masked=sorted(plan.masked)
+        )
     try:
         _fill(
             settings,
             summary,
             client=client,
             collection=collection,
-            chunks=chunks,
+            chunks=members,
             source=None if summary.full else previous,
             prev_ids=prev_ids,
             embeddings=embeddings,
             progress=progress,
         )
+        if plan is not None:
+            summary.reused += len(chunks) - len(members)  # kept in the base, not copied
+            count = store.open_view(client, name).count()
+            if count != len(chunks):
+                raise CorpusBotError(
+                    f"generation {name} failed validation: {count} chunks over its base, "
+                    f"{len(chunks)} expected"
+                )
         store.mark_ready(collection, embedder_id=eid)
     except BaseException:
         # Nobody can see this generation yet: drop it now rather than leave it to pruning
@@ -477,6 +509,71 @@ def _reindex(
     return summary
 
 
+@dataclass(frozen=True)
+class _SourceState:
+    """One document's chunks in a generation: ids, and a digest of their metadata."""
+
+    ids: frozenset[str]
+    digest: str
+    sha256: str
+
+
+def _source_states(
+    rows: Iterable[tuple[str, str | None, dict[str, Any]]],
+) -> dict[str, _SourceState]:
+    """Per source: its chunk ids and a digest of (id, metadata) without sentence vectors,
+    so any change a re-index makes to a document's chunks (text, headings, offsets, title,
+    URL, ...) shows as a different state."""
+    parts: dict[str, list[tuple[str, str]]] = {}
+    shas: dict[str, str] = {}
+    for cid, _, md in rows:
+        source = str(md.get("source", ""))
+        shas.setdefault(source, str(md.get("doc_sha256", "")))
+        meta = {k: v for k, v in md.items() if k != UNIT_VECTORS}
+        parts.setdefault(source, []).append((cid, json.dumps(meta, sort_keys=True, default=str)))
+    return {
+        source: _SourceState(
+            ids=frozenset(cid for cid, _ in items),
+            digest=hashlib.sha256(json.dumps(sorted(items)).encode()).hexdigest(),
+            sha256=shas[source],
+        )
+        for source, items in parts.items()
+    }
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    base: str  # the base generation the layer sits on
+    masked: frozenset[str]  # sources whose base chunks the layer replaces
+
+
+def plan_layer(
+    previous: store.View,
+    before: dict[str, _SourceState],
+    after: dict[str, _SourceState],
+    *,
+    chunks: int,
+    max_share: float,
+) -> LayerPlan | None:
+    """A layer over the previous generation's base, when the documents that differ from it
+    hold at most `max_share` of the chunks; None: build a full generation.
+
+    The layer holds every chunk of every masked source (those the previous layer masked,
+    plus the ones that changed since), so layers never stack more than one deep."""
+    changed = {s for s in before.keys() | after.keys() if before.get(s) != after.get(s)}
+    masked = previous.masked | changed
+    layer = sum(len(after[s].ids) for s in masked if s in after)
+    # The base's masked chunks: the previous layer's, plus those of newly masked sources
+    # (which were still read from the base).
+    hidden = len(previous.masked_ids) + sum(
+        len(before[s].ids) for s in changed - previous.masked if s in before
+    )
+    if not changed or max_share <= 0 or layer + hidden > max_share * max(chunks, 1):
+        return None
+    base = previous.base.name if previous.base is not None else previous.top.name
+    return LayerPlan(base=base, masked=frozenset(masked))
+
+
 def _write_lexical(
     root: Path,
     generation: str,
@@ -513,7 +610,7 @@ def _fill(
     client: ClientAPI,
     collection: Collection,
     chunks: list[Document],
-    source: Collection | None,
+    source: store.View | None,
     prev_ids: set[str],
     embeddings: Embeddings | None,
     progress: bool,

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     embed_batch_size: int = Field(32, ge=1, le=1024)
     openai_embedding_model: str = "text-embedding-3-small"
     keep_generations: int = Field(2, ge=1, le=10)
+    # A re-index that changes at most this share of the chunks builds a layer over the last
+    # full generation instead of copying every vector (0 = always a full copy).
+    layer_max_share: float = Field(0.1, ge=0, le=1)
     # A file with more chunks is truncated to this many (with a warning in the summary).
     max_chunks_per_document: int = Field(2000, ge=1)
     # How long a re-index waits for another one holding INDEX_DIR/reindex.lock.

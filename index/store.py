@@ -5,6 +5,11 @@ Layout inside one Chroma database (embedded or server), for `prefix = COLLECTION
 * `{prefix}__g{UTC yyyymmddHHMMSS}_{6 hex}` — one collection per generation (cosine HNSW;
   metadata `embedder`, `state` = building, then ready once validated). Never modified after
   the pointer names it.
+  A generation may be a *layer*: its metadata then also names a `base` generation and the
+  `masked` sources (JSON list) whose chunks in the base it replaces; the generation is the
+  base minus the masked sources' chunks plus the layer's own (`View`). A re-index that
+  changes few documents builds only that layer, so its cost follows the change, not the
+  corpus.
 * `{prefix}__active` — the pointer: a vector-less collection whose *metadata* names the active
   generation (plus embedder, built_at, fingerprint, documents, chunks, and the previous
   generations, which pruning keeps). It is replaced in one `collection.modify(metadata=...)`
@@ -32,10 +37,11 @@ import sqlite3
 import struct
 import tempfile
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +63,8 @@ from index.settings import Settings
 log = logging.getLogger(__name__)
 
 POINTER_SUFFIX = "__active"
+BASE_KEY = "base"  # a layer generation's base generation (collection metadata)
+MASKED_KEY = "masked"  # ... and the sources of the base it replaces (JSON list)
 GENERATION_INFIX = "__g"
 COSINE = {"hnsw": {"space": "cosine"}}
 _PAGE = 5000  # rows per get() page when reading a whole generation
@@ -264,17 +272,157 @@ def write_pointer(client: ClientAPI, prefix: str, info: IndexInfo) -> None:
         client.create_collection(name, metadata=info.to_metadata())
 
 
-def create_generation(client: ClientAPI, name: str, *, embedder_id: str) -> Collection:
+def create_generation(
+    client: ClientAPI,
+    name: str,
+    *,
+    embedder_id: str,
+    base: str | None = None,
+    masked: Sequence[str] = (),
+) -> Collection:
+    """A new, empty generation; with `base`, a layer replacing the `masked` sources of it."""
+    metadata: dict[str, Any] = {"embedder": embedder_id, "state": "building"}
+    if base is not None:
+        metadata[BASE_KEY] = base
+        metadata[MASKED_KEY] = json.dumps(sorted(masked))
     return client.create_collection(
-        name,
-        configuration=COSINE,
-        metadata={"embedder": embedder_id, "state": "building"},
-        embedding_function=None,
+        name, configuration=COSINE, metadata=metadata, embedding_function=None
     )
 
 
 def mark_ready(collection: Collection, *, embedder_id: str) -> None:
-    collection.modify(metadata={"embedder": embedder_id, "state": "ready"})
+    metadata = dict(collection.metadata or {})
+    metadata.update(embedder=embedder_id, state="ready")
+    collection.modify(metadata=metadata)
+
+
+@dataclass(frozen=True)
+class View:
+    """One generation as readers see it: its own collection, or a layer over a base whose
+    chunks of the masked sources (`masked_ids`) the layer replaces."""
+
+    top: Collection
+    base: Collection | None = None
+    masked: frozenset[str] = frozenset()
+    masked_ids: frozenset[str] = frozenset()
+
+    @property
+    def name(self) -> str:
+        return self.top.name
+
+    @cached_property
+    def top_count(self) -> int:
+        return self.top.count()
+
+    @cached_property
+    def base_count(self) -> int:
+        return self.base.count() if self.base is not None else 0
+
+    def collections(self) -> list[Collection]:
+        return [self.top] if self.base is None else [self.top, self.base]
+
+    def count(self) -> int:
+        return self.top_count + self.base_count - len(self.masked_ids)
+
+    def get(
+        self, ids: Sequence[str], include: list[str]
+    ) -> dict[str, tuple[list[float] | None, str | None, dict[str, Any]]]:
+        """(vector, text, metadata) by chunk id, for what `include` asks; missing ids absent."""
+        out: dict[str, tuple[list[float] | None, str | None, dict[str, Any]]] = {}
+        wanted = list(dict.fromkeys(ids))
+        for col in self.collections():
+            if col is self.base:
+                wanted = [i for i in wanted if i not in out and i not in self.masked_ids]
+            for i in range(0, len(wanted), _PAGE):
+                got = col.get(ids=wanted[i : i + _PAGE], include=include)  # type: ignore[arg-type]
+                n = len(got["ids"])
+                vecs = got.get("embeddings")
+                docs = got.get("documents") or [None] * n
+                metas = got.get("metadatas") or [{}] * n
+                for j, cid in enumerate(got["ids"]):
+                    vec = [float(x) for x in vecs[j]] if vecs is not None else None
+                    out[cid] = (vec, docs[j], dict(metas[j] or {}))
+        return out
+
+    def rows(self, include: list[str]) -> Iterator[tuple[str, str | None, dict]]:
+        """(id, document, metadata) for every chunk of the generation, paged."""
+        for col in self.collections():
+            skip = self.masked_ids if col is self.base else frozenset()
+            for row in _collection_rows(col, include):
+                if row[0] not in skip:
+                    yield row
+
+    def query(self, vector: Sequence[float], n: int) -> list[tuple[Document, float]]:
+        """The `n` nearest chunks with their cosine distance, nearest first."""
+        hits: list[tuple[Document, float]] = []
+        full = ["documents", "metadatas", "distances"]
+        if self.base is None:
+            return _query(self.top, vector, min(n, self.top_count), full)
+        hits = _query(self.top, vector, min(n, self.top_count), full)
+        # The base's nearest, over-fetched by the chunks the layer masks (ids only), so n
+        # of them are live; their texts are then read by id.
+        near = _query(self.base, vector, min(n + len(self.masked_ids), self.base_count), [])
+        live = [(d, dist) for d, dist in near if d.id not in self.masked_ids][:n]
+        got = self.get([str(d.id) for d, _ in live], ["documents", "metadatas"])
+        for d, dist in live:
+            if d.id in got:
+                _, text, md = got[str(d.id)]
+                hits.append((Document(id=d.id, page_content=text or "", metadata=md), dist))
+        hits.sort(key=lambda h: h[1])
+        return hits[:n]
+
+
+def _query(
+    col: Collection, vector: Sequence[float], n: int, include: list[str]
+) -> list[tuple[Document, float]]:
+    if n <= 0:
+        return []
+    res = col.query(
+        query_embeddings=[list(vector)],
+        n_results=n,
+        include=[*include, "distances"] if "distances" not in include else include,  # type: ignore[list-item]
+    )
+    ids = res["ids"][0]
+    docs = (res.get("documents") or [None])[0] or [None] * len(ids)
+    metas = (res.get("metadatas") or [None])[0] or [None] * len(ids)
+    dists = res["distances"][0]  # type: ignore[index]
+    return [
+        (Document(id=cid, page_content=text or "", metadata=dict(md or {})), float(dist))
+        for cid, text, md, dist in zip(ids, docs, metas, dists, strict=True)
+    ]
+
+
+def as_view(source: View | Collection) -> View:
+    """A collection on its own read as a generation (a view passes through)."""
+    return source if isinstance(source, View) else View(top=source)
+
+
+def open_view(
+    client: ClientAPI, name: str, *, check: Callable[[Collection], None] | None = None
+) -> View:
+    """The generation `name` as readers see it (NotFoundError if it or its base is gone).
+
+    `check` runs on each collection before anything is read from it (HNSW file checks)."""
+    top = client.get_collection(name)
+    if check is not None:
+        check(top)
+    md = top.metadata or {}
+    if not md.get(BASE_KEY):
+        return View(top=top)
+    base = client.get_collection(str(md[BASE_KEY]))
+    if check is not None:
+        check(base)
+    try:
+        masked = frozenset(str(s) for s in json.loads(str(md.get(MASKED_KEY) or "[]")))
+    except ValueError as err:
+        raise IndexNotReady(
+            f"index generation {name} names its masked documents badly; run python -m index --full"
+        ) from err
+    masked_ids: frozenset[str] = frozenset()
+    if masked:
+        got = base.get(where={"source": {"$in": sorted(masked)}}, include=[])
+        masked_ids = frozenset(got["ids"])
+    return View(top=top, base=base, masked=masked, masked_ids=masked_ids)
 
 
 def add_chunks(
@@ -295,55 +443,51 @@ def add_chunks(
         )
 
 
-def get_vectors(collection: Collection, ids: Sequence[str]) -> dict[str, list[float]]:
-    """Stored vectors by chunk id (ids missing from the collection are simply absent)."""
-    out: dict[str, list[float]] = {}
-    for i in range(0, len(ids), _PAGE):
-        got = collection.get(ids=list(ids[i : i + _PAGE]), include=["embeddings"])
-        for cid, vec in zip(got["ids"], got["embeddings"], strict=True):
-            out[cid] = [float(x) for x in vec]
-    return out
+def get_vectors(view: View | Collection, ids: Sequence[str]) -> dict[str, list[float]]:
+    """Stored vectors by chunk id (ids missing from the generation are simply absent)."""
+    got = as_view(view).get(ids, ["embeddings"])
+    return {cid: vec for cid, (vec, _, _) in got.items() if vec is not None}
 
 
 def get_vectors_and_metadata(
-    collection: Collection, ids: Sequence[str]
+    view: View | Collection, ids: Sequence[str]
 ) -> tuple[dict[str, list[float]], dict[str, dict[str, Any]]]:
     """Stored vectors and metadata by chunk id (missing ids are simply absent)."""
-    vectors: dict[str, list[float]] = {}
-    metas: dict[str, dict[str, Any]] = {}
-    for i in range(0, len(ids), _PAGE):
-        got = collection.get(ids=list(ids[i : i + _PAGE]), include=["embeddings", "metadatas"])
-        for cid, vec, md in zip(got["ids"], got["embeddings"], got["metadatas"], strict=True):
-            vectors[cid] = [float(x) for x in vec]
-            metas[cid] = dict(md or {})
-    return vectors, metas
+    got = as_view(view).get(ids, ["embeddings", "metadatas"])
+    return {c: v for c, (v, _, _) in got.items() if v is not None}, {
+        c: m for c, (_, _, m) in got.items()
+    }
 
 
 def get_vectors_texts_and_metadata(
-    collection: Collection, ids: Sequence[str]
+    view: View | Collection, ids: Sequence[str]
 ) -> tuple[dict[str, list[float]], dict[str, str], dict[str, dict[str, Any]]]:
     """Stored vectors, texts and metadata by chunk id (missing ids are simply absent)."""
-    vectors: dict[str, list[float]] = {}
-    texts: dict[str, str] = {}
-    metas: dict[str, dict[str, Any]] = {}
-    for i in range(0, len(ids), _PAGE):
-        got = collection.get(
-            ids=list(ids[i : i + _PAGE]), include=["embeddings", "documents", "metadatas"]
-        )
-        for cid, vec, text, md in zip(
-            got["ids"], got["embeddings"], got["documents"], got["metadatas"], strict=True
-        ):
-            vectors[cid] = [float(x) for x in vec]
-            texts[cid] = text or ""
-            metas[cid] = dict(md or {})
-    return vectors, texts, metas
+    got = as_view(view).get(ids, ["embeddings", "documents", "metadatas"])
+    return (
+        {c: v for c, (v, _, _) in got.items() if v is not None},
+        {c: t or "" for c, (_, t, _) in got.items()},
+        {c: m for c, (_, _, m) in got.items()},
+    )
 
 
-def iter_rows(collection: Collection, include: list[str]) -> Iterator[tuple[str, str | None, dict]]:
-    """(id, document, metadata) for every row, paged so big generations fit in memory."""
+def iter_rows(
+    source: View | Collection, include: list[str]
+) -> Iterator[tuple[str, str | None, dict]]:
+    """(id, document, metadata) for every row of a generation or collection, paged so big
+    generations fit in memory."""
+    if isinstance(source, View):
+        yield from source.rows(include)
+    else:
+        yield from _collection_rows(source, include)
+
+
+def _collection_rows(
+    collection: Collection, include: list[str]
+) -> Iterator[tuple[str, str | None, dict]]:
     offset = 0
     while True:
-        got = collection.get(include=include, limit=_PAGE, offset=offset)
+        got = collection.get(include=include, limit=_PAGE, offset=offset)  # type: ignore[arg-type]
         ids = got["ids"]
         docs = got.get("documents") or [None] * len(ids)
         metas = got.get("metadatas") or [{}] * len(ids)
@@ -353,8 +497,8 @@ def iter_rows(collection: Collection, include: list[str]) -> Iterator[tuple[str,
         offset += len(ids)
 
 
-def all_ids(collection: Collection) -> set[str]:
-    return {cid for cid, _, _ in iter_rows(collection, [])}
+def all_ids(source: View | Collection) -> set[str]:
+    return {cid for cid, _, _ in iter_rows(source, [])}
 
 
 def list_generations(client: ClientAPI, prefix: str) -> list[Collection]:
@@ -372,8 +516,15 @@ def prune_generations(client: ClientAPI, prefix: str, *, info: IndexInfo, keep: 
     (server mode), so it is left for a later run to clean up.
     """
     keep_names = {info.generation, *info.previous[: keep - 1]}
+    cols = list_generations(client, prefix)
+    # A kept (or newer, in-progress) layer keeps its base.
+    keep_names |= {
+        str((c.metadata or {})[BASE_KEY])
+        for c in cols
+        if (c.name in keep_names or c.name > info.generation) and (c.metadata or {}).get(BASE_KEY)
+    }
     deleted: list[str] = []
-    for col in list_generations(client, prefix):
+    for col in cols:
         if col.name in keep_names or col.name > info.generation:
             continue
         try:
@@ -396,7 +547,7 @@ def index_exists(settings: Settings, client: ClientAPI | None = None) -> bool:
     if info is None:
         return False
     try:
-        client.get_collection(info.generation)
+        open_view(client, info.generation)
     except NotFoundError:
         return False
     return True
@@ -419,7 +570,7 @@ class Snapshot:
 
     generation: str
     info: IndexInfo
-    collection: Collection
+    view: View
     embeddings: Embeddings
     # Where this generation's lexical cache would be (index/lexical.py); None: not known.
     lexical_root: Path | None = None
@@ -435,7 +586,7 @@ class Snapshot:
                     page_content=text or "",
                     metadata={k: v for k, v in md.items() if k != UNIT_VECTORS},
                 )
-                for cid, text, md in iter_rows(self.collection, ["documents", "metadatas"])
+                for cid, text, md in self.view.rows(["documents", "metadatas"])
             ]
             docs.sort(
                 key=lambda d: (d.metadata.get("source", ""), d.metadata.get("chunk_index", 0))
@@ -445,18 +596,14 @@ class Snapshot:
 
     def chunks_by_id(self, ids: Sequence[str]) -> dict[str, Document]:
         """These chunks (text, metadata without sentence vectors); missing ids are absent."""
-        out: dict[str, Document] = {}
-        for i in range(0, len(ids), _PAGE):
-            got = self.collection.get(
-                ids=list(ids[i : i + _PAGE]), include=["documents", "metadatas"]
+        return {
+            cid: Document(
+                id=cid,
+                page_content=text or "",
+                metadata={k: v for k, v in md.items() if k != UNIT_VECTORS},
             )
-            for cid, text, md in zip(got["ids"], got["documents"], got["metadatas"], strict=True):
-                out[cid] = Document(
-                    id=cid,
-                    page_content=text or "",
-                    metadata={k: v for k, v in (md or {}).items() if k != UNIT_VECTORS},
-                )
-        return out
+            for cid, (_, text, md) in self.view.get(ids, ["documents", "metadatas"]).items()
+        }
 
     def drop_chunks(self) -> None:
         """Forget the chunks loaded by `chunks()` (read again if asked for)."""
@@ -483,21 +630,7 @@ class Snapshot:
         if n <= 0:
             return []
         vector = self.embeddings.embed_query(query)
-        res = self.collection.query(
-            query_embeddings=[vector],
-            n_results=n,
-            include=["documents", "metadatas", "distances"],
-        )
-        return [
-            (Document(id=cid, page_content=text or "", metadata=md or {}), 1.0 - float(dist))
-            for cid, text, md, dist in zip(
-                res["ids"][0],
-                res["documents"][0],
-                res["metadatas"][0],
-                res["distances"][0],
-                strict=True,
-            )
-        ]
+        return [(doc, 1.0 - dist) for doc, dist in self.view.query(vector, n)]
 
 
 class IndexReader:
@@ -555,7 +688,7 @@ class IndexReader:
             if self._snapshot is not None and self._snapshot.generation == info.generation:
                 return self._snapshot
             try:
-                collection = self._client.get_collection(info.generation)
+                view = open_view(self._client, info.generation, check=self._check_files)
                 break
             except NotFoundError as err:
                 if attempt:  # still missing after re-reading the pointer: a broken index
@@ -563,8 +696,6 @@ class IndexReader:
                         f"the active index generation {info.generation} is missing; "
                         "run python -m index --full"
                     ) from err
-        if self._files_path is not None:
-            check_generation_files(self._files_path, collection)  # before hnswlib reads them
         root = None
         if self._files_path is not None or self._settings is not None:
             index_dir = self._settings.index_dir if self._settings is not None else Path()
@@ -572,12 +703,17 @@ class IndexReader:
         self._snapshot = Snapshot(
             generation=info.generation,
             info=info,
-            collection=collection,
+            view=view,
             embeddings=self._embeddings,
             lexical_root=root,
         )
         log.info("using index generation %s (%d chunks)", info.generation, info.chunks)
         return self._snapshot
+
+    def _check_files(self, collection: Collection) -> None:
+        """HNSW files checked before hnswlib reads them (embedded store only)."""
+        if self._files_path is not None:
+            check_generation_files(self._files_path, collection)
 
     def search(self, query: str, k: int) -> tuple[Snapshot, list[tuple[Document, float]]]:
         """Dense search plus the snapshot that answered it (so BM25 can use the same one).

@@ -205,7 +205,7 @@ def test_bad_documents_are_skipped_and_the_rest_indexed(
         assert word.lower() in skipped[path].lower(), (path, skipped[path])
     client = store.make_client(settings)
     info = store.read_pointer(client, settings.collection_prefix)
-    collection = client.get_collection(info.generation)
+    collection = store.open_view(client, info.generation)
     ids = store.all_ids(collection)
     assert ids == expected_ids(settings)
     sources = {md["source"] for _, _, md in store.iter_rows(collection, ["metadatas"])}
@@ -231,7 +231,7 @@ def test_bad_documents_are_skipped_and_the_rest_indexed(
     )
     fresh = reindex(other, embeddings=minilm)
     other_client = store.make_client(other)
-    assert store.all_ids(other_client.get_collection(fresh.generation)) == ids
+    assert store.all_ids(store.open_view(other_client, fresh.generation)) == ids
 
     # The CLI reports the same files and exits 3 (built, with skips), without a traceback.
     proc = _run(["-m", "index"], subprocess_env(settings, MAX_DOCUMENT_BYTES="200000"), tmp_path)

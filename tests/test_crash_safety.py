@@ -146,7 +146,7 @@ def test_kill_9_during_reindex_never_changes_answers(tmp_path, corpus_dir, make_
         answered_before_rerun = len(log.lines())  # all of these were computed before it
         final = reindex(settings, embeddings=minilm)
         assert final.changed and final.added == 1
-        active = client.get_collection(final.generation)
+        active = store.open_view(client, final.generation)
         ids = store.all_ids(active)
         expected = expected_ids(settings)
         assert ids == expected, (len(expected - ids), len(ids - expected))

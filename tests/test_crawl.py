@@ -208,7 +208,7 @@ def chunk_urls(settings: Settings) -> dict[str, set[str]]:
     info = store.read_pointer(client, settings.collection_prefix)
     assert info is not None
     out: dict[str, set[str]] = {}
-    for _, _, md in store.iter_rows(client.get_collection(info.generation), ["metadatas"]):
+    for _, _, md in store.iter_rows(store.open_view(client, info.generation), ["metadatas"]):
         out.setdefault(str(md["source"]), set()).add(str(md.get("url")))
     return out
 

@@ -134,8 +134,7 @@ def test_a_second_quote_comes_from_another_chunk_of_the_same_document(faq_servic
 
 def test_sentence_vectors_are_stored_with_every_chunk(seed_index, minilm):
     reader = index_reader(seed_index, minilm)
-    rows = reader.snapshot().collection.get(include=["documents", "metadatas"])
-    for text, md in zip(rows["documents"], rows["metadatas"], strict=True):
+    for _, text, md in reader.snapshot().view.rows(["documents", "metadatas"]):
         vectors = decode_unit_vectors(md[UNIT_VECTORS], 384)
         assert vectors is not None and len(vectors) == len(units_of_chunk(text, md))
 

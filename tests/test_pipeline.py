@@ -34,7 +34,7 @@ def stored_ids(settings: Settings) -> set[str]:
     client = store.make_client(settings)
     info = store.read_pointer(client, settings.collection_prefix)
     assert info is not None
-    return store.all_ids(client.get_collection(info.generation))
+    return {cid for cid, _, _ in store.iter_rows(store.open_view(client, info.generation), [])}
 
 
 def generations(settings: Settings) -> list[str]:
@@ -74,8 +74,8 @@ def test_incremental_reindex_embeds_only_new_text(settings: Settings, corpus_dir
     assert stored_ids(settings) == new_ids
 
     # Delete a document: its chunks are gone from the active generation.
-    active = store.make_client(settings).get_collection(edited.generation)
-    b_ids = set(active.get(where={"source": DOC_B}, include=[])["ids"])
+    active = store.open_view(store.make_client(settings), edited.generation)
+    b_ids = {cid for cid, _, md in store.iter_rows(active, ["metadatas"]) if md["source"] == DOC_B}
     assert b_ids
     (corpus_dir / DOC_B).unlink()
     deleted = reindex(settings, embeddings=minilm)
@@ -97,9 +97,12 @@ def test_incremental_reindex_embeds_only_new_text(settings: Settings, corpus_dir
     assert full.embedded == full.chunks and full.reused == 0
     assert stored_ids(settings) == expected_ids(settings)
 
-    # Old generations are pruned down to KEEP_GENERATIONS (default 2), the active one kept.
-    gens = generations(settings)
-    assert len(gens) == settings.keep_generations and full.generation in gens
+    # Old generations are pruned down to KEEP_GENERATIONS (default 2), the active one kept,
+    # and the base of a kept layer with it.
+    kept = {full.generation, added.generation}
+    md = store.make_client(settings).get_collection(added.generation).metadata or {}
+    kept |= {md[store.BASE_KEY]} if store.BASE_KEY in md else set()
+    assert set(generations(settings)) == kept
 
 
 def test_chunk_settings_change_rebuilds_without_doc_changes(settings: Settings, minilm):

@@ -62,7 +62,7 @@ def chunk_sources(settings: BotSettings) -> dict[str, int]:
     info = store.read_pointer(client, settings.collection_prefix)
     assert info is not None
     counts: dict[str, int] = {}
-    col = client.get_collection(info.generation)
+    col = store.open_view(client, info.generation)
     for _, _, md in store.iter_rows(col, ["metadatas"]):
         counts[md["source"]] = counts.get(md["source"], 0) + 1
     return counts

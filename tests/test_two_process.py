@@ -82,7 +82,7 @@ def test_reader_process_survives_reindexes_and_killed_runs(
     expected_at: dict[int, str] = {0: ""}  # reader mark -> generation it must (at least) see
 
     def record(generation: str) -> None:
-        gen_ids[generation] = store.all_ids(client.get_collection(generation))
+        gen_ids[generation] = store.all_ids(store.open_view(client, generation))
         order.append(generation)
 
     record(reindex(settings, embeddings=minilm).generation)
