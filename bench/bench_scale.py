@@ -315,6 +315,50 @@ def bench_ours(corpus: Path, work: Path, questions: list[str]) -> dict:
     return res
 
 
+def edit_one_page(corpus: Path) -> str:
+    """Add a sentence inside the content of one page (the middle one by name), the way a
+    docs edit would: after a run of words of its text found verbatim in the HTML."""
+    from index.loader import load_file
+
+    pages = sorted(corpus.rglob("*.html"))
+    for page in pages[len(pages) // 2 :] + pages[: len(pages) // 2]:
+        raw = page.read_text(encoding="utf-8", errors="replace")
+        try:
+            text = load_file(page, root=corpus, max_bytes=50_000_000).text
+        except Exception:  # noqa: BLE001 - not a content page: try the next
+            continue
+        words = text.split()
+        for i in range(len(words) // 2, len(words) - 6):
+            run = " ".join(words[i : i + 6])
+            at = raw.find(run)
+            if at >= 0 and "<" not in run and ">" not in run:
+                end = at + len(run)
+                page.write_text(raw[:end] + " An edit added this sentence." + raw[end:])
+                return page.relative_to(corpus).as_posix()
+    raise RuntimeError("no page of the corpus could be edited")
+
+
+def bench_one_page(corpus: Path, work: Path, questions: list[str]) -> dict:
+    """`python -m index` after one page changed, then the warm run on the index it leaves."""
+    env = _env(corpus, work / "index-ours")
+    page = edit_one_page(corpus)
+    r = run_measured([sys.executable, "-m", "index", "--json"], env=env, cwd=work)
+    if r["rc"] not in (0, 3):
+        raise RuntimeError(f"python -m index failed ({r['rc']}): {r['stderr'][-3000:]}")
+    summary = json.loads(r["stdout"])
+    return {
+        "page": page,
+        "seconds": round(r["seconds"], 1),
+        "peak_rss_mb": round(r["peak_rss_mb"], 1),
+        "embedded": summary["embedded"],
+        "reused": summary["reused"],
+        "layer": "a layer of" in r["stderr"],
+        "warm_after": warm_run(
+            [sys.executable, "-m", "bot", "ask", "--json", "-"], questions, env=env, cwd=work
+        ),
+    }
+
+
 def chunk_texts(corpus: Path, work: Path) -> list[str]:
     """What our pipeline will embed, from the loader and chunker (before any index exists)."""
     from index.chunker import embedding_text
@@ -338,10 +382,10 @@ def our_texts(corpus: Path, work: Path) -> list[str]:
     settings = _settings(corpus, work / "index-ours")
     client = chromadb.PersistentClient(path=str(settings.chroma_path))
     info = store.read_pointer(client, settings.collection_prefix)
-    col = client.get_collection(info.generation)
+    view = store.open_view(client, info.generation)
     return [
         embedding_text(Document(page_content=text or "", metadata=md))
-        for _, text, md in store.iter_rows(col, ["documents", "metadatas"])
+        for _, text, md in store.iter_rows(view, ["documents", "metadatas"])
     ]
 
 
@@ -509,6 +553,8 @@ def main() -> int:
             ours["tokens_per_s"] = round(tokens / ours["index_seconds"])
             ours["vs_raw"] = round(ours["tokens_per_s"] / raw["tokens_per_s"], 3)
             print(f"raw (our texts): {json.dumps(raw)}", flush=True)
+        ours["one_page"] = bench_one_page(corpus, work, questions)
+        print(f"one changed page: {json.dumps(ours['one_page'])}", flush=True)
         if not args.skip_langchain:
             lc, lc_texts = bench_langchain(corpus, work, questions)
             results["langchain"] = lc
@@ -547,6 +593,9 @@ def print_table(r: dict) -> None:
         ("warm p50 ms", "warm", "p50_ms"),
         ("warm p95 ms", "warm", "p95_ms"),
         ("RSS after warm run MB", "warm", "rss_after_mb"),
+        ("one changed page: re-index s", "one_page", "seconds"),
+        ("  then warm p50 / p95 ms", "one_page", "warm_after", "p50_ms"),
+        ("", "one_page", "warm_after", "p95_ms"),
     ]
     print(
         f"\n{r.get('pages')} pages, {r.get('date')}, load {r.get('loadavg_start')} -> "

@@ -12,7 +12,9 @@ import ctypes
 import hashlib
 import logging
 import os
+import queue
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,6 +39,10 @@ MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
 DIMENSION = 384
 MAX_RUN_TOKENS = 8 * MAX_TOKENS  # padded tokens per forward pass (memory, see _embed)
 MMAP_THRESHOLD = 128 * 1024  # glibc's default starting value, kept fixed (see below)
+# Batches run on this many sessions at once, the threads split between them. One session
+# with 2 threads kept 2 cores 1.57 busy; two with 1 thread each 1.97, 1.25x the throughput
+# (bench/README.md). More sessions would multiply the activation memory.
+MAX_SESSIONS = 2
 
 
 def default_model_path() -> Path:
@@ -55,10 +61,13 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Runtime:
-    session: ort.InferenceSession
+    session: ort.InferenceSession  # the first session: single texts (queries) run here
     tokenizer: Tokenizer
+    # Sessions free to run a batch; the extra ones are created on the first multi-batch call.
+    idle: queue.SimpleQueue[ort.InferenceSession]
+    pool: ThreadPoolExecutor | None = None
 
 
 class MiniLMEmbeddings(Embeddings):
@@ -76,6 +85,7 @@ class MiniLMEmbeddings(Embeddings):
             raise ConfigError(f"EMBED_BATCH_SIZE must be at least 1, got {batch_size}")
         self.batch_size = batch_size
         self.threads = threads or os.cpu_count() or 1
+        self.sessions = min(MAX_SESSIONS, self.threads)
         self.model_path = Path(model_path) if model_path else default_model_path()
         self.tokenizer_path = Path(tokenizer_path) if tokenizer_path else TOKENIZER_PATH
         self._runtime: _Runtime | None = None
@@ -91,7 +101,6 @@ class MiniLMEmbeddings(Embeddings):
             return self._runtime
 
     def _build_runtime(self) -> _Runtime:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         if not self.model_path.is_file():
@@ -114,8 +123,23 @@ class MiniLMEmbeddings(Embeddings):
         tokenizer.no_padding()
         tokenizer.enable_truncation(MAX_TOKENS)
 
+        _fixed_mmap_threshold()
+        session = self._new_session()
+        log.info(
+            "loaded %s (%d session(s) x %d thread(s))",
+            self.model_path.name,
+            self.sessions,
+            self.threads // self.sessions,
+        )
+        idle: queue.SimpleQueue[ort.InferenceSession] = queue.SimpleQueue()
+        idle.put(session)
+        return _Runtime(session=session, tokenizer=tokenizer, idle=idle)
+
+    def _new_session(self) -> ort.InferenceSession:
+        import onnxruntime as ort
+
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = self.threads
+        opts.intra_op_num_threads = max(1, self.threads // self.sessions)
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -128,12 +152,20 @@ class MiniLMEmbeddings(Embeddings):
         # activations are freed after each run (~0.7 GB peak for that batch, then ~0).
         opts.enable_cpu_mem_arena = False
         opts.enable_mem_pattern = False
-        _fixed_mmap_threshold()
-        session = ort.InferenceSession(
+        return ort.InferenceSession(
             str(self.model_path), sess_options=opts, providers=["CPUExecutionProvider"]
         )
-        log.info("loaded %s (%d threads)", self.model_path.name, self.threads)
-        return _Runtime(session=session, tokenizer=tokenizer)
+
+    def _pool(self, rt: _Runtime) -> ThreadPoolExecutor | None:
+        """Workers for multi-batch calls, one per session (None: a single session)."""
+        if self.sessions < 2:
+            return None
+        with self._load_lock:
+            if rt.pool is None:
+                for _ in range(self.sessions - 1):
+                    rt.idle.put(self._new_session())
+                rt.pool = ThreadPoolExecutor(self.sessions, thread_name_prefix="embed")
+            return rt.pool
 
     def _embed(
         self, texts: list[str], spans: list[list[tuple[int, int]]] | None = None
@@ -149,6 +181,7 @@ class MiniLMEmbeddings(Embeddings):
         encodings = rt.tokenizer.encode_batch(texts)
         # Sort by token count so each batch pads to a similar length; `out` restores order.
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        jobs: list[tuple[list[int], int]] = []
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
             width = max(len(encodings[i].ids) for i in batch)
@@ -156,14 +189,27 @@ class MiniLMEmbeddings(Embeddings):
             # (attention activations grow with rows x width^2: 32 x 256 tokens peaked at
             # ~0.7 GB, 8 x 256 at ~0.2 GB). Rows are independent: same vectors bit for bit.
             rows = max(1, MAX_RUN_TOKENS // width)
-            for sub in range(0, len(batch), rows):
-                idx = batch[sub : sub + rows]
-                self._run(rt, encodings, idx, width, out, spans, span_out)
+            jobs.extend((batch[sub : sub + rows], width) for sub in range(0, len(batch), rows))
+
+        def run(job: tuple[list[int], int]) -> None:
+            session = rt.idle.get()  # each run has a session to itself
+            try:
+                self._run(session, encodings, job[0], job[1], out, spans, span_out)
+            finally:
+                rt.idle.put(session)
+
+        pool = self._pool(rt) if len(jobs) > 1 else None
+        if pool is None:
+            for job in jobs:
+                run(job)
+        else:  # rows of `out` and `span_out` are disjoint per job
+            for done in [pool.submit(run, job) for job in jobs]:
+                done.result()
         return out, span_out
 
     @staticmethod
     def _run(
-        rt: _Runtime,
+        session: ort.InferenceSession,
         encodings: list,
         idx: list[int],
         width: int,
@@ -181,7 +227,7 @@ class MiniLMEmbeddings(Embeddings):
             ids[row, :n] = enc.ids
             mask[row, :n] = enc.attention_mask
             types[row, :n] = enc.type_ids
-        (hidden,) = rt.session.run(
+        (hidden,) = session.run(
             ["last_hidden_state"],
             {"input_ids": ids, "attention_mask": mask, "token_type_ids": types},
         )
