@@ -17,10 +17,14 @@ import datetime as dt
 import hashlib
 import io
 import logging
+import multiprocessing
+import os
 import re
+import threading
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -42,6 +46,9 @@ from index.structure import JUNK, TextBuilder, fenced_runs, markdown_blocks, nor
 
 log = logging.getLogger(__name__)
 
+# Parsing runs in worker processes from this many files on (fewer don't repay the pool).
+PARALLEL_MIN_FILES = 16
+MAX_LOAD_WORKERS = 4  # each holds one page's parse tree at a time
 TEXT_EXTS = frozenset({".txt"})
 MARKDOWN_EXTS = frozenset({".md", ".markdown"})
 HTML_EXTS = frozenset({".html", ".htm"})
@@ -461,6 +468,53 @@ def unsupported_files(corpus_dir: Path) -> list[str]:
     return sorted(files.source_name(p, Path(corpus_dir)) for p in found)
 
 
+@dataclass(frozen=True)
+class _Outcome:
+    """One file's load, as it travels back from a worker process."""
+
+    doc: SourceDoc | None = None
+    path: str = ""
+    reason: str = ""
+    not_content: bool = False
+    used: frozenset[str] = frozenset()  # parse cache keys read or written
+
+
+def _load_job(job: tuple[Path, Path, int, Path | None]) -> _Outcome:
+    path, root, max_bytes, cache_dir = job
+    cache = ParseCache(cache_dir) if cache_dir is not None else None
+    used = lambda: cache.used if cache is not None else frozenset()  # noqa: E731
+    try:
+        return _Outcome(
+            doc=load_file(path, root=root, max_bytes=max_bytes, cache=cache), used=used()
+        )
+    except NotContent as err:
+        return _Outcome(path=err.path, reason=err.reason, not_content=True, used=used())
+    except DocumentError as err:
+        return _Outcome(path=err.path, reason=err.reason, used=used())
+
+
+def _load_all(jobs: list[tuple[Path, Path, int, Path | None]]) -> Iterator[_Outcome]:
+    """Each file's outcome, in order; many files are parsed by worker processes at once
+    (parsing HTML is pure Python: one core per process), the rest in this process."""
+    workers = min(os.cpu_count() or 1, MAX_LOAD_WORKERS)
+    # Workers are forked (no re-import of the caller's main module, no start-up cost), so
+    # only from a process that runs no other Python thread (python -m index): forking a
+    # threaded one (the bot's /reindex) could copy a lock another thread holds.
+    if workers < 2 or len(jobs) < PARALLEL_MIN_FILES or threading.active_count() > 1:
+        yield from map(_load_job, jobs)
+        return
+    try:
+        pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("fork")
+        )
+    except (OSError, ValueError) as err:  # no processes to be had: parse here
+        log.warning("loading in one process (%s)", err)
+        yield from map(_load_job, jobs)
+        return
+    with pool:
+        yield from pool.map(_load_job, jobs, chunksize=2)
+
+
 def load_corpus(
     corpus_dir: Path,
     *,
@@ -481,24 +535,30 @@ def load_corpus(
     paths, skipped = _corpus_files(corpus_dir)  # not regular / outside the corpus: skipped
     rules = IgnoreRules.from_corpus(corpus_dir)
     cache = ParseCache(cache_dir) if cache_dir is not None else None
+    todo: list[Path] = []
     for path in paths:
         rel = files.source_name(path, corpus_dir)
         pattern = rules.match(rel)
         if pattern is not None:
             skipped.append(SkippedFile(rel, f"ignored ({pattern})", kind="ignored"))
-            continue
-        try:
-            doc = load_file(path, root=corpus_dir, max_bytes=max_bytes, cache=cache)
+        else:
+            todo.append(path)
+    jobs = [(path, corpus_dir, max_bytes, cache_dir) for path in todo]
+    for outcome in _load_all(jobs):
+        if cache is not None:
+            cache.mark_used(outcome.used)
+        if outcome.doc is not None:
+            doc = outcome.doc
             url = url_for(doc.source) if url_for else None
             if url:
                 doc = replace(doc, metadata={**doc.metadata, "url": url})
             docs.append(doc)
-        except NotContent as err:
-            log.info("not indexing %s: %s", err.path, err.reason)
-            skipped.append(SkippedFile(path=err.path, reason=err.reason, kind="ignored"))
-        except DocumentError as err:
-            log.warning("skipping %s: %s", err.path, err.reason)
-            skipped.append(SkippedFile(path=err.path, reason=err.reason))
+        elif outcome.not_content:
+            log.info("not indexing %s: %s", outcome.path, outcome.reason)
+            skipped.append(SkippedFile(path=outcome.path, reason=outcome.reason, kind="ignored"))
+        else:
+            log.warning("skipping %s: %s", outcome.path, outcome.reason)
+            skipped.append(SkippedFile(path=outcome.path, reason=outcome.reason))
     if cache is not None:
         cache.prune()
     return docs, sorted(skipped, key=lambda s: s.path)

@@ -57,6 +57,15 @@ class ParseCache:
         h.update(raw)
         return h.hexdigest()
 
+    @property
+    def used(self) -> frozenset[str]:
+        """Keys this object read or wrote (what `prune` keeps)."""
+        return frozenset(self._used)
+
+    def mark_used(self, keys: frozenset[str] | set[str]) -> None:
+        """Keep entries another process used for this run (parallel loading)."""
+        self._used |= keys
+
     def get(self, key: str) -> Parsed | NotContentEntry | None:
         self._used.add(key)
         try:

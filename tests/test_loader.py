@@ -451,3 +451,30 @@ def test_parse_cache_that_cannot_be_written_costs_nothing(site_copy, tmp_path):
     assert load_corpus(site_copy, max_bytes=10**7, cache_dir=blocker) == load_corpus(
         site_copy, max_bytes=10**7
     )
+
+
+def test_worker_processes_load_the_same_corpus_and_keep_the_cache(
+    site_copy, tmp_path, monkeypatch
+):
+    import index.loader as loader
+
+    (site_copy / "broken.pdf").write_bytes(b"%PDF-1.4 not really")  # skipped, with a reason
+    cache = tmp_path / "parsed"
+    monkeypatch.setattr(loader, "PARALLEL_MIN_FILES", 10**9)
+    serial = load_corpus(site_copy, max_bytes=10**7, cache_dir=cache)
+    entries = sorted(p.name for p in cache.iterdir())
+    monkeypatch.setattr(loader, "PARALLEL_MIN_FILES", 1)
+    monkeypatch.setattr(loader, "MAX_LOAD_WORKERS", 2)
+    monkeypatch.setattr(loader.os, "cpu_count", lambda: 2)
+    forked = []
+    real = loader.ProcessPoolExecutor
+
+    def pool(*args, **kwargs):
+        forked.append(kwargs["max_workers"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loader, "ProcessPoolExecutor", pool)
+    assert load_corpus(site_copy, max_bytes=10**7, cache_dir=cache) == serial
+    assert forked == [2]  # the workers did load it
+    assert sorted(p.name for p in cache.iterdir()) == entries  # what they used was not pruned
+    assert any(s.path == "broken.pdf" and s.kind == "error" for s in serial[1])
