@@ -352,7 +352,7 @@ def bench_one_page(corpus: Path, work: Path, questions: list[str]) -> dict:
         "peak_rss_mb": round(r["peak_rss_mb"], 1),
         "embedded": summary["embedded"],
         "reused": summary["reused"],
-        "layer": "a layer of" in r["stderr"],
+        "layer": summary.get("base") is not None,
         "warm_after": warm_run(
             [sys.executable, "-m", "bot", "ask", "--json", "-"], questions, env=env, cwd=work
         ),

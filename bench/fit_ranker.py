@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.eval_devsets import build, holds_fact, load_items, sets
-from bot.answer.extractive import ExtractiveAnswerer
+from bot.answer.extractive import ExtractiveAnswerer, pairs_with
 from bot.answer.features import RANK_FEATURES, RANK_FILE, Ranking
 from bot.followup import Standalone
 
@@ -82,15 +82,14 @@ def top1(rows: Rows, w: np.ndarray) -> int:
 
 
 def quoted(r: Question, w: np.ndarray, margin: float) -> list[int]:
-    """The candidates the answerer quotes (mirrors ExtractiveAnswerer._second)."""
+    """The candidates the answerer quotes (ExtractiveAnswerer._second, by `pairs_with`)."""
     s = r.x @ w
     order = np.argsort(-s, kind="stable")
     b = int(order[0])
     for i in order[1:]:
         if s[b] - s[i] > margin:
             break
-        (a0, a1), (c0, c1) = r.span[b], r.span[i]
-        if r.source[i] == r.source[b] and r.chunk[i] != r.chunk[b] and not (c0 < a1 and a0 < c1):
+        if pairs_with((r.source[b], r.chunk[b], *r.span[b]), (r.source[i], r.chunk[i], *r.span[i])):
             return [b, int(i)]
     return [b]
 

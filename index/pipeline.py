@@ -80,7 +80,7 @@ class IndexSummary:
     unchanged: int = 0
     deleted: int = 0
     embedded: int = 0  # chunks embedded in this run
-    reused: int = 0  # chunks whose vectors were copied from the previous generation
+    reused: int = 0  # chunks whose vectors were copied from the previous generation (or kept in a layer's base)
     skipped: int = 0
     skipped_files: list[dict[str, str]] = field(default_factory=list)
     ignored: int = 0  # not content by rule: .corpusignore, generated index/contents pages
@@ -90,6 +90,7 @@ class IndexSummary:
     # Documents cut to MAX_CHUNKS_PER_DOCUMENT: {"path", "chunks" (all), "kept"}.
     truncated_files: list[dict[str, Any]] = field(default_factory=list)
     generation: str = ""
+    base: str | None = None  # the full generation `generation` is a layer over (None: full)
     seconds: float = 0.0
     full: bool = False
     changed: bool = False
@@ -446,6 +447,7 @@ def _reindex(
         collection = store.create_generation(
             client, name, embedder_id=eid, base=plan.base, masked=sorted(plan.masked)
         )
+        summary.base = plan.base
     try:
         _fill(
             settings,

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 from langchain_core.embeddings import Embeddings
 
-from bot.answer.extractive import NOT_FOUND, answer_type, load_common_words, question_terms
+from bot.answer.extractive import (
+    NOT_FOUND,
+    answer_type,
+    load_common_words,
+    pairs_with,
+    question_terms,
+)
 from bot.followup import Standalone
 from bot.service import build_service
 from bot.settings import BotSettings
@@ -188,3 +194,12 @@ def test_a_standalone_follow_up_carries_its_context_at_half_weight(service):
         service.search("when did it stop? North Korea mining"),
     )
     assert not answer.abstained
+
+
+def test_a_second_quote_pairs_only_with_another_chunk_of_the_same_document():
+    first = ("a.md", 0, 100, 200)
+    assert pairs_with(first, ("a.md", 2, 300, 400))
+    assert not pairs_with(first, ("b.md", 2, 300, 400))  # another document
+    assert not pairs_with(first, ("a.md", 0, 300, 400))  # the same chunk
+    assert not pairs_with(first, ("a.md", 2, 150, 400))  # overlaps (chunks overlap too)
+    assert pairs_with(first, ("a.md", 2, 200, 260))  # touching is not overlapping

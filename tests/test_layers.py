@@ -71,7 +71,7 @@ def test_a_small_change_builds_a_layer_that_reads_like_a_full_build(
     second = reindex(settings, embeddings=minilm)
 
     view = _view(settings)
-    assert view.base is not None and view.base.name == first.generation
+    assert view.base is not None and view.base.name == first.generation == second.base
     assert view.masked == {"doc02.md", "doc05.md", "doc99.md"}
     assert (second.updated, second.deleted, second.added) == (1, 1, 1)
     assert 0 < second.embedded < second.chunks and second.reused == second.chunks - second.embedded

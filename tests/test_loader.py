@@ -453,9 +453,7 @@ def test_parse_cache_that_cannot_be_written_costs_nothing(site_copy, tmp_path):
     )
 
 
-def test_worker_processes_load_the_same_corpus_and_keep_the_cache(
-    site_copy, tmp_path, monkeypatch
-):
+def test_worker_processes_load_the_same_corpus_and_keep_the_cache(site_copy, tmp_path, monkeypatch):
     import index.loader as loader
 
     (site_copy / "broken.pdf").write_bytes(b"%PDF-1.4 not really")  # skipped, with a reason

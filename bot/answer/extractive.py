@@ -198,6 +198,13 @@ def units_of(chunk: Document) -> list[Unit]:
 # --- the answerer -------------------------------------------------------------------------
 
 
+def pairs_with(first: tuple[str, int, int, int], other: tuple[str, int, int, int]) -> bool:
+    """Whether a quote (source, chunk rank, start, end) may be shown as [2] beside the first:
+    the same document, another chunk, no overlap (the fitter mirrors the answerer by it)."""
+    (src, rank, start, end), (src2, rank2, start2, end2) = first, other
+    return src == src2 and rank != rank2 and not (start2 < end and start < end2)
+
+
 class ExtractiveAnswerer:
     """Answers with a verbatim passage from the retrieved chunks, cited [n]; or abstains."""
 
@@ -427,15 +434,12 @@ class ExtractiveAnswerer:
         well as the best: when the ranking can't tell them apart, quote both. Documents often
         restate a question before answering it a paragraph or a chunk later."""
         top, unit, window, _ = ranked[0]
-        start, end = window[0].start, window[-1].end
+        first = (top.source, top.rank, window[0].start, window[-1].end)
         for p, u, w, _ in ranked[1:]:
             if unit.score - u.score > self.ranking.second_margin:
                 return None
-            if p.source != top.source or p.rank == top.rank:
-                continue
-            if w[0].start < end and start < w[-1].end:  # overlaps the first quote
-                continue
-            return p, w
+            if pairs_with(first, (p.source, p.rank, w[0].start, w[-1].end)):
+                return p, w
         return None
 
     @staticmethod
