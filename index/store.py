@@ -330,18 +330,10 @@ class View:
         """(vector, text, metadata) by chunk id, for what `include` asks; missing ids absent."""
         out: dict[str, tuple[list[float] | None, str | None, dict[str, Any]]] = {}
         wanted = list(dict.fromkeys(ids))
-        for col in self.collections():
-            if col is self.base:
-                wanted = [i for i in wanted if i not in out and i not in self.masked_ids]
-            for i in range(0, len(wanted), _PAGE):
-                got = col.get(ids=wanted[i : i + _PAGE], include=include)  # type: ignore[arg-type]
-                n = len(got["ids"])
-                vecs = got.get("embeddings")
-                docs = got.get("documents") or [None] * n
-                metas = got.get("metadatas") or [{}] * n
-                for j, cid in enumerate(got["ids"]):
-                    vec = [float(x) for x in vecs[j]] if vecs is not None else None
-                    out[cid] = (vec, docs[j], dict(metas[j] or {}))
+        out.update(_get(self.top, wanted, include))
+        if self.base is not None:
+            rest = [i for i in wanted if i not in out and i not in self.masked_ids]
+            out.update(_get(self.base, rest, include))
         return out
 
     def rows(self, include: list[str]) -> Iterator[tuple[str, str | None, dict]]:
@@ -354,22 +346,37 @@ class View:
 
     def query(self, vector: Sequence[float], n: int) -> list[tuple[Document, float]]:
         """The `n` nearest chunks with their cosine distance, nearest first."""
-        hits: list[tuple[Document, float]] = []
         full = ["documents", "metadatas", "distances"]
-        if self.base is None:
-            return _query(self.top, vector, min(n, self.top_count), full)
         hits = _query(self.top, vector, min(n, self.top_count), full)
+        if self.base is None:
+            return hits
         # The base's nearest, over-fetched by the chunks the layer masks (ids only), so n
         # of them are live; their texts are then read by id.
         near = _query(self.base, vector, min(n + len(self.masked_ids), self.base_count), [])
         live = [(d, dist) for d, dist in near if d.id not in self.masked_ids][:n]
-        got = self.get([str(d.id) for d, _ in live], ["documents", "metadatas"])
+        got = _get(self.base, [str(d.id) for d, _ in live], ["documents", "metadatas"])
         for d, dist in live:
             if d.id in got:
                 _, text, md = got[str(d.id)]
                 hits.append((Document(id=d.id, page_content=text or "", metadata=md), dist))
         hits.sort(key=lambda h: h[1])
         return hits[:n]
+
+
+def _get(
+    col: Collection, ids: list[str], include: list[str]
+) -> dict[str, tuple[list[float] | None, str | None, dict[str, Any]]]:
+    out: dict[str, tuple[list[float] | None, str | None, dict[str, Any]]] = {}
+    for i in range(0, len(ids), _PAGE):
+        got = col.get(ids=ids[i : i + _PAGE], include=include)  # type: ignore[arg-type]
+        n = len(got["ids"])
+        vecs = got.get("embeddings")
+        docs = got.get("documents") or [None] * n
+        metas = got.get("metadatas") or [{}] * n
+        for j, cid in enumerate(got["ids"]):
+            vec = [float(x) for x in vecs[j]] if vecs is not None else None
+            out[cid] = (vec, docs[j], dict(metas[j] or {}))
+    return out
 
 
 def _query(

@@ -109,7 +109,7 @@ def test_pipeline_and_reader_through_a_chroma_server(
             d, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap
         )
     }
-    assert store.all_ids(snap.collection) == expected
+    assert store.all_ids(snap.view) == expected
 
     # The server goes away under a long-lived reader: a clear StoreUnavailable, not a crash.
     server.terminate()

@@ -464,6 +464,8 @@ def test_worker_processes_load_the_same_corpus_and_keep_the_cache(site_copy, tmp
     monkeypatch.setattr(loader, "PARALLEL_MIN_FILES", 1)
     monkeypatch.setattr(loader, "MAX_LOAD_WORKERS", 2)
     monkeypatch.setattr(loader.os, "cpu_count", lambda: 2)
+    # Threads other tests left in this process (Chroma clients) would make it load serially.
+    monkeypatch.setattr(loader.threading, "active_count", lambda: 1)
     forked = []
     real = loader.ProcessPoolExecutor
 
@@ -476,3 +478,27 @@ def test_worker_processes_load_the_same_corpus_and_keep_the_cache(site_copy, tmp
     assert forked == [2]  # the workers did load it
     assert sorted(p.name for p in cache.iterdir()) == entries  # what they used was not pruned
     assert any(s.path == "broken.pdf" and s.kind == "error" for s in serial[1])
+
+
+def test_a_threaded_caller_loads_in_its_own_process(site_copy, monkeypatch):
+    """Forking a process that runs other threads could copy a lock one of them holds."""
+    import threading
+
+    import index.loader as loader
+
+    monkeypatch.setattr(loader, "PARALLEL_MIN_FILES", 1)
+    monkeypatch.setattr(loader.os, "cpu_count", lambda: 2)
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("forked from a threaded process")
+
+    monkeypatch.setattr(loader, "ProcessPoolExecutor", no_pool)
+    done = threading.Event()
+    other = threading.Thread(target=done.wait)
+    other.start()
+    try:
+        docs, _ = load_corpus(site_copy, max_bytes=10**7)
+    finally:
+        done.set()
+        other.join()
+    assert docs
