@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from index import store
+from index.errors import IndexNotReady
 from index.pipeline import _source_states, plan_layer, reindex
 from index.sentences import UNIT_VECTORS
 from tests.helpers import expected_ids, index_reader
@@ -148,3 +149,17 @@ def test_plan_layer_masks_what_changed_even_without_new_text():
     # 3 chunks written + 3 hidden = 20% of the corpus: above a 10% share, a full build.
     assert plan_layer(previous, before, _states(retitled), chunks=30, max_share=0.1) is None
     assert plan_layer(previous, before, _states(retitled), chunks=30, max_share=0.0) is None
+
+
+def test_a_lost_base_is_reported_then_rebuilt(make_settings, corpus: Path, minilm):
+    settings = make_settings(corpus_dir=corpus, layer_max_share=0.5)
+    base = reindex(settings, embeddings=minilm).generation
+    _write(corpus, 3, "A longer proof of the bread.")
+    reindex(settings, embeddings=minilm)
+    store.make_client(settings).delete_collection(base)  # e.g. removed by hand
+
+    with pytest.raises(IndexNotReady, match="python -m index --full"):
+        index_reader(settings, minilm).snapshot()
+    rebuilt = reindex(settings, embeddings=minilm)
+    assert rebuilt.base is None and rebuilt.embedded == rebuilt.chunks
+    assert set(_rows(settings)) == expected_ids(settings)
