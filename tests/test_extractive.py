@@ -12,9 +12,11 @@ from langchain_core.embeddings import Embeddings
 from bot.answer.extractive import (
     NOT_FOUND,
     answer_type,
+    asks_about_document,
     load_common_words,
     pairs_with,
     question_terms,
+    states,
 )
 from bot.followup import Standalone
 from bot.service import build_service
@@ -203,3 +205,38 @@ def test_a_second_quote_pairs_only_with_another_chunk_of_the_same_document():
     assert not pairs_with(first, ("a.md", 0, 300, 400))  # the same chunk
     assert not pairs_with(first, ("a.md", 2, 150, 400))  # overlaps (chunks overlap too)
     assert pairs_with(first, ("a.md", 2, 200, 260))  # touching is not overlapping
+
+
+@pytest.mark.parametrize(
+    ("question", "field"),
+    [
+        ("Who wrote the CCN article?", "author"),
+        ("who is the author of this post", "author"),
+        ("When was the CCN piece published?", "date"),
+        ("what date was the report published", "date"),
+        ("Who published the story?", "publisher"),
+        ("Who wrote the malware?", None),  # not about a document
+        ("When did FireEye publish its findings?", None),  # an event, not the document's date
+        ("how do I set the author field in setup.py", None),
+        ("When did North Korea start mining bitcoin?", None),
+    ],
+)
+def test_questions_about_the_document_itself(question, field):
+    assert asks_about_document(question) == field
+
+
+def test_a_stated_date_is_found_in_its_usual_spellings():
+    for text in ("Last updated March 4, 2021 3:34 PM.", "Posted 4 Mar 2021.", "(2021-03-04)"):
+        assert states(text, "date", "2021-03-04"), text
+    assert not states("Last updated March 14, 2021.", "date", "2021-03-04")
+    assert states("By Jack  Mathis, CCN.com.", "author", "Jack Mathis")
+
+
+def test_who_wrote_it_is_quoted_from_the_byline_of_that_document_only(service):
+    byline = service.answer("Who wrote the CCN article?")
+    assert not byline.abstained and "By Jack Mathis" in byline.citations[0].quote
+    assert byline.citations[0].source == "north-korea-short-lived-bitcoin-mining.md"
+    dated = service.answer("When was the CCN piece published?")
+    assert "March 4, 2021" in dated.citations[0].quote
+    # The article reports on a FireEye report: its author is not the article's.
+    assert "Jack Mathis" not in service.answer("Who wrote the FireEye report?").text

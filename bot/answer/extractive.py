@@ -22,6 +22,7 @@ no model runs beyond the retriever's one query embedding.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import re
@@ -132,6 +133,53 @@ _CODE_ASKED = re.compile(
     r"(?i)\b(?:code|example|snippet|syntax|command|commands|script|function\s+signature|"
     r"how\s+(?:do|can|would|should)\s+i\s+(?:write|call|type|run|use))\b"
 )
+
+
+# Questions about a document itself, answered from what it states about itself (front
+# matter, HTML meta: `author`, `date`, `publisher` metadata) and quoted where its text says it.
+_ABOUT_DOCUMENT = (
+    ("author", re.compile(
+        r"(?i)^\W*(?:who|whose)\b.*\b(?:wr[io]te|written|writer|author(?:ed)?|penned|byline)\b"
+        r".*\b(?:article|piece|story|post|page|document|report|paper|essay|blog|this|it)\b"
+    )),
+    ("date", re.compile(
+        r"(?i)^\W*(?:when|what date|which date|what day|what year)\s+(?:was|were|is)\b"
+        r".*\b(?:published|posted|written|dated|last updated)\b"
+    )),
+    ("publisher", re.compile(
+        r"(?i)^\W*(?:who|which (?:site|outlet|publication|website|newspaper|magazine))\b"
+        r".*\bpublish(?:ed|es)?\b"
+    )),
+)  # fmt: skip
+
+
+_IDENTITY = ("title", "publisher", "site", "source")  # what names a document
+
+
+def asks_about_document(question: str) -> str | None:
+    """The metadata field a question asks about its document, if any ("Who wrote ...?")."""
+    for name, pattern in _ABOUT_DOCUMENT:
+        if pattern.search(question):
+            return name
+    return None
+
+
+def states(text: str, name: str, value: str) -> bool:
+    """Whether `text` states the metadata value (a date in any usual spelling)."""
+    low = " ".join(text.casefold().split())
+    if name != "date":
+        return " ".join(value.casefold().split()) in low
+    try:
+        day = dt.date.fromisoformat(value.strip()[:10])
+    except ValueError:
+        return value.strip().casefold() in low
+    month, mon = day.strftime("%B").casefold(), day.strftime("%b").casefold()
+    spellings = (
+        [day.isoformat()]
+        + [f"{m} {day.day}, {day.year}" for m in (month, mon)]
+        + [f"{day.day} {m} {day.year}" for m in (month, mon)]
+    )
+    return any(x in low for x in spellings)
 
 
 def answer_type(question: str) -> Callable[[str], bool] | None:
@@ -259,6 +307,11 @@ class ExtractiveAnswerer:
         candidates: list[tuple[Passage, Unit, list[Unit], dict[str, float]]] = []
         best_bm25 = max(float(d.metadata.get("bm25_score", 0.0)) for d in docs)
         per_source = Counter(p.source for p in passages)
+        about = asks_about_document(q.question)
+        if about is not None:
+            stated = self._stated(passages, about, [t.term for t in terms if t.hard])
+            if stated is not None:
+                return self._compose(q, [stated]), {"about_document": 1.0}
         for p in passages:
             head = coverage(p.context_terms)
             for u in p.units:
@@ -441,6 +494,29 @@ class ExtractiveAnswerer:
             if pairs_with(first, (p.source, p.rank, w[0].start, w[-1].end)):
                 return p, w
         return None
+
+    def _stated(
+        self, passages: list[Passage], name: str, names: list[str]
+    ) -> tuple[Passage, list[Unit]] | None:
+        """The passage where the best-ranked document that has metadata `name` states it,
+        when the question's names (`names`: "the CCN article") are the document's own (its
+        title, publisher, site or file), not something it reports on ("the FireEye report")."""
+        first = next((p for p in passages if p.chunk.metadata.get(name)), None)
+        if first is None:
+            return None
+        md = first.chunk.metadata
+        own = set(tokenize(" ".join(str(md.get(k) or "") for k in _IDENTITY)))
+        if not all(matches(t, own) for t in names):
+            return None
+        source = first.source
+        for p in passages:
+            if p.source != source:
+                continue
+            value = str(p.chunk.metadata[name])
+            for u in p.units[: p.own_units]:
+                if not u.code and states(u.text, name, value):
+                    return p, self._window(p, u, False)
+        return None  # not in the retrieved text (perhaps only in the metadata): no quote
 
     @staticmethod
     def _citation(n: int, p: Passage, window: list[Unit]) -> Citation:
