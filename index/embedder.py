@@ -63,9 +63,9 @@ def _sha256(path: Path) -> str:
 
 @dataclass
 class _Runtime:
-    session: ort.InferenceSession  # the first session: single texts (queries) run here
     tokenizer: Tokenizer
-    # Sessions free to run a batch; the extra ones are created on the first multi-batch call.
+    # Sessions free to run a batch: one from the start (queries run on it), the extra ones
+    # created on the first multi-batch call.
     idle: queue.SimpleQueue[ort.InferenceSession]
     pool: ThreadPoolExecutor | None = None
 
@@ -133,7 +133,7 @@ class MiniLMEmbeddings(Embeddings):
         )
         idle: queue.SimpleQueue[ort.InferenceSession] = queue.SimpleQueue()
         idle.put(session)
-        return _Runtime(session=session, tokenizer=tokenizer, idle=idle)
+        return _Runtime(tokenizer=tokenizer, idle=idle)
 
     def _new_session(self) -> ort.InferenceSession:
         import onnxruntime as ort

@@ -482,15 +482,13 @@ class _Outcome:
 def _load_job(job: tuple[Path, Path, int, Path | None]) -> _Outcome:
     path, root, max_bytes, cache_dir = job
     cache = ParseCache(cache_dir) if cache_dir is not None else None
-    used = lambda: cache.used if cache is not None else frozenset()  # noqa: E731
     try:
-        return _Outcome(
-            doc=load_file(path, root=root, max_bytes=max_bytes, cache=cache), used=used()
-        )
+        outcome = _Outcome(doc=load_file(path, root=root, max_bytes=max_bytes, cache=cache))
     except NotContent as err:
-        return _Outcome(path=err.path, reason=err.reason, not_content=True, used=used())
+        outcome = _Outcome(path=err.path, reason=err.reason, not_content=True)
     except DocumentError as err:
-        return _Outcome(path=err.path, reason=err.reason, used=used())
+        outcome = _Outcome(path=err.path, reason=err.reason)
+    return replace(outcome, used=cache.used) if cache is not None else outcome
 
 
 def _load_all(jobs: list[tuple[Path, Path, int, Path | None]]) -> Iterator[_Outcome]:

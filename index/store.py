@@ -346,8 +346,7 @@ class View:
 
     def query(self, vector: Sequence[float], n: int) -> list[tuple[Document, float]]:
         """The `n` nearest chunks with their cosine distance, nearest first."""
-        full = ["documents", "metadatas", "distances"]
-        hits = _query(self.top, vector, min(n, self.top_count), full)
+        hits = _query(self.top, vector, min(n, self.top_count), ["documents", "metadatas"])
         if self.base is None:
             return hits
         # The base's nearest, over-fetched by the chunks the layer masks (ids only), so n
@@ -382,12 +381,13 @@ def _get(
 def _query(
     col: Collection, vector: Sequence[float], n: int, include: list[str]
 ) -> list[tuple[Document, float]]:
+    """`col`'s n nearest with their distances (and what `include` adds)."""
     if n <= 0:
         return []
     res = col.query(
         query_embeddings=[list(vector)],
         n_results=n,
-        include=[*include, "distances"] if "distances" not in include else include,  # type: ignore[list-item]
+        include=[*include, "distances"],  # type: ignore[list-item]
     )
     ids = res["ids"][0]
     docs = (res.get("documents") or [None])[0] or [None] * len(ids)
@@ -483,10 +483,7 @@ def iter_rows(
 ) -> Iterator[tuple[str, str | None, dict]]:
     """(id, document, metadata) for every row of a generation or collection, paged so big
     generations fit in memory."""
-    if isinstance(source, View):
-        yield from source.rows(include)
-    else:
-        yield from _collection_rows(source, include)
+    yield from as_view(source).rows(include)
 
 
 def _collection_rows(

@@ -20,7 +20,15 @@ from index.embedder import embedder_id
 from index.loader import load_corpus
 from index.pipeline import PAUSE_ENV
 from index.settings import REPO_ROOT, Settings
-from index.store import IndexReader, make_client
+from index.store import IndexReader, View, make_client, open_view, read_pointer
+
+
+def active_view(settings: Settings) -> View:
+    """The active generation of the index `settings` name, as readers see it."""
+    client = make_client(settings)
+    info = read_pointer(client, settings.collection_prefix)
+    assert info is not None
+    return open_view(client, info.generation)
 
 
 def index_reader(settings: Settings, embeddings: Embeddings, *, client=None) -> IndexReader:

@@ -27,7 +27,7 @@ from index.pipeline import reindex
 from index.settings import REPO_ROOT, Settings
 from tests.data.make_pdf import pdf_bytes
 from tests.fakes import openai_server as fake_openai
-from tests.helpers import expected_ids, subprocess_env
+from tests.helpers import active_view, expected_ids, subprocess_env
 
 SEED_CORPUS = REPO_ROOT / "corpus"
 TOKEN_CANARY = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GcAnRy.canary-discord-token-5e7a9c"
@@ -203,9 +203,7 @@ def test_bad_documents_are_skipped_and_the_rest_indexed(
     assert set(skipped) == set(want), skipped
     for path, word in want.items():
         assert word.lower() in skipped[path].lower(), (path, skipped[path])
-    client = store.make_client(settings)
-    info = store.read_pointer(client, settings.collection_prefix)
-    collection = store.open_view(client, info.generation)
+    collection = active_view(settings)
     ids = store.all_ids(collection)
     assert ids == expected_ids(settings)
     sources = {md["source"] for _, _, md in store.iter_rows(collection, ["metadatas"])}

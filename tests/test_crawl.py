@@ -37,6 +37,7 @@ from index.crawl import (
 )
 from index.pipeline import reindex
 from index.settings import REPO_ROOT, Settings
+from tests.helpers import active_view
 
 SITE = REPO_ROOT / "tests" / "data" / "docs_site"
 # What a crawl of /docs/ keeps: search.html is <meta name="robots" content="noindex">,
@@ -204,11 +205,8 @@ def paths(hits: list[Hit]) -> set[str]:
 
 def chunk_urls(settings: Settings) -> dict[str, set[str]]:
     """source -> the set of `url` metadata values of its chunks in the active generation."""
-    client = store.make_client(settings)
-    info = store.read_pointer(client, settings.collection_prefix)
-    assert info is not None
     out: dict[str, set[str]] = {}
-    for _, _, md in store.iter_rows(store.open_view(client, info.generation), ["metadatas"]):
+    for _, _, md in store.iter_rows(active_view(settings), ["metadatas"]):
         out.setdefault(str(md["source"]), set()).add(str(md.get("url")))
     return out
 

@@ -452,49 +452,33 @@ def test_llm_path(attack, llm_service, llm_fake, hostile, tally, caplog):
 
 @pytest.mark.slow
 async def test_discord_bot_path(fake_discord, llm_settings, llm_service, llm_fake, tally, tmp_path):
-    from bot.discord.client import make_bot
-    from bot.discord.feedback import FeedbackStore
-    from bot.discord.limits import Limiter
-    from tests.fixtures.discord import FAST_GUILD_READY, running_client
+    from tests.fixtures.bot import bot_settings, running_bot
 
     fake = fake_discord
     general = fake.channel_ids["general"]
-    settings = llm_settings.model_copy(
-        update={"discord_guild_id": fake.guild_id, "user_cooldown_s": 0.0}
-    )
-    feedback = FeedbackStore(path=tmp_path / "feedback.sqlite3")
-    limiter = Limiter(cooldown_s=0.0, max_concurrent=4)
-    bot = make_bot(
-        service=llm_service,
-        settings=settings,
-        feedback=feedback,
-        limiter=limiter,
-        guild_ready_timeout=FAST_GUILD_READY,
-    )
+    # No cooldown, 4 answers at once, no queueing; mentions are checked per attack below.
+    settings = bot_settings(llm_settings, fake, answer_queue_wait_s=0.0)
     per_attack: dict[str, list] = {}
-    try:
-        async with running_client(bot, fake.token):
-            for i, attack in enumerate(ALL):
-                llm_fake.script(fake_openai.chat(attack.reply))
-                start = len(fake.requests)
+    async with running_bot(
+        fake, settings, llm_service, tmp_path / "feedback.sqlite3", check_mentions=False
+    ) as bot:
+        for i, attack in enumerate(ALL):
+            llm_fake.script(fake_openai.chat(attack.reply))
+            start = len(fake.requests)
 
-                def done(start: int = start) -> bool:
-                    """The handler finished (limiter released) after sending a message."""
-                    return bot.limiter.active == 0 and any(
-                        r.method == "POST"
-                        and isinstance(r.json, dict)
-                        and "allowed_mentions" in r.json
-                        for r in fake.requests[start:]
-                    )
+            def done(start: int = start) -> bool:
+                """The handler finished (limiter released) after sending a message."""
+                return bot.limiter.active == 0 and any(
+                    r.method == "POST" and isinstance(r.json, dict) and "allowed_mentions" in r.json
+                    for r in fake.requests[start:]
+                )
 
-                if i % 2:  # half as /ask, half as @mentions (answered in a new thread)
-                    fake.send_slash("ask", {"question": attack.question}, user="bob")
-                else:
-                    fake.send_message(general, "bob", f"<@{fake.bot_id}> {attack.question}")
-                await fake.wait_for(done, timeout=30)
-                per_attack[attack.id] = fake.requests[start:]
-    finally:
-        feedback.close()
+            if i % 2:  # half as /ask, half as @mentions (answered in a new thread)
+                fake.send_slash("ask", {"question": attack.question}, user="bob")
+            else:
+                fake.send_message(general, "bob", f"<@{fake.bot_id}> {attack.question}")
+            await fake.wait_for(done, timeout=30)
+            per_attack[attack.id] = fake.requests[start:]
 
     answered = 0
     for attack in ALL:

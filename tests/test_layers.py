@@ -12,7 +12,7 @@ from index import store
 from index.errors import IndexNotReady
 from index.pipeline import _source_states, plan_layer, reindex
 from index.sentences import UNIT_VECTORS
-from tests.helpers import expected_ids, index_reader
+from tests.helpers import active_view, expected_ids, index_reader
 
 TOPICS = [
     ("Glazing pottery", "A celadon glaze turns green in a reduction kiln at cone ten."),
@@ -45,18 +45,11 @@ def corpus(tmp_path: Path) -> Path:
     return folder
 
 
-def _view(settings) -> store.View:
-    client = store.make_client(settings)
-    info = store.read_pointer(client, settings.collection_prefix)
-    assert info is not None
-    return store.open_view(client, info.generation)
-
-
 def _rows(settings) -> dict[str, tuple[str | None, dict]]:
     """Every chunk of the active generation: id -> (text, metadata without sentence vectors)."""
     return {
         cid: (text, {k: v for k, v in md.items() if k != UNIT_VECTORS})
-        for cid, text, md in store.iter_rows(_view(settings), ["documents", "metadatas"])
+        for cid, text, md in store.iter_rows(active_view(settings), ["documents", "metadatas"])
     }
 
 
@@ -71,7 +64,7 @@ def test_a_small_change_builds_a_layer_that_reads_like_a_full_build(
     (corpus / "doc99.md").write_text("# Rowing\n\nA rowing stroke starts at the catch.\n")
     second = reindex(settings, embeddings=minilm)
 
-    view = _view(settings)
+    view = active_view(settings)
     assert view.base is not None and view.base.name == first.generation == second.base
     assert view.masked == {"doc02.md", "doc05.md", "doc99.md"}
     assert (second.updated, second.deleted, second.added) == (1, 1, 1)
@@ -81,7 +74,7 @@ def test_a_small_change_builds_a_layer_that_reads_like_a_full_build(
     # The same corpus built in full elsewhere: the same chunks, texts and metadata...
     full = make_settings(corpus_dir=corpus, index_dir=tmp_path / "full", layer_max_share=0.0)
     reindex(full, embeddings=minilm)
-    assert _view(full).base is None
+    assert active_view(full).base is None
     assert _rows(settings) == _rows(full)
     assert set(_rows(settings)) == expected_ids(settings)
 
@@ -103,7 +96,7 @@ def test_layers_stay_one_deep_and_pruning_keeps_their_base(make_settings, corpus
     one = reindex(settings, embeddings=minilm).generation
     _write(corpus, 1, "Drones do not sting.")
     two = reindex(settings, embeddings=minilm).generation
-    view = _view(settings)
+    view = active_view(settings)
     assert view.base is not None and view.base.name == base  # over the base, not over `one`
     assert view.masked == {"doc00.md", "doc01.md"}
     assert set(_rows(settings)) == expected_ids(settings)
@@ -114,7 +107,7 @@ def test_layers_stay_one_deep_and_pruning_keeps_their_base(make_settings, corpus
     for i in range(2, 8):
         _write(corpus, i, "Revised.")
     full = reindex(settings, embeddings=minilm)
-    assert _view(settings).base is None and full.reused > 0
+    assert active_view(settings).base is None and full.reused > 0
     assert set(_rows(settings)) == expected_ids(settings)
     names = {c.name for c in store.list_generations(store.make_client(settings), "corpus")}
     assert names == {full.generation, two, base}  # `two` is kept for rollback, with its base

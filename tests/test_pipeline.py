@@ -16,7 +16,7 @@ from index import store
 from index.errors import IndexNotReady
 from index.pipeline import reindex, reindex_lock
 from index.settings import REPO_ROOT, Settings
-from tests.helpers import expected_ids, index_reader
+from tests.helpers import active_view, expected_ids, index_reader
 
 DOC_A = "north-korea-begins-mining-bitcoin.md"
 DOC_B = "north-korea-short-lived-bitcoin-mining.md"
@@ -31,10 +31,7 @@ The attackers sent job applications carrying malicious documents to exchange sta
 
 
 def stored_ids(settings: Settings) -> set[str]:
-    client = store.make_client(settings)
-    info = store.read_pointer(client, settings.collection_prefix)
-    assert info is not None
-    return {cid for cid, _, _ in store.iter_rows(store.open_view(client, info.generation), [])}
+    return store.all_ids(active_view(settings))
 
 
 def generations(settings: Settings) -> list[str]:

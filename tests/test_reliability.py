@@ -34,7 +34,7 @@ from index.pipeline import fingerprint, reindex
 from index.settings import REPO_ROOT
 from tests.fixtures.bot import bot_settings, running_bot
 from tests.fixtures.index import _settings
-from tests.helpers import paused_reindex, subprocess_env
+from tests.helpers import active_view, paused_reindex, subprocess_env
 
 SEED = REPO_ROOT / "corpus"
 TIMEOUT_S = 180
@@ -58,12 +58,8 @@ def doc(title: str, body: str) -> str:
 
 def chunk_sources(settings: BotSettings) -> dict[str, int]:
     """Chunks per source in the active generation (read straight from Chroma)."""
-    client = store.make_client(settings)
-    info = store.read_pointer(client, settings.collection_prefix)
-    assert info is not None
     counts: dict[str, int] = {}
-    col = store.open_view(client, info.generation)
-    for _, _, md in store.iter_rows(col, ["metadatas"]):
+    for _, _, md in store.iter_rows(active_view(settings), ["metadatas"]):
         counts[md["source"]] = counts.get(md["source"], 0) + 1
     return counts
 

@@ -84,11 +84,7 @@ class BoundedModel:
                     lambda t=timeout: self._llm.invoke(messages, timeout=t, **kwargs),
                     timeout + _GRACE_S,
                 )
-                text = message_text(message)
-                self._record_usage(message, messages, text)
-                if not text.strip():
-                    raise LLMError(USER_TEXTS["malformed"], kind="malformed")
-                return text
+                return self._reply(message, messages, message_text(message))
             except Exception as exc:  # noqa: BLE001 - every failure maps to one LLMError
                 cause = exc
                 err, detail, wait_s = _classify(exc)
@@ -118,11 +114,7 @@ class BoundedModel:
                         yield delta
                 finally:
                     stream.stop()
-                text = "".join(parts)
-                self._record_usage(stream.message, messages, text)
-                if not text.strip():
-                    raise LLMError(USER_TEXTS["malformed"], kind="malformed")
-                return text
+                return self._reply(stream.message, messages, "".join(parts))
             except Exception as exc:  # noqa: BLE001 - every failure maps to one LLMError
                 cause = exc
                 err, detail, wait_s = _classify(exc)
@@ -138,6 +130,13 @@ class BoundedModel:
         if self._budget is not None and not self._budget.allow():
             log.warning("LLM %s skipped: the daily token budget is used up", what)
             raise LLMError(USER_TEXTS["budget"], kind="budget")
+
+    def _reply(self, message: BaseMessage, sent: list[BaseMessage], text: str) -> str:
+        """A finished reply's text, its tokens counted; an empty reply is malformed."""
+        self._record_usage(message, sent, text)
+        if not text.strip():
+            raise LLMError(USER_TEXTS["malformed"], kind="malformed")
+        return text
 
     def _record_usage(self, message: BaseMessage, sent: list[BaseMessage], text: str) -> None:
         if self._budget is None:

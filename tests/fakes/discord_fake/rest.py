@@ -24,7 +24,6 @@ from tests.fakes.discord_fake.protocol import (
     _Interaction,
     _json_response,
     _not_found,
-    _now_iso,
 )
 
 
@@ -336,30 +335,16 @@ class RestMixin:
         return _json_response(200, callback)
 
     def _placeholder(self, channel: Json, flags: int, msg_type: int, meta: Json) -> Json:
-        """The message a deferred response shows (content arrives with PATCH @original).
-        Built here, not by `_new_message`: Discord shows it empty, which no send may be."""
-        mid = self._snowflake()
-        return {
-            "id": str(mid),
-            "channel_id": channel["id"],
-            **_guild_of(channel),
-            "author": self.bot_user,
-            "content": "",
-            "embeds": [],
-            "components": [],
-            "attachments": [],
-            "flags": flags,
-            "tts": False,
-            "mention_everyone": False,
-            "mentions": [],
-            "mention_roles": [],
-            "pinned": False,
-            "type": msg_type,
-            "timestamp": _now_iso(),
-            "edited_timestamp": None,
-            "webhook_id": str(self.application_id),
-            "application_id": str(self.application_id),
-        } | meta
+        """The message a deferred response shows (content arrives with PATCH @original)."""
+        return (
+            self._message_base(channel, self.bot_user, msg_type=msg_type)
+            | {
+                "flags": flags,
+                "webhook_id": str(self.application_id),
+                "application_id": str(self.application_id),
+            }
+            | meta
+        )
 
     async def _webhook_execute(self, rec: RecordedRequest, app_id: str, token: str) -> web.Response:
         it = self._interaction(token)

@@ -894,6 +894,29 @@ class FakeDiscordState:
         # Installed to the guild (GUILD_INSTALL, key "0"): its id, or "0" in the bot's DM.
         return {"0": channel.get("guild_id", "0")}
 
+    def _message_base(self, channel: Json, author: Json, *, msg_type: int) -> Json:
+        """A new message object with its id and no content (not validated: a deferred
+        response's placeholder is empty, which no send may be)."""
+        return {
+            "id": str(self._snowflake()),
+            "channel_id": channel["id"],
+            **_guild_of(channel),
+            "author": author,
+            "content": "",
+            "embeds": [],
+            "components": [],
+            "attachments": [],
+            "flags": 0,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "pinned": False,
+            "type": msg_type,
+            "timestamp": _now_iso(),
+            "edited_timestamp": None,
+        }
+
     def _new_message(
         self,
         channel: Json,
@@ -905,26 +928,15 @@ class FakeDiscordState:
         webhook_id: int | None = None,
         extra: Json | None = None,
     ) -> Json:
-        mid = self._snowflake()
-        msg: Json = {
-            "id": str(mid),
-            "channel_id": channel["id"],
-            **_guild_of(channel),
-            "author": author,
-            "content": payload.get("content") or "",
-            "embeds": payload.get("embeds") or [],
-            "components": payload.get("components") or [],
-            "attachments": self._attachments(payload, files, []),
-            "flags": int(payload.get("flags") or 0),
-            "tts": bool(payload.get("tts", False)),
-            "mention_everyone": False,
-            "mentions": [],
-            "mention_roles": [],
-            "pinned": False,
-            "type": msg_type,
-            "timestamp": _now_iso(),
-            "edited_timestamp": None,
-        }
+        msg = self._message_base(channel, author, msg_type=msg_type)
+        msg.update(
+            content=payload.get("content") or "",
+            embeds=payload.get("embeds") or [],
+            components=payload.get("components") or [],
+            attachments=self._attachments(payload, files, []),
+            flags=int(payload.get("flags") or 0),
+            tts=bool(payload.get("tts", False)),
+        )
         if payload.get("nonce") is not None:
             msg["nonce"] = payload["nonce"]
         if webhook_id is not None:
