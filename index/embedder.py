@@ -162,10 +162,18 @@ class MiniLMEmbeddings(Embeddings):
             return None
         with self._load_lock:
             if rt.pool is None:
-                for _ in range(self.sessions - 1):
-                    rt.idle.put(self._new_session())
                 rt.pool = ThreadPoolExecutor(self.sessions, thread_name_prefix="embed")
+                # Created by the pool's workers while the first session already runs
+                # batches (a session takes ~0.3 s to build, on a core otherwise idle).
+                for _ in range(self.sessions - 1):
+                    rt.pool.submit(self._add_session, rt)
             return rt.pool
+
+    def _add_session(self, rt: _Runtime) -> None:
+        try:
+            rt.idle.put(self._new_session())
+        except Exception as err:  # noqa: BLE001 - the first session carries on alone
+            log.warning("could not open another embedding session (%s); using one", err)
 
     def _embed(
         self, texts: list[str], spans: list[list[tuple[int, int]]] | None = None

@@ -11,6 +11,7 @@ content root the way the generators mark it (Sphinx `role="main"`, MkDocs Materi
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from bs4 import BeautifulSoup, NavigableString, Tag
@@ -91,13 +92,58 @@ def _visible(text: str) -> str:
     return text.replace("\u200b", "").replace("\ufeff", "").strip()
 
 
+_SIMPLE_SELECTOR = re.compile(
+    r"^(?:(?P<inside>\w+) )?(?P<name>\w+)?(?:\.(?P<cls>[\w-]+)|#(?P<id>[\w-]+)"
+    r"|\[(?P<attr>[\w-]+)=(?P<value>[\w-]+)\])?$"
+)
+
+
+def _selects(selector: str) -> Callable[[Tag], bool]:
+    """A matcher for the simple selectors of _ROOT_SELECTORS (`tag`, `tag.class`, `tag#id`,
+    `[attr=value]`, `ancestor tag`): one pass over the page tests them all, where soupsieve
+    would walk the whole tree once per selector."""
+    m = _SIMPLE_SELECTOR.match(selector)
+    if m is None:
+        raise ValueError(f"unsupported root selector {selector!r}")
+    inside, name, cls, id_, attr, value = m.group("inside", "name", "cls", "id", "attr", "value")
+
+    def match(tag: Tag) -> bool:
+        attrs = tag.attrs or {}
+        classes = attrs.get("class") or []
+        return (
+            (name is None or tag.name == name)
+            and (cls is None or cls in (classes.split() if isinstance(classes, str) else classes))
+            and (id_ is None or attrs.get("id") == id_)
+            and (attr is None or attrs.get(attr) == value)
+            and (inside is None or tag.find_parent(inside) is not None)
+        )
+
+    return match
+
+
+_ROOT_MATCHERS = tuple(_selects(s) for s in _ROOT_SELECTORS)
+
+
 def find_root(soup: BeautifulSoup) -> Tag:
-    """The element holding the page's own content."""
-    for selector in _ROOT_SELECTORS:
-        found = [t for t in soup.select(selector) if _visible(t.get_text())]
-        if found:
-            return max(found, key=lambda t: len(t.get_text()))
+    """The element holding the page's own content: the longest visible match of the first
+    selector of _ROOT_SELECTORS that matches, else <body>."""
+    found: list[list[Tag]] = [[] for _ in _ROOT_MATCHERS]
+    for tag in soup.find_all(True):
+        for i, match in enumerate(_ROOT_MATCHERS):
+            if match(tag):
+                found[i].append(tag)
+    for tags in found:
+        visible = [t for t in tags if _visible(t.get_text())]
+        if visible:
+            return max(visible, key=lambda t: len(t.get_text()))
     return soup.body or soup
+
+
+def _gone(tag: Tag) -> bool:
+    """Whether `tag` was decomposed. bs4's `Tag.decomposed` reads a missing attribute, which
+    a live Tag answers with a search of its whole subtree (`Tag.__getattr__` -> `find`):
+    quadratic in page size when asked of every tag."""
+    return bool(tag.__dict__.get("_decomposed"))
 
 
 def _clean(root: Tag) -> None:
@@ -108,12 +154,12 @@ def _clean(root: Tag) -> None:
     # (Sphinx renders those as <aside class="sidebar|footnote|topic">); otherwise it is the
     # "related stories" kind of box.
     for tag in root.find_all("aside"):
-        if tag.decomposed:
+        if _gone(tag):
             continue
         if not _NOTE_BOX.search(_classes(tag)) or link_density(tag) > 0.5:
             tag.decompose()
     for tag in root.find_all(True):
-        if tag.decomposed or tag.attrs is None:
+        if _gone(tag) or tag.attrs is None:
             continue
         if tag.name == "header" and not tag.find(list(_HEADINGS)):
             tag.decompose()  # a site header; an article's <header><h1> is content

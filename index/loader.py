@@ -274,10 +274,11 @@ def _parse_markdown(raw: bytes, stem: str) -> _Parsed:
     return _Parsed(body, title, _clean_metadata(front), sections=sections, code=code)
 
 
-def _meta(soup: BeautifulSoup, *, prop: str | None = None, name: str | None = None) -> str | None:
-    attrs = {"property": prop} if prop else {"name": name}
-    tag = soup.find("meta", attrs=attrs)
-    content = tag.get("content") if isinstance(tag, Tag) else None
+def _meta(metas: list[Tag], *, prop: str | None = None, name: str | None = None) -> str | None:
+    """The content of the first <meta property=prop> (or name=name) of the page's `metas`."""
+    key, value = ("property", prop) if prop else ("name", name)
+    tag = next((t for t in metas if t.get(key) == value), None)
+    content = tag.get("content") if tag is not None else None
     return content.strip() if isinstance(content, str) and content.strip() else None
 
 
@@ -307,13 +308,14 @@ def _parse_html(raw: bytes, stem: str) -> _Parsed:
     head_title = soup.title.get_text(" ", strip=True) if soup.title else ""
     canonical = soup.find("link", rel="canonical")
     href = canonical.get("href") if isinstance(canonical, Tag) else None
+    metas = soup.find_all("meta")  # one walk of the page, not one per field
     meta: dict[str, object] = {
-        "publisher": _meta(soup, prop="og:site_name"),
-        "author": _meta(soup, name="author"),
-        "date": _meta(soup, prop="article:published_time") or _meta(soup, name="date"),
-        "url": (_http_url(href) if isinstance(href, str) else None) or _meta(soup, prop="og:url"),
+        "publisher": _meta(metas, prop="og:site_name"),
+        "author": _meta(metas, name="author"),
+        "date": _meta(metas, prop="article:published_time") or _meta(metas, name="date"),
+        "url": (_http_url(href) if isinstance(href, str) else None) or _meta(metas, prop="og:url"),
     }
-    og_title = _meta(soup, prop="og:title")
+    og_title = _meta(metas, prop="og:title")
     builder = TextBuilder()
     facts = parse_page(soup, builder)
     text, sections, code = builder.build()

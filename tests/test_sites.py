@@ -174,3 +174,22 @@ def test_heading_anchors_are_the_html_ids(generator):
     assert all(anchors[p] is None for p in id_less), generator
     ids = _html_ids(generator)
     assert {a for a in anchors.values() if a} <= ids, (generator, set(anchors.values()) - ids)
+
+
+def test_the_content_root_is_the_first_selector_that_matches():
+    from index.html import find_root
+
+    def root_of(body: str) -> str:
+        root = find_root(BeautifulSoup(f"<html><body>{body}</body></html>", "html.parser"))
+        return root.get("id") or root.name
+
+    # [role=main] outranks a plain <main>, wherever it sits in the page
+    assert root_of('<main id="m">x</main><div id="r" role="main">y</div>') == "r"
+    # "main article": an <article> inside <main> outranks a lone <article> earlier on
+    assert root_of('<article id="a">x</article><main><article id="b">y</article></main>') == "b"
+    # classes match as words of the class attribute; of several matches, the longest wins
+    html = '<div class="x body" id="s">short</div><div class="body" id="l">much longer</div>'
+    assert root_of(html) == "l"
+    # an empty match is passed over; no match at all falls back to <body>
+    assert root_of('<div role="main" id="e"> </div><div id="content">z</div>') == "content"
+    assert root_of("<p>text</p>") == "body"
