@@ -7,10 +7,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
 from bot.answer.extractive import (
+    LEAD_IN_CHARS,
     NOT_FOUND,
+    ExtractiveAnswerer,
+    Passage,
+    Unit,
     answer_type,
     asks_about_document,
     load_common_words,
@@ -205,6 +210,32 @@ def test_a_second_quote_pairs_only_with_another_chunk_of_the_same_document():
     assert not pairs_with(first, ("a.md", 0, 300, 400))  # the same chunk
     assert not pairs_with(first, ("a.md", 2, 150, 400))  # overlaps (chunks overlap too)
     assert pairs_with(first, ("a.md", 2, 200, 260))  # touching is not overlapping
+
+
+def _section(*paras: str | tuple[str, bool], lead: bool = True) -> Passage:
+    """A chunk that opens its section (`lead`), one unit per paragraph ((text, code))."""
+    units, at = [], 0
+    for i, para in enumerate(paras):
+        text, code = para if isinstance(para, tuple) else (para, False)
+        units.append(Unit(text, at, at + len(text), code, i))
+        at += len(text) + 2
+    return Passage(
+        chunk=Document(page_content=""), rank=0, units=units, context_terms=set(), dense=0.0,
+        section_lead=lead, own_units=len(units),
+    )  # fmt: skip
+
+
+def test_a_quote_that_starts_just_inside_a_section_starts_at_the_section():
+    p = _section("To write a type, subclass Base.", "This example accepts hex numbers.", "More.")
+    lead_in = ExtractiveAnswerer._lead_in
+    assert lead_in(p, p.units[1:2], False) == p.units[:2]
+    assert lead_in(p, p.units[:1], False) == p.units[:1]  # already at the start
+    assert lead_in(replace(p, section_lead=False), p.units[1:2], False) == p.units[1:2]
+    far = _section("x" * (LEAD_IN_CHARS + 1), "The detail.")
+    assert lead_in(far, far.units[1:], False) == far.units[1:]  # too far into the section
+    code = _section(("print(1)", True), "The detail.")
+    assert lead_in(code, code.units[1:], False) == code.units[1:]  # no code unless asked
+    assert lead_in(code, code.units[1:], True) == code.units
 
 
 @pytest.mark.parametrize(

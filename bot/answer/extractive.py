@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 NOT_FOUND = USER_TEXTS["not_found"]
 QUOTE_CHARS = 600  # a passage of a few sentences, or a paragraph
 MAX_CODE_IN_QUOTE = 300  # a longer code block ends the quote
+LEAD_IN_CHARS = 300  # a quote starting this close to its section's start starts there
 NEAR_SOURCES = 3
 
 
@@ -372,8 +373,8 @@ class ExtractiveAnswerer:
             if self.trace is not None:  # bench/fit_ranker.py
                 self.trace.append((p, window, f))
         ranked = sorted(candidates, key=lambda c: -c[1].score)
-        top, unit, window, _ = ranked[0]
         second = self._second(ranked)
+        top, unit, window, _ = ranked[0]
         quoted = set().union(*(u.terms for u in window))
         missing = [t for t in terms if not lexicon.knows(t.term)]
         features = {
@@ -396,7 +397,13 @@ class ExtractiveAnswerer:
         assert set(features) == set(DECISION_FEATURES)
         p_answer = self.decision.probability(features)
         features["p"] = p_answer
-        composed = self._compose(q, [(top, window)] + ([second] if second else []))
+        lead_in = self._lead_in(top, window, wants_code)
+        if second is not None and not pairs_with(
+            (top.source, top.rank, lead_in[0].start, lead_in[-1].end),
+            (second[0].source, second[0].rank, second[1][0].start, second[1][-1].end),
+        ):
+            second = None  # the lead-in reached the second quote
+        composed = self._compose(q, [(top, lead_in)] + ([second] if second else []))
         if p_answer < self.decision.threshold:
             reason = ", ".join(f"{k} {v:.2f}" for k, v in features.items())
             declined = self._abstain(q, docs, f"declined ({reason})")
@@ -477,6 +484,21 @@ class ExtractiveAnswerer:
         ):
             window.pop()
         return window
+
+    @staticmethod
+    def _lead_in(p: Passage, window: list[Unit], wants_code: bool) -> list[Unit]:
+        """A quote that starts a little way into a section starts at the section instead:
+        the section's opening sentences state what it is about ("To implement a custom type,
+        subclass ParamType.") before the detail that matched the words."""
+        first = p.units.index(window[0])
+        if not p.section_lead or first == 0 or first >= p.own_units:
+            return window
+        before = p.units[:first]
+        if any(u.code and not wants_code for u in before):
+            return window
+        if window[0].start - before[0].start > LEAD_IN_CHARS:
+            return window
+        return before + window
 
     # --- output ---------------------------------------------------------------------------
 
