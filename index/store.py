@@ -67,7 +67,7 @@ BASE_KEY = "base"  # a layer generation's base generation (collection metadata)
 MASKED_KEY = "masked"  # ... and the sources of the base it replaces (JSON list)
 GENERATION_INFIX = "__g"
 COSINE = {"hnsw": {"space": "cosine"}}
-_PAGE = 5000  # rows per get() page when reading a whole generation
+_PAGE = 1000  # rows per get() page when reading a whole generation
 _HISTORY = 10  # previous generations remembered in the pointer (KEEP_GENERATIONS <= 10)
 
 # What a broken connection to a Chroma server looks like from the client.
