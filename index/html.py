@@ -11,7 +11,7 @@ content root the way the generators mark it (Sphinx `role="main"`, MkDocs Materi
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from bs4 import BeautifulSoup, NavigableString, Tag
@@ -20,9 +20,9 @@ from bs4.element import PreformattedString
 from index.structure import TextBuilder
 
 # Never content, wherever they are.
-_DROP_TAGS = (
-    "script style nav footer form noscript iframe svg template button select input label dialog"
-).split()
+_DROP_TAGS = frozenset(
+    "script style nav footer form noscript iframe svg template button select input label dialog".split()
+)
 # Class / id / role words that mark page chrome in the common generators' themes.
 _CHROME = re.compile(
     r"""(?:^|[\s_-])(?:
@@ -139,6 +139,14 @@ def find_root(soup: BeautifulSoup) -> Tag:
     return soup.body or soup
 
 
+def _tags(root: Tag, names: Collection[str] | None = None) -> list[Tag]:
+    """The tags under `root` (named one of `names`), in document order. bs4's find_all with
+    a list of names runs its generic filter on every element: 4-5x slower."""
+    return [
+        t for t in root.descendants if isinstance(t, Tag) and (names is None or t.name in names)
+    ]
+
+
 def _gone(tag: Tag) -> bool:
     """Whether `tag` was decomposed. bs4's `Tag.decomposed` reads a missing attribute, which
     a live Tag answers with a search of its whole subtree (`Tag.__getattr__` -> `find`):
@@ -148,28 +156,28 @@ def _gone(tag: Tag) -> bool:
 
 def _clean(root: Tag) -> None:
     """Drop chrome inside the content root (in place)."""
-    for tag in root.find_all(_DROP_TAGS):
+    for tag in _tags(root, _DROP_TAGS):
         tag.decompose()
     # An <aside> inside the content is content when it is a note, footnote or sidebar box
     # (Sphinx renders those as <aside class="sidebar|footnote|topic">); otherwise it is the
     # "related stories" kind of box.
-    for tag in root.find_all("aside"):
+    for tag in _tags(root, ("aside",)):
         if _gone(tag):
             continue
         if not _NOTE_BOX.search(_classes(tag)) or link_density(tag) > 0.5:
             tag.decompose()
-    for tag in root.find_all(True):
+    for tag in _tags(root):
         if _gone(tag) or tag.attrs is None:
             continue
-        if tag.name == "header" and not tag.find(list(_HEADINGS)):
+        if tag.name == "header" and not _tags(tag, _HEADINGS):
             tag.decompose()  # a site header; an article's <header><h1> is content
         elif _is_chrome(tag) and tag.name not in _HEADINGS and tag.name not in ("pre", "code"):
             # A permalink or chrome block; but never a heading's own text link (mdBook).
-            if tag.name == "a" and tag.find_parent(list(_HEADINGS)):
+            if tag.name == "a" and any(t.name in _HEADINGS for t in tag.parents):
                 if _visible(tag.get_text()).lower() not in _PERMALINK_TEXT:
                     continue
             tag.decompose()
-    for heading in root.find_all(list(_HEADINGS)):
+    for heading in _tags(root, _HEADINGS):
         for a in heading.find_all("a"):
             if _visible(a.get_text()).lower() in _PERMALINK_TEXT:
                 a.decompose()
@@ -190,7 +198,7 @@ def _find_anchor(heading: Tag) -> str | None:
             if text in _PERMALINK_TEXT:
                 return href[1:]
     parent = heading.parent
-    if isinstance(parent, Tag) and parent.get("id") and parent.find(list(_HEADINGS)) is heading:
+    if isinstance(parent, Tag) and parent.get("id") and _tags(parent, _HEADINGS)[0] is heading:
         return str(parent["id"])
     for a in links:
         if a.get("id") or a.get("name"):
@@ -274,7 +282,7 @@ class _Walker:
             elif name == "tr":
                 self.flush()
                 cells = [
-                    _SPACES.sub(" ", c.get_text(" ")).strip() for c in child.find_all(["td", "th"])
+                    _SPACES.sub(" ", c.get_text(" ")).strip() for c in _tags(child, ("td", "th"))
                 ]
                 row = " | ".join(c for c in cells if c)
                 if row:
@@ -306,11 +314,11 @@ def parse_page(soup: BeautifulSoup, builder: TextBuilder) -> dict[str, Any]:
     """Clean the page's content root into `builder`; returns facts about the page."""
     visible = any(
         _visible(str(t)) and t.parent.name not in ("script", "style", "template", "title")
-        for t in soup.find_all(string=True)
-        if not isinstance(t, PreformattedString)
+        for t in soup.descendants
+        if isinstance(t, NavigableString) and not isinstance(t, PreformattedString)
     )
     root = find_root(soup)
-    for heading in root.find_all(list(_HEADINGS)):  # before _clean drops the permalinks
+    for heading in _tags(root, _HEADINGS):  # before _clean drops the permalinks
         anchor = _find_anchor(heading)
         if anchor:
             heading[_ANCHOR_ATTR] = anchor
