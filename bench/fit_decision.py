@@ -45,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.features:
         for line in path.read_text(encoding="utf-8").splitlines():
             r = json.loads(line)
-            if r["split"] == "tune" and r["features"]:
+            # Answers that took no decision (no evidence, or about the document itself)
+            # carry no decision features.
+            if r["split"] == "tune" and set(DECISION_FEATURES) <= set(r["features"]):
                 rows.append(r)
     x = np.array([[r["features"][k] for k in DECISION_FEATURES] for r in rows], dtype=float)
     y = np.array([1.0 if r["answerable"] else 0.0 for r in rows])
