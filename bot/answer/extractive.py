@@ -11,7 +11,7 @@ It reads evidence by its structure, the same way on any corpus:
 * The quote is the best sentence plus what finishes its thought: the following sentences of
   the same paragraph ("It is often expected that ... This is not what happens. ..."), the
   code block a sentence ending in ":" introduces, the sentence before one that starts with
-  "This"/"However".
+  "This"/"However"; and when it starts just inside its section, the section's opening.
 * Whether to answer at all is decided from a few scale-free features of the best passage
   (dense similarity, how much of the question it covers, question words the corpus lacks),
   combined by a logistic model fitted on development sets (`bench/fit_decision.py`).
