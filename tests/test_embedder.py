@@ -288,3 +288,20 @@ def test_embedder_id(make_settings) -> None:
     b = embedder_id(make_settings(embedder="openai", openai_embedding_model="m2"))
     assert a == "openai:m1" and b == "openai:m2"
     assert len({minilm_id, a, b}) == 3
+
+
+def test_a_second_session_that_fails_to_open_leaves_the_first_embedding(monkeypatch, caplog):
+    emb = MiniLMEmbeddings(batch_size=2, threads=2)
+    texts = [f"sentence number {i} about embedding" for i in range(8)]
+    expected = MiniLMEmbeddings(batch_size=2, threads=1).embed_documents(texts)
+    emb.embed_query("open the first session")
+
+    def no_more_sessions(self):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(MiniLMEmbeddings, "_new_session", no_more_sessions)
+    with caplog.at_level("WARNING", logger="index.embedder"):
+        got = emb.embed_documents(texts)  # several batches: asks for the second session
+        emb._load().pool.shutdown(wait=True)  # the session is opened in the background
+    assert got == expected
+    assert "could not open another embedding session" in caplog.text
