@@ -212,16 +212,17 @@ def test_a_second_quote_pairs_only_with_another_chunk_of_the_same_document():
     assert pairs_with(first, ("a.md", 2, 200, 260))  # touching is not overlapping
 
 
-def _section(*paras: str | tuple[str, bool], lead: bool = True) -> Passage:
-    """A chunk that opens its section (`lead`), one unit per paragraph ((text, code))."""
+def _section(*paras: str | tuple[str, bool], lead: bool = True, level: int = 2) -> Passage:
+    """A chunk that opens its section (`lead`) under a heading of `level`, one unit per
+    paragraph ((text, code))."""
     units, at = [], 0
     for i, para in enumerate(paras):
         text, code = para if isinstance(para, tuple) else (para, False)
         units.append(Unit(text, at, at + len(text), code, i))
         at += len(text) + 2
     return Passage(
-        chunk=Document(page_content=""), rank=0, units=units, context_terms=set(), dense=0.0,
-        section_lead=lead, own_units=len(units),
+        chunk=Document(page_content="", metadata={"level": level}), rank=0, units=units,
+        context_terms=set(), dense=0.0, section_lead=lead, own_units=len(units),
     )  # fmt: skip
 
 
@@ -231,6 +232,8 @@ def test_a_quote_that_starts_just_inside_a_section_starts_at_the_section():
     assert lead_in(p, p.units[1:2], False) == p.units[:2]
     assert lead_in(p, p.units[:1], False) == p.units[:1]  # already at the start
     assert lead_in(replace(p, section_lead=False), p.units[1:2], False) == p.units[1:2]
+    page = _section("By A. Writer, May 4.", "The fact.", level=1)  # a page's title section
+    assert lead_in(page, page.units[1:], False) == page.units[1:]
     far = _section("x" * (LEAD_IN_CHARS + 1), "The detail.")
     assert lead_in(far, far.units[1:], False) == far.units[1:]  # too far into the section
     code = _section(("print(1)", True), "The detail.")

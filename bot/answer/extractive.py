@@ -489,9 +489,11 @@ class ExtractiveAnswerer:
     def _lead_in(p: Passage, window: list[Unit], wants_code: bool) -> list[Unit]:
         """A quote that starts a little way into a section starts at the section instead:
         the section's opening sentences state what it is about ("To implement a custom type,
-        subclass ParamType.") before the detail that matched the words."""
+        subclass ParamType.") before the detail that matched the words. Only below a page's
+        title: the opening of a whole page or article is its byline and lede."""
         first = p.units.index(window[0])
-        if not p.section_lead or first == 0 or first >= p.own_units:
+        level = int(p.chunk.metadata.get("level") or 0)
+        if not p.section_lead or level < 2 or first == 0 or first >= p.own_units:
             return window
         before = p.units[:first]
         if any(u.code and not wants_code for u in before):
