@@ -128,7 +128,7 @@ def find_root(soup: BeautifulSoup) -> Tag:
     """The element holding the page's own content: the longest visible match of the first
     selector of _ROOT_SELECTORS that matches, else <body>."""
     found: list[list[Tag]] = [[] for _ in _ROOT_MATCHERS]
-    for tag in soup.find_all(True):
+    for tag in _tags(soup):
         for i, match in enumerate(_ROOT_MATCHERS):
             if match(tag):
                 found[i].append(tag)
@@ -145,6 +145,11 @@ def _tags(root: Tag, names: Collection[str] | None = None) -> list[Tag]:
     return [
         t for t in root.descendants if isinstance(t, Tag) and (names is None or t.name in names)
     ]
+
+
+def _first(root: Tag, names: Collection[str]) -> Tag | None:
+    """The first tag under `root` named one of `names` (the walk stops there)."""
+    return next((t for t in root.descendants if isinstance(t, Tag) and t.name in names), None)
 
 
 def _gone(tag: Tag) -> bool:
@@ -169,7 +174,7 @@ def _clean(root: Tag) -> None:
     for tag in _tags(root):
         if _gone(tag) or tag.attrs is None:
             continue
-        if tag.name == "header" and not _tags(tag, _HEADINGS):
+        if tag.name == "header" and _first(tag, _HEADINGS) is None:
             tag.decompose()  # a site header; an article's <header><h1> is content
         elif _is_chrome(tag) and tag.name not in _HEADINGS and tag.name not in ("pre", "code"):
             # A permalink or chrome block; but never a heading's own text link (mdBook).
@@ -198,7 +203,7 @@ def _find_anchor(heading: Tag) -> str | None:
             if text in _PERMALINK_TEXT:
                 return href[1:]
     parent = heading.parent
-    if isinstance(parent, Tag) and parent.get("id") and _tags(parent, _HEADINGS)[0] is heading:
+    if isinstance(parent, Tag) and parent.get("id") and _first(parent, _HEADINGS) is heading:
         return str(parent["id"])
     for a in links:
         if a.get("id") or a.get("name"):
