@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ from pypdf import PdfWriter
 from index.documents import PageSpan
 from index.errors import ConfigError, DocumentError, NotContent
 from index.loader import load_corpus, load_file, normalize_text
+from index.settings import REPO_ROOT
 from tests.conftest import SEED_CORPUS
 from tests.data.make_pdf import pdf_bytes
 
@@ -453,31 +457,54 @@ def test_parse_cache_that_cannot_be_written_costs_nothing(site_copy, tmp_path):
     )
 
 
-def test_worker_processes_load_the_same_corpus_and_keep_the_cache(site_copy, tmp_path, monkeypatch):
-    import index.loader as loader
+_FORKED_LOAD = """
+import json, sys, threading
+from pathlib import Path
+import index.loader as loader
 
+site, cache = Path(sys.argv[1]), Path(sys.argv[2])
+loader.PARALLEL_MIN_FILES = 10**9
+serial = loader.load_corpus(site, max_bytes=10**7, cache_dir=cache)
+entries = sorted(p.name for p in cache.iterdir())
+loader.PARALLEL_MIN_FILES, loader.MAX_LOAD_WORKERS = 1, 2
+loader.os.cpu_count = lambda: 2
+forked, real = [], loader.ProcessPoolExecutor
+
+def pool(*args, **kwargs):
+    forked.append(kwargs["max_workers"])
+    return real(*args, **kwargs)
+
+loader.ProcessPoolExecutor = pool
+threads = threading.active_count()
+parallel = loader.load_corpus(site, max_bytes=10**7, cache_dir=cache)
+print(json.dumps({
+    "same": parallel == serial,
+    "forked": forked,
+    "threads": threads,
+    "entries_kept": sorted(p.name for p in cache.iterdir()) == entries,
+    "errors": [s.path for s in serial[1] if s.kind == "error"],
+}))
+"""
+
+
+def test_worker_processes_load_the_same_corpus_and_keep_the_cache(site_copy, tmp_path):
+    # In a fresh process: this one runs other tests' threads (Chroma clients), and the
+    # loader forks workers only from a process that runs none.
     (site_copy / "broken.pdf").write_bytes(b"%PDF-1.4 not really")  # skipped, with a reason
-    cache = tmp_path / "parsed"
-    monkeypatch.setattr(loader, "PARALLEL_MIN_FILES", 10**9)
-    serial = load_corpus(site_copy, max_bytes=10**7, cache_dir=cache)
-    entries = sorted(p.name for p in cache.iterdir())
-    monkeypatch.setattr(loader, "PARALLEL_MIN_FILES", 1)
-    monkeypatch.setattr(loader, "MAX_LOAD_WORKERS", 2)
-    monkeypatch.setattr(loader.os, "cpu_count", lambda: 2)
-    # Threads other tests left in this process (Chroma clients) would make it load serially.
-    monkeypatch.setattr(loader.threading, "active_count", lambda: 1)
-    forked = []
-    real = loader.ProcessPoolExecutor
-
-    def pool(*args, **kwargs):
-        forked.append(kwargs["max_workers"])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(loader, "ProcessPoolExecutor", pool)
-    assert load_corpus(site_copy, max_bytes=10**7, cache_dir=cache) == serial
-    assert forked == [2]  # the workers did load it
-    assert sorted(p.name for p in cache.iterdir()) == entries  # what they used was not pruned
-    assert any(s.path == "broken.pdf" and s.kind == "error" for s in serial[1])
+    run = subprocess.run(
+        [sys.executable, "-c", _FORKED_LOAD, str(site_copy), str(tmp_path / "parsed")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO_ROOT,
+    )
+    assert run.returncode == 0, run.stderr
+    got = json.loads(run.stdout)
+    assert got["threads"] == 1
+    assert got["same"]
+    assert got["forked"] == [2]  # the workers did load it
+    assert got["entries_kept"]  # what they used was not pruned
+    assert "broken.pdf" in got["errors"]
 
 
 def test_a_threaded_caller_loads_in_its_own_process(site_copy, monkeypatch):
