@@ -23,6 +23,15 @@ STOPWORDS = frozenset(
     yourselves s t ll ve re d m
     according describe explain tell list name say says said know mention mentioned mentions
     article articles text thing things anything something please happen happened happens""".split()
+) | frozenset(
+    # Chat as typed in Discord: contractions without their apostrophe and filler words.
+    # Unknown to a dictionary, they would otherwise count as rare names the answer must hold.
+    """dont doesnt didnt cant couldnt wont wouldnt shouldnt isnt arent wasnt werent hasnt
+    havent hadnt aint im ive youre youve youd theyre theyve weve whats thats theres heres
+    hows whos wheres lets
+    lol lmao rofl pls plz thx thanks thank ty btw imo imho idk tbh fwiw afaik iirc hey hi
+    hello guys ok okay yeah yep ya u ur anyone someone anybody somebody kinda sorta gonna
+    wanna gotta""".split()
 )
 
 _WORD = re.compile(r"[^\W_]+(?:['’\-][^\W_]+)*")

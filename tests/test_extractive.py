@@ -185,6 +185,9 @@ def test_question_terms_mark_names_numbers_and_rare_words():
         "Sanctions": False,
         "oil": False,
     }
+    # Chat spelling is not a rare name the answer must contain.
+    typed = question_terms("the default doesnt show in help lol, whats wrong", common)
+    assert {t.word for t in typed} == {"default", "show", "help", "wrong"}
 
 
 def test_answer_types():
