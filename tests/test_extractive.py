@@ -185,6 +185,9 @@ def test_question_terms_mark_names_numbers_and_rare_words():
         "Sanctions": False,
         "oil": False,
     }
+    # A rare English word is not a name; a lowercase name still is.
+    rare = {t.word: t.hard for t in question_terms("why so sluggish in pyongyang", common)}
+    assert rare == {"sluggish": False, "pyongyang": True}
     # Chat spelling is not a rare name the answer must contain.
     typed = question_terms("the default doesnt show in help lol, whats wrong", common)
     assert {t.word for t in typed} == {"default", "show", "help", "wrong"}
@@ -277,3 +280,17 @@ def test_who_wrote_it_is_quoted_from_the_byline_of_that_document_only(service):
     assert "March 4, 2021" in dated.citations[0].quote
     # The article reports on a FireEye report: its author is not the article's.
     assert "Jack Mathis" not in service.answer("Who wrote the FireEye report?").text
+
+
+def test_english_dictionary_missing_leaves_the_vocabulary(monkeypatch, caplog):
+    import bot.answer.extractive as extractive
+
+    def gone(name: str):
+        raise ModuleNotFoundError(f"No module named {name!r}")
+
+    monkeypatch.setattr(extractive, "files", gone)
+    with caplog.at_level("WARNING"):
+        assert extractive.english_dictionary() == frozenset()
+    assert "English dictionary unavailable" in caplog.text
+    common = load_common_words(TOKENIZER_PATH)
+    assert "korea" in common and "sluggish" not in common

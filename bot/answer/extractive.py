@@ -23,12 +23,14 @@ no model runs beyond the retriever's one query embedding.
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import logging
 import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -55,9 +57,27 @@ NEAR_SOURCES = 3
 
 
 def load_common_words(tokenizer_json: Path) -> frozenset[str]:
-    """Whole words of a WordPiece vocabulary: a ~20k-word common-English lexicon."""
+    """English words, as opposed to names and jargon: the whole words of a WordPiece
+    vocabulary (~20k) and those of an English dictionary (`english_dictionary`, ~53k)."""
     vocab = json.loads(tokenizer_json.read_text(encoding="utf-8"))["model"]["vocab"]
-    return frozenset(w for w in vocab if w.isalpha() and w.islower())
+    return frozenset(w for w in vocab if w.isalpha() and w.islower()) | english_dictionary()
+
+
+def english_dictionary() -> frozenset[str]:
+    """The words of pyspellchecker's English word-frequency list that are attested more than
+    its floor count: the floor holds every rare entry, names among them ('pyongyang',
+    'debian'), while 'sluggish' or 'propagate' are above it. Empty if the list is unreadable
+    (the vocabulary alone still works, it only marks more words as rare)."""
+    try:
+        data = files("spellchecker").joinpath("resources", "en.json.gz").read_bytes()
+        counts = json.loads(gzip.decompress(data))
+        floor = min(counts.values())
+        return frozenset(w for w, n in counts.items() if n > floor and w.isalpha() and w.islower())
+    except (ImportError, OSError, ValueError, TypeError, AttributeError) as err:
+        log.warning(
+            "English dictionary unavailable (%s): rare-word checks use the vocabulary only", err
+        )
+        return frozenset()
 
 
 # --- the question -------------------------------------------------------------------------
