@@ -30,6 +30,7 @@ from bot.sentences import tokenize
 from index import lexical
 from index.lexical import LexicalData, chunk_terms
 from index.store import get_vectors_texts_and_metadata
+from index.terms import SPELLED_OUT
 
 __all__ = ["HybridRetriever", "Lexicon", "QueryCachedEmbeddings", "chunk_terms"]
 
@@ -160,6 +161,13 @@ class Lexicon:
         i = bisect.bisect_left(self.sorted_terms, prefix)
         return i < len(self.sorted_terms) and self.sorted_terms[i].startswith(prefix)
 
+    def spelled_out(self, term: str) -> str:
+        """The corpus's term for a chat shortening it never uses ('repo' -> 'repository')."""
+        full = SPELLED_OUT.get(term)
+        if full is None or term in self.df or not self.knows(full):
+            return term
+        return full
+
     def knows(self, term: str) -> bool:
         """In the corpus, or a word there is a longer/shorter form of it ('korea'/'korean')."""
         if term in self.df or term.isdigit() or len(term) < 5:
@@ -268,7 +276,7 @@ class HybridRetriever(BaseRetriever):
         by_id: dict[str, Document] = {str(d.id): d for d, _ in dense}
 
         bm25_all = np.zeros(len(lex.ids), dtype=np.float32)
-        q_tokens = tokenize(query)
+        q_tokens = [lex.lexicon.spelled_out(t) for t in tokenize(query)]
         if lex.bm25 is not None and q_tokens:
             bm25_all = lex.bm25.get_scores(q_tokens)
         bm25_score: dict[str, float] = {}

@@ -72,6 +72,25 @@ def stem(word: str) -> str:
     return w
 
 
+# Shortenings people type in chat for words documentation spells out. The answerer and the
+# retriever read one as its full word only when the corpus lacks the short form itself.
+_SHORT = {
+    "repo": "repository", "repos": "repositories", "dir": "directory", "dirs": "directories",
+    "arg": "argument", "args": "arguments", "param": "parameter", "params": "parameters",
+    "env": "environment", "cmd": "command", "pkg": "package", "pkgs": "packages",
+    "db": "database", "msg": "message", "func": "function", "var": "variable",
+    "vars": "variables", "lib": "library", "libs": "libraries", "app": "application",
+    "apps": "applications", "docs": "documentation", "info": "information",
+    "auth": "authentication", "perms": "permissions", "dep": "dependency",
+    "deps": "dependencies", "impl": "implementation", "dev": "development",
+    "prod": "production", "admin": "administrator", "config": "configuration",
+    "conf": "configuration", "opt": "option", "opts": "options", "attr": "attribute",
+    "attrs": "attributes", "temp": "temporary", "tmp": "temporary", "spec": "specification",
+    "req": "request", "resp": "response", "src": "source", "dest": "destination",
+    "ver": "version", "passwd": "password", "pw": "password", "num": "number",
+}  # fmt: skip
+
+
 def normalize_word(raw: str) -> str:
     """Lowercase, drop possessive 's and ordinal suffixes ('17th' -> '17')."""
     w = raw.lower().replace("’", "'")
@@ -100,3 +119,7 @@ def _terms(text: str) -> list[str]:
             continue
         out.append(stem(w))
     return out
+
+
+# Stem of a shortening -> stem of its full word ("repos" -> "repo" -> "repository").
+SPELLED_OUT = {stem(short): stem(full) for short, full in _SHORT.items()}

@@ -49,6 +49,22 @@ def test_hybrid_lifts_an_exact_rare_term_that_dense_misses(reader):
     assert scores == sorted(scores, reverse=True)  # dense mode is pure cosine order
 
 
+def test_a_chat_shortening_reads_as_the_word_the_corpus_spells_out(reader):
+    # The seed articles say "Development" (a bank's research arm), never "dev".
+    lexicon = HybridRetriever(reader=reader, k=4).lexicon()
+    assert lexicon.spelled_out("dev") == "development"
+    assert lexicon.spelled_out("bitcoin") == "bitcoin"  # not a shortening
+    assert lexicon.spelled_out("repo") == "repo"  # "repository" isn't in the corpus either
+    short = HybridRetriever(reader=reader, k=4).invoke("dev bank research")
+    full = {
+        d.id: d for d in HybridRetriever(reader=reader, k=4).invoke("development bank research")
+    }
+    both = [d for d in short if d.id in full and "Development" in d.page_content]
+    assert both  # BM25 scored the chunk for "development" in both questions, the same
+    for d in both:
+        assert d.metadata["bm25_score"] == pytest.approx(full[d.id].metadata["bm25_score"])
+
+
 def test_lexical_only_hits_get_a_dense_score(reader):
     # fetch_k=1: dense finds one chunk, BM25 another whose cosine must be looked up.
     docs = HybridRetriever(reader=reader, k=4, fetch_k=1).invoke("defectors")

@@ -29,7 +29,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.resources import files
 from pathlib import Path
 
@@ -311,6 +311,12 @@ class ExtractiveAnswerer:
         if not terms or not docs:
             return self._abstain(q, docs, "no content terms" if not terms else "no chunks"), {}
         lexicon = self._lexicon()
+        terms = [
+            t
+            if (full := lexicon.spelled_out(t.term)) == t.term
+            else replace(t, term=full, hard=False)
+            for t in terms
+        ]
         # Word weights from the documents that hold the evidence, not the whole corpus.
         idf_of = lexicon.idf_within({str(d.metadata.get("source", "")) for d in docs})
         idf = {t.term: idf_of(t.term) * t.weight for t in terms}
