@@ -196,6 +196,8 @@ def test_question_terms_mark_names_numbers_and_rare_words():
 def test_answer_types():
     when = answer_type("and when did it stop?")
     assert when("It started on the 17th of May.") and not when("It stopped.")
+    assert answer_type("when should i use a flag instead of an option") is None
+    assert answer_type("When to prefer arguments?") is None
     how_many = answer_type("How many attacks were traced?")
     assert how_many("five different attacks") and not how_many("some attacks")
     assert answer_type("What is North Korea best known for?") is None

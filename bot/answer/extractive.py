@@ -137,7 +137,13 @@ _NUMBER = re.compile(
 _TYPES: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
     (re.compile(_LEAD + r"how\s+(?:many|much)\b"), _NUMBER),
     (
-        re.compile(_LEAD + r"(?:when|what\s+(?:year|date|day|month|time))\b"),
+        # "when did it start" asks for a time; "when should I use X" or "when to use X" for
+        # a condition.
+        re.compile(
+            _LEAD + r"(?:when(?!\s+(?:should|shall|to|would|must|can|could|do\s+(?:i|you|we)|"
+            r"does\s+it\s+make|is\s+it\s+(?:better|best|ok|okay|safe|worth)))"
+            r"|what\s+(?:year|date|day|month|time))\b"
+        ),
         re.compile(
             rf"\b(?:{_MONTH})\b|\b(?:1[89]|20)\d\d\b|\b\d{{1,2}}(?:st|nd|rd|th)\b"
             r"|(?i:\b(?:yesterday|today|ago|last\s+(?:year|month|week)|since|until|after|before)\b)"
