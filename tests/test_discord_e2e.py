@@ -62,6 +62,17 @@ async def test_mention_opens_thread_and_follow_up_uses_history(
         history = bot.feedback.history(thread_id)
         assert [q for q, _ in history] == [QUESTION, "And when did they start?"]
 
+        # People go on talking in the thread: thanks, and a word to someone else, get no answer.
+        said = len(fake.messages_in(thread_id, author_id=fake.bot_id))
+        bob = fake.users["bob"]["id"]
+        fake.send_message(thread_id, "alice", "thanks, that worked! 🙏")
+        fake.send_message(thread_id, "alice", f"<@{bob}> did you see when they started mining")
+        fake.send_message(thread_id, "bob", "Which firm traced the attacks?")
+        answers = await fake.wait_for(lambda: at_least(3, answers_in(fake, thread_id)), timeout=20)
+        await idle(fake, bot)
+        assert "FireEye" in answers[2]["content"]
+        assert len(fake.messages_in(thread_id, author_id=fake.bot_id)) == said + 1
+
         # Chatter without a mention in a channel is ignored; a later mention is answered.
         fake.send_message(general, "bob", "hello people, no bot here")
         later = fake.send_message(general, "bob", f"<@{fake.bot_id}> {QUESTION}")

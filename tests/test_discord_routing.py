@@ -15,6 +15,7 @@ from bot.discord.routing import (
     PostDecision,
     PostReply,
     channel_allowed,
+    is_acknowledgement,
     is_forum_starter,
     message_plan,
     post_decision,
@@ -139,10 +140,43 @@ CHANNEL, REPLY, NONE = HistoryFrom.CHANNEL, HistoryFrom.REPLY, HistoryFrom.NONE
         ({"in_thread": True, "followup_thread": True}, MessagePlan(CHANNEL)),
         ({"in_thread": True, "mentioned": True}, MessagePlan(CHANNEL)),
         ({"in_thread": True, "replies_to_bot": True}, MessagePlan(CHANNEL)),
+        # In the bot's thread people also talk to each other, and thank it.
+        ({"in_thread": True, "followup_thread": True, "mentions_others": True}, None),
+        ({"in_thread": True, "followup_thread": True, "acknowledgement": True}, None),
+        (
+            {
+                "in_thread": True,
+                "followup_thread": True,
+                "acknowledgement": True,
+                "mentioned": True,
+            },
+            MessagePlan(CHANNEL),
+        ),
+        (
+            {"in_thread": True, "mentions_others": True, "replies_to_bot": True},
+            MessagePlan(CHANNEL),
+        ),
     ],
 )
 def test_message_plan(facts: dict, expected: MessagePlan | None) -> None:
     assert message_plan(**{**BASE, **facts}) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("thanks!", True),
+        ("ok thx, that worked 🙏", True),
+        ("perfect, makes sense now lol", True),
+        ("👍", True),
+        ("thanks! and how do I install it?", False),  # a question after the thanks
+        ("thanks, what about pipes", False),
+        ("it doesn't work", False),
+        ("And when did they start", False),
+    ],
+)
+def test_is_acknowledgement(text: str, expected: bool) -> None:
+    assert is_acknowledgement(text) is expected
 
 
 def test_channel_allow_list() -> None:

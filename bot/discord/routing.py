@@ -1,4 +1,5 @@
-"""Routing decisions for forum posts, as pure functions over plain values (no Discord objects).
+"""Routing decisions for messages and forum posts, as pure functions over plain values (no
+Discord objects).
 
 A forum post is a thread in a forum channel (type 15) whose starter message has the thread's id.
 The bot answers a new post once: only with a cited answer, otherwise it stays silent (or posts
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from bot.models import Answer
+from bot.sentences import STOPWORDS, normalize_word, words
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,25 @@ class MessagePlan:
     new_thread: bool = False  # answer in a new thread on the message
 
 
+# Words of a message that thanks or acknowledges rather than asks ("ok thanks, that worked!").
+_ACKNOWLEDGING = frozenset(
+    """thanks thank thx ty tysm cheers ok okay k kk cool great nice perfect awesome amazing
+    brilliant excellent good fine sweet neat wow yes yep yeah yup sure right true no nope lol
+    lmao haha hah heh worked fixed solved helped helps helpful useful
+    appreciate appreciated got makes sense understand see clear gotcha sorry welcome
+    bye later""".split()
+)
+
+
+def is_acknowledgement(text: str) -> bool:
+    """No question in it: only thanks, agreement, filler or emoji ("thanks, that worked!")."""
+    if "?" in text:
+        return False
+    return all(
+        (w := normalize_word(raw)) in STOPWORDS or w in _ACKNOWLEDGING for raw in words(text)
+    )
+
+
 def message_plan(
     *,
     dm: bool,
@@ -125,21 +146,26 @@ def message_plan(
     replies_to_bot: bool,
     mentioned: bool,
     text_channel: bool,
+    mentions_others: bool = False,
+    acknowledgement: bool = False,
 ) -> MessagePlan | None:
     """Whether to answer a message, with which history and where; None = stay silent.
 
     A DM is one conversation (when DMs are allowed). Elsewhere only allowed channels: in a
     thread the bot opened or answered in (`followup_thread`) every message is a follow-up,
-    in another thread only a mention or a reply to the bot; outside threads, a reply to one
-    of the bot's answers is answered in place, a mention in a new thread (threads need a
-    text channel).
+    except one addressed to other people (`mentions_others`) or one that only thanks or
+    agrees (`acknowledgement`): people go on talking there; in another thread only a
+    mention or a reply to the bot; outside threads, a reply to one of the bot's answers is
+    answered in place, a mention in a new thread (threads need a text channel).
     """
     if dm:
         return MessagePlan(HistoryFrom.CHANNEL) if allow_dms else None
     if not allowed:
         return None
     if in_thread:
-        if mentioned or followup_thread or replies_to_bot:
+        if mentioned or replies_to_bot:
+            return MessagePlan(HistoryFrom.CHANNEL)
+        if followup_thread and not (mentions_others or acknowledgement):
             return MessagePlan(HistoryFrom.CHANNEL)
         return None
     if replies_to_bot:

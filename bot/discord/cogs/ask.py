@@ -28,7 +28,13 @@ from bot.discord.delivery import (
     send_to,
 )
 from bot.discord.render import Payload, strip_bot_mention, thread_name
-from bot.discord.routing import HistoryFrom, channel_allowed, is_forum_starter, message_plan
+from bot.discord.routing import (
+    HistoryFrom,
+    channel_allowed,
+    is_acknowledgement,
+    is_forum_starter,
+    message_plan,
+)
 from bot.errors import user_text
 from bot.mentions import mentions_user
 from bot.models import Answer
@@ -279,6 +285,9 @@ class Ask(commands.Cog):
             replies_to_bot=replied is not None,
             mentioned=mentioned,
             text_channel=isinstance(channel, discord.TextChannel),
+            mentions_others=bool(message.role_mentions or message.mention_everyone)
+            or any(u.id != me.id for u in message.mentions),
+            acknowledgement=is_acknowledgement(message.content),
         )
         if plan is None:
             return None
