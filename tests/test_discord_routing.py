@@ -173,6 +173,9 @@ def test_message_plan(facts: dict, expected: MessagePlan | None) -> None:
         ("thanks, what about pipes", False),
         ("it doesn't work", False),
         ("And when did they start", False),
+        ("why", False),  # a question without its question mark
+        ("tell me more", False),
+        ("and the other one", False),
     ],
 )
 def test_is_acknowledgement(text: str, expected: bool) -> None:

@@ -127,12 +127,20 @@ _ACKNOWLEDGING = frozenset(
 )
 
 
+_ASKING = frozenset("how what when where which who whom whose why more".split())
+
+
 def is_acknowledgement(text: str) -> bool:
-    """No question in it: only thanks, agreement, filler or emoji ("thanks, that worked!")."""
-    if "?" in text:
+    """Thanks or agreement, not a question: acknowledging words with at most filler around
+    them ("thanks, that worked!"), or only emoji. "why", "tell me more" and "and stable?"
+    are questions."""
+    said = [normalize_word(raw) for raw in words(text)]
+    if "?" in text or not _ASKING.isdisjoint(said):
         return False
-    return all(
-        (w := normalize_word(raw)) in STOPWORDS or w in _ACKNOWLEDGING for raw in words(text)
+    if not said:
+        return True
+    return any(w in _ACKNOWLEDGING for w in said) and all(
+        w in STOPWORDS or w in _ACKNOWLEDGING for w in said
     )
 
 
