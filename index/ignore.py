@@ -81,6 +81,14 @@ class IgnoreRules:
             text = ""
         return cls(text.splitlines())
 
+    def reincluded(self, path: str) -> bool:
+        """Whether a `!pattern` line is the last rule matching `path` (index it regardless)."""
+        last: _Rule | None = None
+        for rule in self._rules:
+            if rule.matches(path):
+                last = rule
+        return last is not None and last.negate
+
     def match(self, path: str) -> str | None:
         """The pattern that ignores `path`, or None when it is indexed."""
         hit: _Rule | None = None

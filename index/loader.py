@@ -464,6 +464,31 @@ def load_file(
     )
 
 
+# Formats a generator renders into an .html page of the same name in the same folder
+# (AsciiDoc's .txt, Markdown, reStructuredText): with the page there, the file is its source.
+PAGE_SOURCE_EXTS = TEXT_EXTS | MARKDOWN_EXTS | RST_EXTS
+
+
+def page_sources(rels: list[str]) -> dict[str, str]:
+    """Source files beside the HTML page made from them ('git-commit.txt' beside
+    'git-commit.html'), each mapped to its page. The page is indexed, not its source: the
+    page has the includes resolved, the headings and the anchors a citation links to, and
+    the two would otherwise answer every question twice."""
+    pages = {r.rsplit(".", 1)[0].casefold(): r for r in rels if _ext(r) in HTML_EXTS}
+    out = {}
+    for r in rels:
+        if _ext(r) in PAGE_SOURCE_EXTS:
+            page = pages.get(r.rsplit(".", 1)[0].casefold())
+            if page is not None:
+                out[r] = page
+    return out
+
+
+def _ext(rel: str) -> str:
+    name = rel.rsplit("/", 1)[-1]
+    return "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
+
+
 def _corpus_files(
     corpus_dir: Path, unsupported: list[Path] | None = None
 ) -> tuple[list[Path], list[SkippedFile]]:
@@ -543,11 +568,15 @@ def load_corpus(
     rules = IgnoreRules.from_corpus(corpus_dir)
     cache = ParseCache(cache_dir) if cache_dir is not None else None
     todo: list[Path] = []
-    for path in paths:
-        rel = files.source_name(path, corpus_dir)
+    rels = [files.source_name(path, corpus_dir) for path in paths]
+    rendered = page_sources(rels)
+    for path, rel in zip(paths, rels, strict=True):
         pattern = rules.match(rel)
         if pattern is not None:
             skipped.append(SkippedFile(rel, f"ignored ({pattern})", kind="ignored"))
+        elif rel in rendered and not rules.reincluded(rel):
+            reason = f"the source of {rendered[rel]}, which is indexed"
+            skipped.append(SkippedFile(rel, reason, kind="ignored"))
         else:
             todo.append(path)
     jobs = [(path, corpus_dir, max_bytes, cache_dir) for path in todo]

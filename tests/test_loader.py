@@ -278,6 +278,26 @@ def test_a_contents_page_is_ignored_not_an_error(tmp_path):
     assert skipped[0].reason.startswith("index or contents page")
 
 
+def test_a_source_beside_its_html_page_is_not_indexed_twice(tmp_path):
+    # AsciiDoc (git's docs), Markdown or reST next to the page a generator made from it.
+    page = "<body><main><h1>git-commit</h1><p>Record changes to the repository.</p></main></body>"
+    write(tmp_path, "git-commit.html", page)
+    write(tmp_path, "git-commit.txt", "git-commit(1)\n=====\n\nRecord changes to the repository.")
+    write(tmp_path, "guide/Intro.md", "# Intro\n\nHello.")
+    write(tmp_path, "guide/intro.html", "<body><main><h1>Intro</h1><p>Hello.</p></main></body>")
+    write(tmp_path, "notes.txt", "Notes without a page of their own are indexed.")
+    docs, skipped = load_corpus(tmp_path, max_bytes=MAX)
+    assert [d.source for d in docs] == ["git-commit.html", "guide/intro.html", "notes.txt"]
+    assert [(s.path, s.reason, s.kind) for s in skipped] == [
+        ("git-commit.txt", "the source of git-commit.html, which is indexed", "ignored"),
+        ("guide/Intro.md", "the source of guide/intro.html, which is indexed", "ignored"),
+    ]
+    # A maintainer who wants a source indexed too re-includes it.
+    write(tmp_path, ".corpusignore", "!git-commit.txt\n")
+    docs, _ = load_corpus(tmp_path, max_bytes=MAX)
+    assert "git-commit.txt" in [d.source for d in docs]
+
+
 def test_html_with_only_chrome_is_not_content(tmp_path):
     html = "<html><head><script>x=1</script></head><body><nav>Home</nav><footer>c</footer></body>"
     with pytest.raises(NotContent) as info:
