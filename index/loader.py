@@ -19,6 +19,7 @@ import io
 import logging
 import multiprocessing
 import os
+import posixpath
 import re
 import threading
 import warnings
@@ -484,6 +485,35 @@ def page_sources(rels: list[str]) -> dict[str, str]:
     return out
 
 
+# AsciiDoc `include::file[]` and reST `.. include:: file` lines (no attribute references).
+_INCLUDE = re.compile(r"^(?:include::([^\[\s{}]+)\[|\.\.\s+include::\s*([^\s{}]+)\s*$)", re.M)
+
+
+def included_sources(
+    corpus_dir: Path, rendered: dict[str, str], rels: set[str], *, max_bytes: int
+) -> dict[str, str]:
+    """Files a page's source includes, directly or through another include (AsciiDoc's
+    shared option lists, `diff-options.txt` in git's docs), each mapped to the first page
+    that holds their text: they are that page's text, not documents of their own."""
+    out: dict[str, str] = {}
+    queue = sorted(rendered.items())
+    while queue:
+        src, page = queue.pop(0)
+        try:
+            with open(corpus_dir / src, "rb") as fh:
+                text = fh.read(max_bytes).decode("utf-8", errors="replace")
+        except OSError:
+            continue
+        base = posixpath.dirname(src)
+        for m in _INCLUDE.finditer(text):
+            target = posixpath.normpath(posixpath.join(base, m.group(1) or m.group(2)))
+            if target in rels and target not in rendered and target not in out:
+                if _ext(target) in PAGE_SOURCE_EXTS:
+                    out[target] = page
+                    queue.append((target, page))
+    return out
+
+
 def _ext(rel: str) -> str:
     name = rel.rsplit("/", 1)[-1]
     return "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
@@ -570,12 +600,16 @@ def load_corpus(
     todo: list[Path] = []
     rels = [files.source_name(path, corpus_dir) for path in paths]
     rendered = page_sources(rels)
+    included = included_sources(corpus_dir, rendered, set(rels), max_bytes=max_bytes)
     for path, rel in zip(paths, rels, strict=True):
         pattern = rules.match(rel)
         if pattern is not None:
             skipped.append(SkippedFile(rel, f"ignored ({pattern})", kind="ignored"))
         elif rel in rendered and not rules.reincluded(rel):
             reason = f"the source of {rendered[rel]}, which is indexed"
+            skipped.append(SkippedFile(rel, reason, kind="ignored"))
+        elif rel in included and not rules.reincluded(rel):
+            reason = f"included in {included[rel]}, which is indexed"
             skipped.append(SkippedFile(rel, reason, kind="ignored"))
         else:
             todo.append(path)

@@ -292,6 +292,25 @@ def test_a_source_beside_its_html_page_is_not_indexed_twice(tmp_path):
         ("git-commit.txt", "the source of git-commit.html, which is indexed", "ignored"),
         ("guide/Intro.md", "the source of guide/intro.html, which is indexed", "ignored"),
     ]
+    # What a page's source includes (AsciiDoc include::, reST .. include::), transitively,
+    # is that page's text too.
+    write(tmp_path, "git-log.html", "<body><main><h1>git-log</h1><p>Show logs.</p></main></body>")
+    write(tmp_path, "git-log.txt", "git-log(1)\n====\n\ninclude::pretty-options.txt[]\n")
+    write(tmp_path, "pretty-options.txt", "--oneline::\n\tShorthand.\n\ninclude::shared/f.txt[]")
+    write(tmp_path, "shared/f.txt", "Formats.")
+    write(tmp_path, "api.rst", "API\n===\n\n.. include:: snippets/args.rst\n")
+    write(tmp_path, "api.html", "<body><main><h1>API</h1><p>Calls.</p></main></body>")
+    write(tmp_path, "snippets/args.rst", "Arguments are strings.")
+    write(tmp_path, "standalone.txt", "include::notes.txt[] in a file no page is made from")
+    docs, skipped = load_corpus(tmp_path, max_bytes=MAX)
+    assert [d.source for d in docs] == [
+        "api.html", "git-commit.html", "git-log.html", "guide/intro.html", "notes.txt",
+        "standalone.txt",
+    ]  # fmt: skip
+    reasons = {s.path: s.reason for s in skipped}
+    assert reasons["pretty-options.txt"] == "included in git-log.html, which is indexed"
+    assert reasons["shared/f.txt"] == "included in git-log.html, which is indexed"
+    assert reasons["snippets/args.rst"] == "included in api.html, which is indexed"
     # A maintainer who wants a source indexed too re-includes it.
     write(tmp_path, ".corpusignore", "!git-commit.txt\n")
     docs, _ = load_corpus(tmp_path, max_bytes=MAX)
