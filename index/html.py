@@ -139,6 +139,25 @@ def find_root(soup: BeautifulSoup) -> Tag:
     return soup.body or soup
 
 
+def _take_title_block(root: Tag) -> None:
+    """Move the block just before the content root into it when that block is the page's
+    title with prose under it, not chrome: AsciiDoc pages keep the <h1> and the NAME
+    section ("git-commit - Record changes to the repository") in a `#header` beside
+    `#content`. A site header (logo, links, search) has no <h1> with paragraphs."""
+    block = root.find_previous_sibling(True)
+    if (
+        block is None
+        or block.name not in ("div", "header", "section")
+        or _is_chrome(block)
+        or _first(block, {"h1"}) is None
+        or _first(block, _DROP_TAGS) is not None
+        or not any(_visible(p.get_text()) for p in _tags(block, {"p"}))
+        or link_density(block) > 0.5
+    ):
+        return
+    root.insert(0, block.extract())
+
+
 def _tags(root: Tag, names: Collection[str] | None = None) -> list[Tag]:
     """The tags under `root` (named one of `names`), in document order. bs4's find_all with
     a list of names runs its generic filter on every element: 4-5x slower."""
@@ -323,6 +342,7 @@ def parse_page(soup: BeautifulSoup, builder: TextBuilder) -> dict[str, Any]:
         if isinstance(t, NavigableString) and not isinstance(t, PreformattedString)
     )
     root = find_root(soup)
+    _take_title_block(root)
     for heading in _tags(root, _HEADINGS):  # before _clean drops the permalinks
         anchor = _find_anchor(heading)
         if anchor:

@@ -568,3 +568,25 @@ def test_a_threaded_caller_loads_in_its_own_process(site_copy, monkeypatch):
         done.set()
         other.join()
     assert docs
+
+
+def test_a_title_block_beside_the_content_root_is_content(tmp_path):
+    # AsciiDoc man pages: <h1> and the NAME section in #header, the rest in #content.
+    page = (
+        "<body><div id='header'><h1>git-commit(1) Manual Page</h1><h2>NAME</h2>"
+        "<div class='sectionbody'><p>git-commit - Record changes to the repository</p></div>"
+        "</div><div id='content'><h2 id='_synopsis'>SYNOPSIS</h2><p>git commit [-a]</p>"
+        "</div></body>"
+    )
+    doc = load(tmp_path, "git-commit.html", page)
+    assert doc.text.startswith("# git-commit(1) Manual Page\n\n## NAME\n\ngit-commit - Record")
+    assert [s.path[-1] for s in doc.sections][-1] == "SYNOPSIS"
+    # A site header beside the content (a logo heading, links, a search form) stays out.
+    site = (
+        "<body><header id='top'><h1>Acme docs</h1><p><a href='/'>Home</a> <a href='/g'>"
+        "Guide</a></p><form><input name='q'></form></header><div id='content'><h2>Install"
+        "</h2><p>Run the installer.</p></div></body>"
+    )
+    doc = load(tmp_path, "install.html", site)
+    assert "Acme" not in doc.text and "Home" not in doc.text
+    assert "Run the installer." in doc.text
