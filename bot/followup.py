@@ -63,10 +63,37 @@ def needs_context(question: str) -> bool:
     return q.startswith(_CONTINUATIONS) and len(own) <= 2
 
 
+# Words of a message that thanks or acknowledges rather than asks ("ok thanks, that worked!").
+_ACKNOWLEDGING = frozenset(
+    """thanks thank thx ty tysm cheers ok okay k kk cool great nice perfect awesome amazing
+    brilliant excellent good fine sweet neat wow yes yep yeah yup sure right true no nope lol
+    lmao haha hah heh worked fixed solved helped helps helpful useful
+    appreciate appreciated got makes sense understand see clear gotcha sorry welcome
+    bye later""".split()
+)
+
+
+_ASKING = frozenset("how what when where which who whom whose why more".split())
+
+
+def is_acknowledgement(text: str) -> bool:
+    """Thanks or agreement, not a question: acknowledging words with at most filler around
+    them ("thanks, that worked!"), or only emoji. "why", "tell me more" and "and stable?"
+    are questions."""
+    said = [normalize_word(raw) for raw in words(text)]
+    if "?" in text or not _ASKING.isdisjoint(said):
+        return False
+    if not said:
+        return True
+    return any(w in _ACKNOWLEDGING for w in said) and all(
+        w in STOPWORDS or w in _ACKNOWLEDGING for w in said
+    )
+
+
 def rule_condense(question: str, history: Sequence[tuple[str, str]]) -> Standalone:
     """Borrow the previous question's subject when the follow-up has none of its own."""
-    if not history or not needs_context(question):
-        return Standalone(question)
+    if not history or not needs_context(question) or is_acknowledgement(question):
+        return Standalone(question)  # "thanks!" is not a question about the last subject
     have = {normalize_word(w) for w in words(question)}
     # The previous question may itself be elliptical: look back until one has a subject.
     for previous, _ in reversed(history):
@@ -80,7 +107,7 @@ def condense(
     question: str, history: Sequence[tuple[str, str]], *, llm_answerer: Any | None = None
 ) -> Standalone:
     """The standalone form of `question` given (user_question, bot_answer) pairs, oldest first."""
-    if not history:
+    if not history or is_acknowledgement(question):
         return Standalone(question)
     if llm_answerer is not None:
         try:

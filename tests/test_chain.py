@@ -170,6 +170,19 @@ def test_condense_falls_back_to_rule_on_llm_error():
     assert got == Standalone("And how many?", ("traced", "attacks", "bitcoin", "exchanges"))
 
 
+def test_thanks_is_not_a_follow_up_about_the_last_subject():
+    class Asked:  # the LLM is not asked to rewrite a thank-you
+        def condense(self, question, history):
+            raise AssertionError("condense called")
+
+    history = [("Who traced attacks on bitcoin exchanges?", "FireEye [1]")]
+    assert condense("thanks lol", history) == Standalone("thanks lol")
+    assert condense("ok thx, that worked", history, llm_answerer=Asked()) == Standalone(
+        "ok thx, that worked"
+    )
+    assert condense("why?", history).context  # a real follow-up still borrows the subject
+
+
 def test_prompt_files_parse():
     answer = load_prompt(REPO_ROOT / "prompts" / "answer.md")
     assert set(answer.input_variables) == {"question", "sources"}

@@ -15,13 +15,13 @@ from bot.discord.routing import (
     PostDecision,
     PostReply,
     channel_allowed,
-    is_acknowledgement,
     is_forum_starter,
     message_plan,
     post_decision,
     post_question,
     post_reply,
 )
+from bot.followup import is_acknowledgement
 from bot.models import Answer, Citation
 
 FORUM, OTHER, BOT, USER = 10, 20, 1, 2
@@ -130,6 +130,7 @@ CHANNEL, REPLY, NONE = HistoryFrom.CHANNEL, HistoryFrom.REPLY, HistoryFrom.NONE
     [
         ({"dm": True}, MessagePlan(CHANNEL)),  # a DM is one conversation
         ({"dm": True, "allow_dms": False}, None),
+        ({"dm": True, "acknowledgement": True}, None),  # "thanks!" in a DM
         ({"mentioned": True, "allowed": False}, None),  # not an allowed channel
         ({}, None),  # an ordinary message in a channel
         ({"mentioned": True}, MessagePlan(NONE, new_thread=True)),

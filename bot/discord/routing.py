@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from enum import Enum
 
 from bot.models import Answer
-from bot.sentences import STOPWORDS, normalize_word, words
 
 
 @dataclass(frozen=True)
@@ -117,33 +116,6 @@ class MessagePlan:
     new_thread: bool = False  # answer in a new thread on the message
 
 
-# Words of a message that thanks or acknowledges rather than asks ("ok thanks, that worked!").
-_ACKNOWLEDGING = frozenset(
-    """thanks thank thx ty tysm cheers ok okay k kk cool great nice perfect awesome amazing
-    brilliant excellent good fine sweet neat wow yes yep yeah yup sure right true no nope lol
-    lmao haha hah heh worked fixed solved helped helps helpful useful
-    appreciate appreciated got makes sense understand see clear gotcha sorry welcome
-    bye later""".split()
-)
-
-
-_ASKING = frozenset("how what when where which who whom whose why more".split())
-
-
-def is_acknowledgement(text: str) -> bool:
-    """Thanks or agreement, not a question: acknowledging words with at most filler around
-    them ("thanks, that worked!"), or only emoji. "why", "tell me more" and "and stable?"
-    are questions."""
-    said = [normalize_word(raw) for raw in words(text)]
-    if "?" in text or not _ASKING.isdisjoint(said):
-        return False
-    if not said:
-        return True
-    return any(w in _ACKNOWLEDGING for w in said) and all(
-        w in STOPWORDS or w in _ACKNOWLEDGING for w in said
-    )
-
-
 def message_plan(
     *,
     dm: bool,
@@ -159,7 +131,8 @@ def message_plan(
 ) -> MessagePlan | None:
     """Whether to answer a message, with which history and where; None = stay silent.
 
-    A DM is one conversation (when DMs are allowed). Elsewhere only allowed channels: in a
+    A DM is one conversation (when DMs are allowed; thanks get no reply). Elsewhere only
+    allowed channels: in a
     thread the bot opened or answered in (`followup_thread`) every message is a follow-up,
     except one addressed to other people (`mentions_others`) or one that only thanks or
     agrees (`acknowledgement`): people go on talking there; in another thread only a
@@ -167,7 +140,7 @@ def message_plan(
     answered in place, a mention in a new thread (threads need a text channel).
     """
     if dm:
-        return MessagePlan(HistoryFrom.CHANNEL) if allow_dms else None
+        return MessagePlan(HistoryFrom.CHANNEL) if allow_dms and not acknowledgement else None
     if not allowed:
         return None
     if in_thread:

@@ -31,11 +31,11 @@ from bot.discord.render import Payload, strip_bot_mention, thread_name
 from bot.discord.routing import (
     HistoryFrom,
     channel_allowed,
-    is_acknowledgement,
     is_forum_starter,
     message_plan,
 )
 from bot.errors import user_text
+from bot.followup import is_acknowledgement
 from bot.mentions import mentions_user
 from bot.models import Answer
 
