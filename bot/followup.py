@@ -74,14 +74,19 @@ _ACKNOWLEDGING = frozenset(
 
 
 _ASKING = frozenset("how what when where which who whom whose why more".split())
+# "I don't understand", "still not clear": a problem, not thanks.
+_NEGATING = frozenset(
+    """not never don doesn didn isn wasn aren weren can cannot couldn won wouldn dont doesnt
+    didnt isnt wasnt cant wont still but""".split()
+)
 
 
 def is_acknowledgement(text: str) -> bool:
     """Thanks or agreement, not a question: acknowledging words with at most filler around
-    them ("thanks, that worked!"), or only emoji. "why", "tell me more" and "and stable?"
-    are questions."""
+    them ("thanks, that worked!"), or only emoji. "why", "tell me more", "and stable?" and
+    "I don't understand" are not."""
     said = [normalize_word(raw) for raw in words(text)]
-    if "?" in text or not _ASKING.isdisjoint(said):
+    if "?" in text or not _ASKING.isdisjoint(said) or not _NEGATING.isdisjoint(said):
         return False
     if not said:
         return True

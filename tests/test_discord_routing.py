@@ -177,6 +177,10 @@ def test_message_plan(facts: dict, expected: MessagePlan | None) -> None:
         ("why", False),  # a question without its question mark
         ("tell me more", False),
         ("and the other one", False),
+        ("i don't understand", False),  # a problem, not thanks
+        ("still not clear", False),
+        ("no", True),
+        ("", True),  # an attachment or a sticker alone
     ],
 )
 def test_is_acknowledgement(text: str, expected: bool) -> None:

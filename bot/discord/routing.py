@@ -132,12 +132,12 @@ def message_plan(
     """Whether to answer a message, with which history and where; None = stay silent.
 
     A DM is one conversation (when DMs are allowed; thanks get no reply). Elsewhere only
-    allowed channels: in a
-    thread the bot opened or answered in (`followup_thread`) every message is a follow-up,
-    except one addressed to other people (`mentions_others`) or one that only thanks or
-    agrees (`acknowledgement`): people go on talking there; in another thread only a
-    mention or a reply to the bot; outside threads, a reply to one of the bot's answers is
-    answered in place, a mention in a new thread (threads need a text channel).
+    allowed channels: in a thread the bot opened or answered in (`followup_thread`) every
+    message is a follow-up, except one addressed to other people (`mentions_others`) or one
+    that only thanks or agrees (`acknowledgement`): people go on talking there; in another
+    thread only a mention or a reply to the bot; outside threads, a reply to one of the
+    bot's answers is answered in place, a mention in a new thread (threads need a text
+    channel).
     """
     if dm:
         return MessagePlan(HistoryFrom.CHANNEL) if allow_dms and not acknowledgement else None
