@@ -599,7 +599,7 @@ def load_corpus(
     cache = ParseCache(cache_dir) if cache_dir is not None else None
     todo: list[Path] = []
     rels = [files.source_name(path, corpus_dir) for path in paths]
-    rendered = page_sources(rels)
+    rendered = page_sources([r for r in rels if rules.match(r) is None])
     included = included_sources(corpus_dir, rendered, set(rels), max_bytes=max_bytes)
     for path, rel in zip(paths, rels, strict=True):
         pattern = rules.match(rel)

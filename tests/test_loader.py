@@ -311,6 +311,10 @@ def test_a_source_beside_its_html_page_is_not_indexed_twice(tmp_path):
     assert reasons["pretty-options.txt"] == "included in git-log.html, which is indexed"
     assert reasons["shared/f.txt"] == "included in git-log.html, which is indexed"
     assert reasons["snippets/args.rst"] == "included in api.html, which is indexed"
+    # A page left out by .corpusignore leaves its source to be indexed.
+    write(tmp_path, ".corpusignore", "api.html\n")
+    docs, _ = load_corpus(tmp_path, max_bytes=MAX)
+    assert "api.rst" in [d.source for d in docs] and "api.html" not in [d.source for d in docs]
     # A maintainer who wants a source indexed too re-includes it.
     write(tmp_path, ".corpusignore", "!git-commit.txt\n")
     docs, _ = load_corpus(tmp_path, max_bytes=MAX)
