@@ -297,7 +297,7 @@ def test_a_source_beside_its_html_page_is_not_indexed_twice(tmp_path):
     write(tmp_path, "git-log.html", "<body><main><h1>git-log</h1><p>Show logs.</p></main></body>")
     write(tmp_path, "git-log.txt", "git-log(1)\n====\n\ninclude::pretty-options.txt[]\n")
     write(tmp_path, "pretty-options.txt", "--oneline::\n\tShorthand.\n\ninclude::shared/f.txt[]")
-    write(tmp_path, "shared/f.txt", "Formats.")
+    write(tmp_path, "shared/f.txt", "Formats.\ninclude::../pretty-options.txt[]")  # a cycle
     write(tmp_path, "api.rst", "API\n===\n\n.. include:: snippets/args.rst\n")
     write(tmp_path, "api.html", "<body><main><h1>API</h1><p>Calls.</p></main></body>")
     write(tmp_path, "snippets/args.rst", "Arguments are strings.")
