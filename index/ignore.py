@@ -81,22 +81,22 @@ class IgnoreRules:
             text = ""
         return cls(text.splitlines())
 
-    def reincluded(self, path: str) -> bool:
-        """Whether a `!pattern` line is the last rule matching `path` (index it regardless)."""
+    def _last(self, path: str) -> _Rule | None:
+        """The last rule matching `path` (the last matching line wins)."""
         last: _Rule | None = None
         for rule in self._rules:
             if rule.matches(path):
                 last = rule
+        return last
+
+    def reincluded(self, path: str) -> bool:
+        """Whether a `!pattern` line is the last rule matching `path` (index it regardless)."""
+        last = self._last(path)
         return last is not None and last.negate
 
     def match(self, path: str) -> str | None:
         """The pattern that ignores `path`, or None when it is indexed."""
-        hit: _Rule | None = None
-        for rule in self._rules:
-            if rule.matches(path):
-                hit = None if rule.negate else rule
-        return (
-            None
-            if hit is None
-            else ("/" if hit.anchored else "") + hit.pattern + ("/" if hit.folder else "")
-        )
+        hit = self._last(path)
+        if hit is None or hit.negate:
+            return None
+        return ("/" if hit.anchored else "") + hit.pattern + ("/" if hit.folder else "")

@@ -26,7 +26,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import yaml
 from bs4 import BeautifulSoup, Tag, XMLParsedAsHTMLWarning
@@ -475,14 +475,17 @@ def page_sources(rels: list[str]) -> dict[str, str]:
     'git-commit.html'), each mapped to its page. The page is indexed, not its source: the
     page has the includes resolved, the headings and the anchors a citation links to, and
     the two would otherwise answer every question twice."""
-    pages = {r.rsplit(".", 1)[0].casefold(): r for r in rels if _ext(r) in HTML_EXTS}
-    out = {}
-    for r in rels:
-        if _ext(r) in PAGE_SOURCE_EXTS:
-            page = pages.get(r.rsplit(".", 1)[0].casefold())
-            if page is not None:
-                out[r] = page
-    return out
+    paths = {r: PurePosixPath(r) for r in rels}
+
+    def stem(p: PurePosixPath) -> str:
+        return str(p.with_suffix("")).casefold()
+
+    pages = {stem(p): r for r, p in paths.items() if p.suffix.lower() in HTML_EXTS}
+    return {
+        r: pages[stem(p)]
+        for r, p in paths.items()
+        if p.suffix.lower() in PAGE_SOURCE_EXTS and stem(p) in pages
+    }
 
 
 # AsciiDoc `include::file[]` and reST `.. include:: file` lines (no attribute references).
@@ -508,15 +511,10 @@ def included_sources(
         for m in _INCLUDE.finditer(text):
             target = posixpath.normpath(posixpath.join(base, m.group(1) or m.group(2)))
             if target in rels and target not in rendered and target not in out:
-                if _ext(target) in PAGE_SOURCE_EXTS:
+                if PurePosixPath(target).suffix.lower() in PAGE_SOURCE_EXTS:
                     out[target] = page
                     queue.append((target, page))
     return out
-
-
-def _ext(rel: str) -> str:
-    name = rel.rsplit("/", 1)[-1]
-    return "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
 
 
 def _corpus_files(
@@ -599,10 +597,12 @@ def load_corpus(
     cache = ParseCache(cache_dir) if cache_dir is not None else None
     todo: list[Path] = []
     rels = [files.source_name(path, corpus_dir) for path in paths]
-    rendered = page_sources([r for r in rels if rules.match(r) is None])
+    patterns = [rules.match(rel) for rel in rels]
+    rendered = page_sources(
+        [r for r, pattern in zip(rels, patterns, strict=True) if pattern is None]
+    )
     included = included_sources(corpus_dir, rendered, set(rels), max_bytes=max_bytes)
-    for path, rel in zip(paths, rels, strict=True):
-        pattern = rules.match(rel)
+    for path, rel, pattern in zip(paths, rels, patterns, strict=True):
         if pattern is not None:
             skipped.append(SkippedFile(rel, f"ignored ({pattern})", kind="ignored"))
         elif rel in rendered and not rules.reincluded(rel):

@@ -28,12 +28,7 @@ from bot.discord.delivery import (
     send_to,
 )
 from bot.discord.render import Payload, strip_bot_mention, thread_name
-from bot.discord.routing import (
-    HistoryFrom,
-    channel_allowed,
-    is_forum_starter,
-    message_plan,
-)
+from bot.discord.routing import HistoryFrom, channel_allowed, is_forum_starter, message_plan
 from bot.errors import user_text
 from bot.followup import is_acknowledgement
 from bot.mentions import mentions_user
