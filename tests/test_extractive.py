@@ -13,6 +13,7 @@ from langchain_core.embeddings import Embeddings
 from bot.answer.extractive import (
     LEAD_IN_CHARS,
     NOT_FOUND,
+    SECTION_QUOTE_CHARS,
     ExtractiveAnswerer,
     Passage,
     Unit,
@@ -21,6 +22,7 @@ from bot.answer.extractive import (
     load_common_words,
     pairs_with,
     question_terms,
+    same_section,
     states,
 )
 from bot.followup import Standalone
@@ -247,6 +249,26 @@ def test_a_quote_that_starts_just_inside_a_section_starts_at_the_section():
     code = _section(("print(1)", True), "The detail.")
     assert lead_in(code, code.units[1:], False) == code.units[1:]  # no code unless asked
     assert lead_in(code, code.units[1:], True) == code.units
+
+
+def test_a_section_answer_runs_on_into_the_next_chunk_of_its_section():
+    p = _section("Pre-X is a special kind.", "Most things do Y.", "Some refuse: that is Pre-X.")
+    cut = replace(p, units=p.units[:2], own_units=2, tail=p.units[2:])  # the chunk ends
+    run_on = ExtractiveAnswerer._run_on
+    assert run_on(cut, cut.units[:1], False) == p.units  # the section's last paragraph too
+    code = _section("Do this:", ("make it", True), "Then this.", ("make that", True))
+    assert run_on(code, code.units[:1], False) == code.units[:3]  # unannounced code ends it
+    assert run_on(code, code.units[:1], True) == code.units
+    long = _section("Opening.", "x" * SECTION_QUOTE_CHARS)
+    assert run_on(long, long.units[:1], False) == long.units[:1]
+
+
+def test_same_section_needs_the_same_document_and_section():
+    a = {"source": "a.html", "section_start": 100}
+    assert same_section(a, {"source": "a.html", "section_start": 100})
+    assert not same_section(a, {"source": "a.html", "section_start": 700})
+    assert not same_section(a, {"source": "b.html", "section_start": 100})
+    assert not same_section({"source": "a.html"}, {"source": "a.html"})  # no sections known
 
 
 @pytest.mark.parametrize(

@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 NOT_FOUND = USER_TEXTS["not_found"]
 QUOTE_CHARS = 600  # a passage of a few sentences, or a paragraph
 MAX_CODE_IN_QUOTE = 300  # a longer code block ends the quote
+SECTION_ANSWERS = 0.3  # heading coverage from which a section's opening quote runs on
+SECTION_QUOTE_CHARS = 1000
 LEAD_IN_CHARS = 300  # a quote starting this close to its section's start starts there
 NEAR_SOURCES = 3
 
@@ -248,6 +250,9 @@ class Passage:
     text: str = ""
     text_start: int = 0
     own_units: int = 0  # units[:own_units] are this chunk's; the rest continue it
+    # The next chunk's units when it continues the section after a paragraph break (no
+    # overlap): quoted only when the whole section answers (`_run_on`).
+    tail: list[Unit] = field(default_factory=list)
 
     @property
     def source(self) -> str:
@@ -278,6 +283,16 @@ def pairs_with(first: tuple[str, int, int, int], other: tuple[str, int, int, int
     the same document, another chunk, no overlap (the fitter mirrors the answerer by it)."""
     (src, rank, start, end), (src2, rank2, start2, end2) = first, other
     return src == src2 and rank != rank2 and not (start2 < end and start < end2)
+
+
+def same_section(md: dict, other: dict) -> bool:
+    """Two chunks' metadata place them in one section of one document."""
+    start = md.get("section_start")
+    return (
+        start is not None
+        and other.get("section_start") == start
+        and other.get("source") == md.get("source")
+    )
 
 
 class ExtractiveAnswerer:
@@ -430,6 +445,12 @@ class ExtractiveAnswerer:
         p_answer = self.decision.probability(features)
         features["p"] = p_answer
         lead_in = self._lead_in(top, window, wants_code)
+        if (
+            ranked[0][3]["heading"] >= SECTION_ANSWERS
+            and lead_in[0] is top.units[0]
+            and top.section_lead
+        ):
+            lead_in = self._run_on(top, lead_in, wants_code)
         if second is not None and not pairs_with(
             (top.source, top.rank, lead_in[0].start, lead_in[-1].end),
             (second[0].source, second[0].rank, second[1][0].start, second[1][-1].end),
@@ -451,6 +472,7 @@ class ExtractiveAnswerer:
         md = doc.metadata
         units = units_of(doc)
         own = len(units)
+        tail: list[Unit] = []
         text, start = doc.page_content, int(md.get("start", 0))
         nxt = lexicon.next_chunk(doc)
         if nxt is not None:
@@ -459,7 +481,11 @@ class ExtractiveAnswerer:
             if n_start <= end:  # overlapping chunks: the next one carries the text on
                 text += nxt.page_content[end - n_start :]
                 units += [u for u in units_of(nxt) if u.start >= end]
-        for u in units:
+            elif n_start - end <= 2 and same_section(md, nxt.metadata):
+                # Cut between two paragraphs of one section: only a section answer runs on.
+                text += "\n" * (n_start - end) + nxt.page_content
+                tail = units_of(nxt)
+        for u in units + tail:
             u.terms = set(tokenize(u.text))
         section_start = md.get("section_start")
         lead = section_start is not None and start <= int(section_start) + 2
@@ -474,6 +500,7 @@ class ExtractiveAnswerer:
             text=text,
             text_start=start,
             own_units=own,
+            tail=tail,
         )
 
     @staticmethod
@@ -516,6 +543,23 @@ class ExtractiveAnswerer:
         ):
             window.pop()
         return window
+
+    @staticmethod
+    def _run_on(p: Passage, window: list[Unit], wants_code: bool) -> list[Unit]:
+        """A section whose heading asks the question is its answer: quote on from its
+        opening up to SECTION_QUOTE_CHARS (an FAQ entry's answer is its whole short body)."""
+        out = list(window)
+        units = p.units + p.tail
+        j = units.index(out[-1]) + 1
+        while j < len(units):
+            nxt = units[j]
+            if nxt.code and not wants_code and not out[-1].text.rstrip().endswith(":"):
+                break
+            if nxt.end - out[0].start > SECTION_QUOTE_CHARS:
+                break
+            out.append(nxt)
+            j += 1
+        return out
 
     @staticmethod
     def _lead_in(p: Passage, window: list[Unit], wants_code: bool) -> list[Unit]:
