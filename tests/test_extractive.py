@@ -18,8 +18,10 @@ from bot.answer.extractive import (
     Passage,
     Unit,
     answer_type,
+    answers_section,
     asks_about_document,
     load_common_words,
+    own_heading,
     pairs_with,
     question_terms,
     same_section,
@@ -261,6 +263,18 @@ def test_a_section_answer_runs_on_into_the_next_chunk_of_its_section():
     assert run_on(code, code.units[:1], True) == code.units
     long = _section("Opening.", "x" * SECTION_QUOTE_CHARS)
     assert run_on(long, long.units[:1], False) == long.units[:1]
+
+
+def test_a_section_answers_when_its_own_heading_covers_the_question():
+    p = _section("Pre-X is a special kind.", "Most things do Y.")
+    assert answers_section(p, p.units, 0.5)
+    assert not answers_section(p, p.units, 0.2)  # the heading is about something else
+    assert not answers_section(p, p.units[1:], 0.5)  # the quote doesn't open the section
+    assert not answers_section(replace(p, section_lead=False), p.units, 0.5)
+    page = _section("By A. Writer, May 4.", "The fact.", level=1)  # the page title's section
+    assert not answers_section(page, page.units, 1.0)
+    assert own_heading({"section": "FAQ › 7.10. What is Pre-X?"}) == "7.10. What is Pre-X?"
+    assert own_heading({}) == ""
 
 
 def test_same_section_needs_the_same_document_and_section():

@@ -44,6 +44,7 @@ from bot.models import Answer, Citation
 from bot.retriever import Lexicon
 from bot.sentences import STOPWORDS, normalize_word, stem, tokenize, words
 from index.chunker import context_of
+from index.documents import SECTION_SEP
 from index.embedder import DIMENSION
 from index.sentences import UNIT_VECTORS, decode_unit_vectors, units_of_chunk
 
@@ -285,6 +286,25 @@ def pairs_with(first: tuple[str, int, int, int], other: tuple[str, int, int, int
     return src == src2 and rank != rank2 and not (start2 < end and start < end2)
 
 
+def own_heading(md: dict) -> str:
+    """The chunk's own section heading (the last of its path), without the page title."""
+    return str(md.get("section") or "").split(SECTION_SEP)[-1]
+
+
+def answers_section(p: Passage, quote: list[Unit], heading_coverage: float) -> bool:
+    """The quote opens a section below the page title whose own heading covers the question
+    (`heading_coverage`, idf share): that section, like an FAQ entry, is the answer. Not the
+    page title: a news article's title covers most questions about it, and its sections are
+    not answers to them."""
+    return (
+        p.section_lead
+        and bool(p.units)
+        and quote[0] is p.units[0]
+        and int(p.chunk.metadata.get("level") or 0) >= 2
+        and heading_coverage >= SECTION_ANSWERS
+    )
+
+
 def same_section(md: dict, other: dict) -> bool:
     """Two chunks' metadata place them in one section of one document."""
     start = md.get("section_start")
@@ -445,11 +465,7 @@ class ExtractiveAnswerer:
         p_answer = self.decision.probability(features)
         features["p"] = p_answer
         lead_in = self._lead_in(top, window, wants_code)
-        if (
-            ranked[0][3]["heading"] >= SECTION_ANSWERS
-            and lead_in[0] is top.units[0]
-            and top.section_lead
-        ):
+        if answers_section(top, lead_in, coverage(set(tokenize(own_heading(top.chunk.metadata))))):
             lead_in = self._run_on(top, lead_in, wants_code)
         if second is not None and not pairs_with(
             (top.source, top.rank, lead_in[0].start, lead_in[-1].end),
