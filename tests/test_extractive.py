@@ -258,6 +258,11 @@ def test_a_section_answer_runs_on_into_the_next_chunk_of_its_section():
     cut = replace(p, units=p.units[:2], own_units=2, tail=p.units[2:])  # the chunk ends
     run_on = ExtractiveAnswerer._run_on
     assert run_on(cut, cut.units[:1], False) == p.units  # the section's last paragraph too
+    last = p.units[2]
+    unread = replace(  # the next chunk's units are read only when a section answer runs on
+        cut, tail=None, following=Document(page_content=last.text, metadata={"start": last.start})
+    )
+    assert [u.text for u in run_on(unread, unread.units[:1], False)] == [u.text for u in p.units]
     code = _section("Do this:", ("make it", True), "Then this.", ("make that", True))
     assert run_on(code, code.units[:1], False) == code.units[:3]  # unannounced code ends it
     assert run_on(code, code.units[:1], True) == code.units

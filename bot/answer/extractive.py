@@ -251,9 +251,16 @@ class Passage:
     text: str = ""
     text_start: int = 0
     own_units: int = 0  # units[:own_units] are this chunk's; the rest continue it
-    # The next chunk's units when it continues the section after a paragraph break (no
-    # overlap): quoted only when the whole section answers (`_run_on`).
-    tail: list[Unit] = field(default_factory=list)
+    # The next chunk when it continues the section after a paragraph break (no overlap): its
+    # units are quoted only when the whole section answers (`_run_on`), so they are split
+    # and decoded only then, not for every retrieved chunk.
+    following: Document | None = None
+    tail: list[Unit] | None = None  # following's units, once read
+
+    def tail_units(self) -> list[Unit]:
+        if self.tail is None:
+            self.tail = units_of(self.following) if self.following is not None else []
+        return self.tail
 
     @property
     def source(self) -> str:
@@ -488,7 +495,7 @@ class ExtractiveAnswerer:
         md = doc.metadata
         units = units_of(doc)
         own = len(units)
-        tail: list[Unit] = []
+        following = None
         text, start = doc.page_content, int(md.get("start", 0))
         nxt = lexicon.next_chunk(doc)
         if nxt is not None:
@@ -500,8 +507,8 @@ class ExtractiveAnswerer:
             elif n_start - end <= 2 and same_section(md, nxt.metadata):
                 # Cut between two paragraphs of one section: only a section answer runs on.
                 text += "\n" * (n_start - end) + nxt.page_content
-                tail = units_of(nxt)
-        for u in units + tail:
+                following = nxt
+        for u in units:
             u.terms = set(tokenize(u.text))
         section_start = md.get("section_start")
         lead = section_start is not None and start <= int(section_start) + 2
@@ -516,7 +523,7 @@ class ExtractiveAnswerer:
             text=text,
             text_start=start,
             own_units=own,
-            tail=tail,
+            following=following,
         )
 
     @staticmethod
@@ -565,7 +572,7 @@ class ExtractiveAnswerer:
         """A section whose heading asks the question is its answer: quote on from its
         opening up to SECTION_QUOTE_CHARS (an FAQ entry's answer is its whole short body)."""
         out = list(window)
-        units = p.units + p.tail
+        units = p.units + p.tail_units()
         j = units.index(out[-1]) + 1
         while j < len(units):
             nxt = units[j]
