@@ -18,12 +18,11 @@ from bot.answer.extractive import (
     Passage,
     Unit,
     answer_type,
-    answers_section,
     asks_about_document,
     load_common_words,
-    own_heading,
     pairs_with,
     question_terms,
+    runs_on,
     same_section,
     states,
 )
@@ -253,13 +252,13 @@ def test_a_quote_that_starts_just_inside_a_section_starts_at_the_section():
     assert lead_in(code, code.units[1:], True) == code.units
 
 
-def test_a_section_answer_runs_on_into_the_next_chunk_of_its_section():
+def test_a_quote_runs_on_into_the_next_chunk_of_its_section():
     p = _section("Pre-X is a special kind.", "Most things do Y.", "Some refuse: that is Pre-X.")
     cut = replace(p, units=p.units[:2], own_units=2, tail=p.units[2:])  # the chunk ends
     run_on = ExtractiveAnswerer._run_on
     assert run_on(cut, cut.units[:1], False) == p.units  # the section's last paragraph too
     last = p.units[2]
-    unread = replace(  # the next chunk's units are read only when a section answer runs on
+    unread = replace(  # the next chunk's units are read only when a quote runs on
         cut, tail=None, following=Document(page_content=last.text, metadata={"start": last.start})
     )
     assert [u.text for u in run_on(unread, unread.units[:1], False)] == [u.text for u in p.units]
@@ -270,16 +269,10 @@ def test_a_section_answer_runs_on_into_the_next_chunk_of_its_section():
     assert run_on(long, long.units[:1], False) == long.units[:1]
 
 
-def test_a_section_answers_when_its_own_heading_covers_the_question():
-    p = _section("Pre-X is a special kind.", "Most things do Y.")
-    assert answers_section(p, p.units, 0.5)
-    assert not answers_section(p, p.units, 0.2)  # the heading is about something else
-    assert not answers_section(p, p.units[1:], 0.5)  # the quote doesn't open the section
-    assert not answers_section(replace(p, section_lead=False), p.units, 0.5)
-    page = _section("By A. Writer, May 4.", "The fact.", level=1)  # the page title's section
-    assert not answers_section(page, page.units, 1.0)
-    assert own_heading({"section": "FAQ › 7.10. What is Pre-X?"}) == "7.10. What is Pre-X?"
-    assert own_heading({}) == ""
+def test_a_quote_runs_on_only_in_a_section_below_the_page_title():
+    assert runs_on(_section("Pre-X is a special kind.", "Most things do Y."))
+    page = _section("By A. Writer, May 4.", "The fact.", level=1)  # a news article's body
+    assert not runs_on(page)
 
 
 def test_same_section_needs_the_same_document_and_section():

@@ -11,7 +11,9 @@ It reads evidence by its structure, the same way on any corpus:
 * The quote is the best sentence plus what finishes its thought: the following sentences of
   the same paragraph ("It is often expected that ... This is not what happens. ..."), the
   code block a sentence ending in ":" introduces, the sentence before one that starts with
-  "This"/"However"; and when it starts just inside its section, the section's opening.
+  "This"/"However"; when it starts just inside its section, the section's opening; and
+  below the page title, the rest of its section up to ~1000 characters (the answer often
+  follows the sentence that restates the question).
 * Whether to answer at all is decided from a few scale-free features of the best passage
   (dense similarity, how much of the question it covers, question words the corpus lacks),
   combined by a logistic model fitted on development sets (`bench/fit_decision.py`).
@@ -44,7 +46,6 @@ from bot.models import Answer, Citation
 from bot.retriever import Lexicon
 from bot.sentences import STOPWORDS, normalize_word, stem, tokenize, words
 from index.chunker import context_of
-from index.documents import SECTION_SEP
 from index.embedder import DIMENSION
 from index.sentences import UNIT_VECTORS, decode_unit_vectors, units_of_chunk
 
@@ -53,8 +54,7 @@ log = logging.getLogger(__name__)
 NOT_FOUND = USER_TEXTS["not_found"]
 QUOTE_CHARS = 600  # a passage of a few sentences, or a paragraph
 MAX_CODE_IN_QUOTE = 300  # a longer code block ends the quote
-SECTION_ANSWERS = 0.3  # heading coverage from which a section's opening quote runs on
-SECTION_QUOTE_CHARS = 1000
+SECTION_QUOTE_CHARS = 1000  # how far the chosen quote runs on within its section
 LEAD_IN_CHARS = 300  # a quote starting this close to its section's start starts there
 NEAR_SOURCES = 3
 
@@ -252,7 +252,7 @@ class Passage:
     text_start: int = 0
     own_units: int = 0  # units[:own_units] are this chunk's; the rest continue it
     # The next chunk when it continues the section after a paragraph break (no overlap): its
-    # units are quoted only when the whole section answers (`_run_on`), so they are split
+    # units are quoted only when the chosen quote runs on (`_run_on`), so they are split
     # and decoded only then, not for every retrieved chunk.
     following: Document | None = None
     tail: list[Unit] | None = None  # following's units, once read
@@ -293,23 +293,11 @@ def pairs_with(first: tuple[str, int, int, int], other: tuple[str, int, int, int
     return src == src2 and rank != rank2 and not (start2 < end and start < end2)
 
 
-def own_heading(md: dict) -> str:
-    """The chunk's own section heading (the last of its path), without the page title."""
-    return str(md.get("section") or "").split(SECTION_SEP)[-1]
-
-
-def answers_section(p: Passage, quote: list[Unit], heading_coverage: float) -> bool:
-    """The quote opens a section below the page title whose own heading covers the question
-    (`heading_coverage`, idf share): that section, like an FAQ entry, is the answer. Not the
-    page title: a news article's title covers most questions about it, and its sections are
-    not answers to them."""
-    return (
-        p.section_lead
-        and bool(p.units)
-        and quote[0] is p.units[0]
-        and int(p.chunk.metadata.get("level") or 0) >= 2
-        and heading_coverage >= SECTION_ANSWERS
-    )
+def runs_on(p: Passage) -> bool:
+    """Whether the chosen quote runs on through its section: only in a section below the page
+    title, which keeps to one topic (an FAQ entry, a manual's subsection). A news article's
+    body is its title's section, and there the next paragraph is often another story."""
+    return int(p.chunk.metadata.get("level") or 0) >= 2
 
 
 def same_section(md: dict, other: dict) -> bool:
@@ -472,7 +460,7 @@ class ExtractiveAnswerer:
         p_answer = self.decision.probability(features)
         features["p"] = p_answer
         lead_in = self._lead_in(top, window, wants_code)
-        if answers_section(top, lead_in, coverage(set(tokenize(own_heading(top.chunk.metadata))))):
+        if runs_on(top):
             lead_in = self._run_on(top, lead_in, wants_code)
         if second is not None and not pairs_with(
             (top.source, top.rank, lead_in[0].start, lead_in[-1].end),
@@ -505,7 +493,7 @@ class ExtractiveAnswerer:
                 text += nxt.page_content[end - n_start :]
                 units += [u for u in units_of(nxt) if u.start >= end]
             elif n_start - end <= 2 and same_section(md, nxt.metadata):
-                # Cut between two paragraphs of one section: only a section answer runs on.
+                # Cut between two paragraphs of one section: only the chosen quote runs on.
                 text += "\n" * (n_start - end) + nxt.page_content
                 following = nxt
         for u in units:
@@ -569,8 +557,11 @@ class ExtractiveAnswerer:
 
     @staticmethod
     def _run_on(p: Passage, window: list[Unit], wants_code: bool) -> list[Unit]:
-        """A section whose heading asks the question is its answer: quote on from its
-        opening up to SECTION_QUOTE_CHARS (an FAQ entry's answer is its whole short body)."""
+        """The chosen quote goes on through its section, into the section's next chunk, up to
+        SECTION_QUOTE_CHARS: the sentence that matched the question's words often restates it,
+        and the answer follows a paragraph later ("In case of frequent updates, this directory
+        can quickly take a lot of disk space" ... "apt-get clean entirely empties it"); an FAQ
+        entry's answer is its whole short body. Unannounced code ends it."""
         out = list(window)
         units = p.units + p.tail_units()
         j = units.index(out[-1]) + 1
