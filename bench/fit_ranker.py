@@ -5,8 +5,9 @@ tune halves.
     python -m bench.fit_ranker --dry-run       # prints only
 
 For every answerable tune question (no follow-ups) it records each candidate sentence's
-`RANK_FEATURES` and whether the quote the answerer would cut around it holds the fact (a
-key phrase, from an expected document). The model is linear and fitted *listwise*: a softmax
+`RANK_FEATURES` and whether the quote the answerer would cut around it (`final_quote`: the
+window, from its section's opening, run on through the section) holds the fact (a key
+phrase, from an expected document). The model is linear and fitted *listwise*: a softmax
 over one question's candidates, maximising the probability of the candidates whose quote
 holds the fact (L2-regularised, gradient descent), so what is learnt is which sentence beats
 the others of the same question, not an absolute score. Only tune halves are read; the
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.eval_devsets import build, holds_fact, load_items, sets
-from bot.answer.extractive import ExtractiveAnswerer, pairs_with
+from bot.answer.extractive import ExtractiveAnswerer, asks_for_code, pairs_with
 from bot.answer.features import RANK_FEATURES, RANK_FILE, Ranking
 from bot.followup import Standalone
 
@@ -37,7 +38,8 @@ class Question:
     y: np.ndarray  # the quote cut around the candidate holds the fact
     chunk: list[int]  # retrieval rank of the candidate's chunk
     source: list[str]
-    span: list[tuple[int, int]]  # the quote's offsets in its document
+    span: list[tuple[int, int]]  # the window's offsets in its document
+    final: list[tuple[int, int]]  # the quote's, once it has run on (`final_quote`)
 
 
 Rows = list[Question]
@@ -48,6 +50,7 @@ def collect(overrides: dict, *, split: str = "tune") -> Rows:
     for name, corpus, qfile in sets():
         service = build(name, corpus, settings_overrides=overrides)
         answerer: ExtractiveAnswerer = service.extractive
+        final = answerer.final_quote
         for item in load_items(qfile):
             if item.split != split or not item.answerable or item.history:
                 continue
@@ -58,10 +61,12 @@ def collect(overrides: dict, *, split: str = "tune") -> Rows:
             if not trace:
                 continue
             x = np.array([[f[n] for n in RANK_FEATURES] for _, _, f in trace])
+            code = asks_for_code(item.q)
+            quotes = [final(p, window, code) for p, window, _ in trace]
             y = np.array(
                 [
-                    p.source in item.sources and holds_fact(answerer.quote_of(p, window), item)
-                    for p, window, _ in trace
+                    p.source in item.sources and holds_fact(answerer.quote_of(p, quote), item)
+                    for (p, _, _), quote in zip(trace, quotes, strict=True)
                 ],
                 dtype=bool,
             )
@@ -72,6 +77,7 @@ def collect(overrides: dict, *, split: str = "tune") -> Rows:
                     chunk=[p.rank for p, _, _ in trace],
                     source=[p.source for p, _, _ in trace],
                     span=[(w[0].start, w[-1].end) for _, w, _ in trace],
+                    final=[(w[0].start, w[-1].end) for w in quotes],
                 )
             )
     return rows
@@ -89,8 +95,12 @@ def quoted(r: Question, w: np.ndarray, margin: float) -> list[int]:
     for i in order[1:]:
         if s[b] - s[i] > margin:
             break
-        if pairs_with((r.source[b], r.chunk[b], *r.span[b]), (r.source[i], r.chunk[i], *r.span[i])):
-            return [b, int(i)]
+        second = (r.source[i], r.chunk[i], *r.span[i])
+        if pairs_with((r.source[b], r.chunk[b], *r.span[b]), second):
+            # ... unless the first quote, run on, reaches it
+            return (
+                [b, int(i)] if pairs_with((r.source[b], r.chunk[b], *r.final[b]), second) else [b]
+            )
     return [b]
 
 

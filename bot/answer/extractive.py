@@ -186,6 +186,10 @@ _ABOUT_DOCUMENT = (
 _IDENTITY = ("title", "publisher", "site", "source")  # what names a document
 
 
+def asks_for_code(question: str) -> bool:
+    return bool(_CODE_ASKED.search(question))
+
+
 def asks_about_document(question: str) -> str | None:
     """The metadata field a question asks about its document, if any ("Who wrote ...?")."""
     for name, pattern in _ABOUT_DOCUMENT:
@@ -363,7 +367,7 @@ class ExtractiveAnswerer:
 
         qvec = np.asarray(self._embeddings.embed_query(q.query), dtype=np.float32)
         qvec /= max(float(np.linalg.norm(qvec)), 1e-12)
-        wants_code = bool(_CODE_ASKED.search(q.question))
+        wants_code = asks_for_code(q.question)
         wanted = answer_type(q.question)
         passages = [self._passage(d, i, lexicon) for i, d in enumerate(docs)]
         hard_terms = [t for t in terms if t.hard]
@@ -459,15 +463,13 @@ class ExtractiveAnswerer:
         assert set(features) == set(DECISION_FEATURES)
         p_answer = self.decision.probability(features)
         features["p"] = p_answer
-        lead_in = self._lead_in(top, window, wants_code)
-        if runs_on(top):
-            lead_in = self._run_on(top, lead_in, wants_code)
+        quote = self.final_quote(top, window, wants_code)
         if second is not None and not pairs_with(
-            (top.source, top.rank, lead_in[0].start, lead_in[-1].end),
+            (top.source, top.rank, quote[0].start, quote[-1].end),
             (second[0].source, second[0].rank, second[1][0].start, second[1][-1].end),
         ):
-            second = None  # the lead-in reached the second quote
-        composed = self._compose(q, [(top, lead_in)] + ([second] if second else []))
+            second = None  # the quote reached the second one
+        composed = self._compose(q, [(top, quote)] + ([second] if second else []))
         if p_answer < self.decision.threshold:
             reason = ", ".join(f"{k} {v:.2f}" for k, v in features.items())
             declined = self._abstain(q, docs, f"declined ({reason})")
@@ -554,6 +556,14 @@ class ExtractiveAnswerer:
         ):
             window.pop()
         return window
+
+    @classmethod
+    def final_quote(cls, p: Passage, window: list[Unit], wants_code: bool) -> list[Unit]:
+        """The chosen window as quoted: from its section's opening when it starts just inside
+        it, and on through the section below the page title (bench/fit_ranker.py labels
+        candidates by it)."""
+        quote = cls._lead_in(p, window, wants_code)
+        return cls._run_on(p, quote, wants_code) if runs_on(p) else quote
 
     @staticmethod
     def _run_on(p: Passage, window: list[Unit], wants_code: bool) -> list[Unit]:
