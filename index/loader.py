@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
-import io
 import logging
 import multiprocessing
 import os
@@ -33,12 +32,13 @@ from bs4 import BeautifulSoup, Tag, XMLParsedAsHTMLWarning
 from bs4.dammit import EncodingDetector
 
 from index import files
-from index.documents import PageSpan, Section, SkippedFile, SourceDoc
+from index.documents import Section, SkippedFile, SourceDoc
 from index.errors import ConfigError, DocumentError, NotContent
 from index.formats import Parsed as _Parsed
 from index.formats.docx import parse_docx
 from index.formats.mdx import mdx_to_markdown
 from index.formats.notebook import parse_notebook
+from index.formats.pdf import parse_pdf
 from index.formats.rst import parse_rst
 from index.html import parse_page
 from index.ignore import IgnoreRules
@@ -347,54 +347,6 @@ def _parse_html(raw: bytes, stem: str) -> _Parsed:
     return _Parsed(text, title or stem, _clean_metadata(meta), sections=sections, code=code)
 
 
-@contextlib.contextmanager
-def _quiet_pypdf() -> Iterator[None]:
-    # pypdf logs a warning per repaired object of a broken file; our one warning is enough.
-    logger = logging.getLogger("pypdf")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logger.setLevel(level)
-
-
-def _parse_pdf(raw: bytes, stem: str) -> _Parsed:
-    from pypdf import PdfReader  # imported lazily: only corpora with PDFs pay for it
-
-    page_texts: list[str] = []
-    info_title = None
-    try:
-        with _quiet_pypdf():
-            reader = PdfReader(io.BytesIO(raw), strict=False)
-            locked = reader.is_encrypted and not reader.decrypt("")
-            if not locked:
-                page_texts = [normalize_text(page.extract_text() or "") for page in reader.pages]
-                info_title = reader.metadata.title if reader.metadata else None
-    except Exception as exc:  # pypdf raises many types for damaged files
-        raise ValueError(f"unparsable PDF: {exc or type(exc).__name__}") from exc
-    if locked:
-        raise ValueError("unparsable PDF: encrypted (remove the password)")
-
-    spans: list[PageSpan] = []
-    pieces: list[str] = []
-    offset = 0
-    for number, page_text in enumerate(page_texts, start=1):
-        if not page_text.strip():  # blank/scanned pages get no span: nothing can cite them
-            continue
-        if pieces:
-            pieces.append("\n\n")
-            offset += 2
-        pieces.append(page_text)
-        spans.append(PageSpan(page=number, start=offset, end=offset + len(page_text)))
-        offset += len(page_text)
-    text = "".join(pieces)
-    title = " ".join(str(info_title).split())[:MAX_TITLE_CHARS] if info_title else ""
-    return _Parsed(text, title or _first_line(text) or stem, pages=tuple(spans))
-
-
 def _parse_mdx(raw: bytes, stem: str) -> _Parsed:
     """Docusaurus MDX: imports, exports and JSX tags go (their text stays), then Markdown."""
     return _parse_markdown(mdx_to_markdown(_decode(raw)).encode(), stem)
@@ -404,7 +356,7 @@ _PARSERS: dict[str, Callable[[bytes, str], _Parsed]] = {
     **dict.fromkeys(TEXT_EXTS, _parse_plain),
     **dict.fromkeys(MARKDOWN_EXTS, _parse_markdown),
     **dict.fromkeys(HTML_EXTS, _parse_html),
-    **dict.fromkeys(PDF_EXTS, _parse_pdf),
+    **dict.fromkeys(PDF_EXTS, parse_pdf),
     **dict.fromkeys(MDX_EXTS, _parse_mdx),
     **dict.fromkeys(RST_EXTS, parse_rst),
     **dict.fromkeys(NOTEBOOK_EXTS, parse_notebook),

@@ -348,6 +348,66 @@ def test_pdf_pages_and_title(tmp_path):
     assert p1 == PageSpan(page=1, start=0, end=p1.end) and p3.end == len(doc.text)
 
 
+def _with_outline(pdf: bytes, entries: list[tuple[str, int, int]]) -> bytes:
+    """`pdf` with bookmarks: (title, 0-based page, depth), depth 1 under the last depth 0."""
+    writer = PdfWriter(clone_from=io.BytesIO(pdf))
+    parent = None
+    for title, page, depth in entries:
+        item = writer.add_outline_item(title, page, parent=parent if depth else None)
+        if depth == 0:
+            parent = item
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_pdf_running_headers_page_numbers_and_leaders_go(tmp_path):
+    pages = [
+        ["Contents", "1 Setup . . . . . . . . . 2", "2 Use . . . . . . . . . 3", "1"],
+        ["Chapter 1: Setup 2", "Install the tool first and", "2"],
+        ["Chapter 1: Setup 3", "then run it. It works.", "3"],
+        ["Chapter 1: Setup 4", "Running it twice is accord-", "ingly safe, and non-", "Zero.", "4"],
+    ]
+    doc = load(tmp_path, "m.pdf", pdf_bytes(pages))
+    assert "Chapter 1" not in doc.text and ". . ." not in doc.text
+    assert not re.search(r"(?m)^\d+$", doc.text)  # no page-number lines
+    # The sentence that runs on over the page break stays one paragraph.
+    assert "Install the tool first and\nthen run it. It works.\n\nRunning it" in doc.text
+    assert "Running it twice is accordingly safe, and non-\nZero." in doc.text
+    assert [p.page for p in doc.pages] == [1, 2, 3, 4]
+    for span, lines in zip(doc.pages[1:3], pages[1:3], strict=True):
+        assert doc.text[span.start : span.end] == lines[1]
+
+
+def test_pdf_sections_come_from_its_outline(tmp_path):
+    pages = [
+        ["1 Getting Started", "Read this first.", "1.1 Installing", "Use the installer."],
+        ["More about installing.", "1.2 Running the", "Program", "Type its name."],
+        ["2 Reference", "All options.", "A missing title is no heading."],
+    ]
+    pdf = _with_outline(
+        pdf_bytes(pages),
+        [
+            ("Getting Started", 0, 0),
+            ("Installing", 0, 1),
+            ("Running the Program", 1, 1),  # its line is wrapped in two
+            ("Not on its page", 2, 1),
+            ("Reference", 2, 0),
+        ],
+    )
+    doc = load(tmp_path, "m.pdf", pdf)
+    heads = [(s.level, s.path, doc.text[s.start : s.body_start]) for s in doc.sections]
+    assert heads == [
+        (2, ("Getting Started",), "1 Getting Started"),
+        (3, ("Getting Started", "Installing"), "1.1 Installing"),
+        (3, ("Getting Started", "Running the Program"), "1.2 Running the\nProgram"),
+        (2, ("Reference",), "2 Reference"),
+    ]
+    installing = doc.sections[1]
+    assert "More about installing." in doc.text[installing.body_start : installing.end]
+    assert doc.sections[-1].end == len(doc.text)
+
+
 def test_pdf_title_falls_back_to_first_line(tmp_path):
     assert load(tmp_path, "r.pdf", pdf_bytes(PDF_PAGES)).title == "Mining Report"
 

@@ -1,0 +1,240 @@
+"""PDF via pypdf: the text of each page, read the way a person reads a printed manual.
+
+- **Running headers and footers go.** A page's first or last line that recurs (numbers
+  aside) as the first or last line of at least `MIN_RUNNING_PAGES` pages ("Chapter 3: Basic
+  Shell Features 15"), or that is only a page number ("17", "iv", "Page 3 of 40"), is the
+  page's furniture, not its text: left in, it cuts a sentence that runs on over the page
+  break in two.
+- **Table-of-contents and index lines go**: a line ending in dot leaders and a page number
+  ("3.1.2 Quoting . . . . . . 6").
+- **A word hyphenated at a line's end is whole again** ("accord-" + "ingly"): typeset PDFs
+  break words this way all the time, and the halves match nothing a reader searches for. (A
+  compound whose own hyphen falls at the line's end loses it: "non-" + "zero" reads
+  "nonzero", which searches as well.)
+- **A sentence runs on over a page break**: pages are joined by a line break when the page
+  ends mid-sentence, by a blank line (a paragraph break) when it ends a sentence.
+- **Sections come from the outline** (the bookmarks most generated PDFs carry): each entry
+  is looked for on its destination page as a line that reads as its title, with or without
+  its number ("3.1.2.1 Escape Character"); found, it becomes a heading (chapters at level 2,
+  below the document's title), so chunks know their section as in HTML and Markdown. An
+  entry not found as a line is left out: a section never starts mid-paragraph.
+- Each page's span in the text is kept for citations ("p. 17").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import re
+import warnings
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from index.documents import PageSpan, Section
+from index.formats import MAX_TITLE_CHARS, Parsed, one_line
+from index.structure import normalize_text
+
+# A first/last line recurring on this many pages is a running header/footer: two could be
+# chance (a repeated table heading), three pages of a chapter or a manual already repeat.
+MIN_RUNNING_PAGES = 3
+MAX_RUNNING_CHARS = 120  # a running header is a short line, never a paragraph
+MAX_OUTLINE_ENTRIES = 5000
+
+_PAGE_NUMBER = re.compile(r"(?i)^(?:page\s+)?(?:\d+|[ivxlcdm]+)(?:\s*(?:of|/)\s*\d+)?$")
+_LEADERS = re.compile(r"(?:\.\s?){4,}\s*[\dIVXLCDMivxlcdm]+\s*$")  # ". . . . 12" / "....12"
+# What may precede a heading's title on its line: "Chapter 3", "Appendix B", "3.1.2", "A.4".
+_NUMBERING = re.compile(
+    r"(?i)^(?:(?:chapter|appendix|part|section)\s+)?(?:[0-9]+|[A-Z])(?:\.[0-9]+)*\.?:?\s+"
+)
+_HYPHENATED = re.compile(r"(?<=[a-z])-\n(?=[a-z])")
+_SENTENCE_END = re.compile(r"[.!?:;)\]\"'”’]\s*$")
+
+
+@dataclass(frozen=True)
+class _Entry:
+    title: str
+    page: int  # 0-based page index
+    depth: int  # 0 for a top-level bookmark (a chapter)
+
+
+@contextlib.contextmanager
+def quiet_pypdf() -> Iterator[None]:
+    # pypdf logs a warning per repaired object of a broken file; our one warning is enough.
+    logger = logging.getLogger("pypdf")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _key(line: str) -> str:
+    """A line as it recurs from page to page: numbers aside, case and spacing aside."""
+    return re.sub(r"\d+", "#", " ".join(line.split()).casefold())
+
+
+def _edge(lines: list[str], last: bool) -> int | None:
+    """Index of the first (or last) non-blank line."""
+    order = range(len(lines) - 1, -1, -1) if last else range(len(lines))
+    return next((i for i in order if lines[i].strip()), None)
+
+
+def strip_furniture(pages: list[str]) -> list[str]:
+    """Pages without their running headers/footers, page numbers and dot-leader lines, and
+    with the words hyphenated at a line's end joined."""
+    split = [page.split("\n") for page in pages]
+    counts: dict[bool, Counter[str]] = {False: Counter(), True: Counter()}
+    for lines in split:
+        for last in (False, True):
+            i = _edge(lines, last)
+            if i is not None:
+                counts[last][_key(lines[i])] += 1
+    out = []
+    for lines in split:
+        lines = [ln for ln in lines if not _LEADERS.search(ln)]
+        for last in (False, True):
+            i = _edge(lines, last)
+            if i is None:
+                continue
+            line = lines[i].strip()
+            running = len(line) <= MAX_RUNNING_CHARS and counts[last][_key(line)] >= (
+                MIN_RUNNING_PAGES
+            )
+            if running or _PAGE_NUMBER.match(line):
+                del lines[i]
+        out.append(_HYPHENATED.sub("", "\n".join(lines)).strip("\n"))
+    return out
+
+
+def _outline(reader) -> list[_Entry]:  # noqa: ANN001 - pypdf's PdfReader
+    """The bookmarks in document order, with their destination pages; [] when there are
+    none or they cannot be read (a damaged outline costs the sections, not the document)."""
+    entries: list[_Entry] = []
+
+    def walk(items: list, depth: int) -> None:
+        for item in items:
+            if len(entries) >= MAX_OUTLINE_ENTRIES:
+                return
+            if isinstance(item, list):
+                walk(item, depth + 1)
+                continue
+            page = reader.get_destination_page_number(item)
+            title = one_line(normalize_text(str(getattr(item, "title", "") or "")))
+            if page is not None and page >= 0 and title:
+                entries.append(_Entry(title, page, depth))
+
+    try:
+        walk(reader.outline, 0)
+    except Exception:  # noqa: BLE001 - pypdf raises many types for damaged outlines
+        return []
+    return entries
+
+
+def _title_key(text: str) -> str:
+    return " ".join(re.sub(r"[^\w]+", " ", text.casefold()).split())
+
+
+def _find_heading(text: str, entry: _Entry, start: int, end: int) -> tuple[int, int] | None:
+    """The [start, end) of the line (or two lines, for a wrapped title) in text[start:end]
+    that reads as the entry's title, optionally after its number."""
+    want = _title_key(entry.title)
+    if not want:
+        return None
+    lines = []
+    pos = start
+    for line in text[start:end].split("\n"):
+        lines.append((pos, pos + len(line), line))
+        pos += len(line) + 1
+    for i, (a, _, _) in enumerate(lines):
+        for j in (i, i + 1):
+            if j >= len(lines):
+                break
+            candidate = " ".join(x[2].strip() for x in lines[i : j + 1])
+            bare = _NUMBERING.sub("", candidate, count=1)
+            if _title_key(bare) == want or _title_key(candidate) == want:
+                return a, lines[j][1]
+    return None
+
+
+def _sections(text: str, spans: list[PageSpan], entries: list[_Entry]) -> tuple[Section, ...]:
+    by_page = {span.page - 1: span for span in spans}
+    found: list[tuple[int, int, int, str]] = []  # heading start, body start, level, title
+    cursor = 0
+    for entry in entries:
+        span = by_page.get(entry.page)
+        if span is None:
+            continue
+        where = _find_heading(text, entry, max(span.start, cursor), span.end)
+        if where is None:
+            continue
+        found.append((where[0], where[1], min(entry.depth + 2, 6), entry.title))
+        cursor = where[1]
+    if not found:
+        return ()
+    sections: list[Section] = []
+    if text[: found[0][0]].strip():
+        sections.append(Section(start=0, body_start=0, end=found[0][0]))
+    stack: list[tuple[int, str]] = []
+    for i, (start, body, level, title) in enumerate(found):
+        while stack and stack[-1][0] >= level:
+            stack.pop()
+        stack.append((level, title))
+        end = found[i + 1][0] if i + 1 < len(found) else len(text)
+        sections.append(
+            Section(
+                start=start,
+                body_start=body,
+                end=end,
+                path=tuple(t for _, t in stack),
+                level=level,
+            )
+        )
+    return tuple(sections)
+
+
+def parse_pdf(raw: bytes, stem: str) -> Parsed:
+    from pypdf import PdfReader  # imported lazily: only corpora with PDFs pay for it
+
+    page_texts: list[str] = []
+    info_title = None
+    entries: list[_Entry] = []
+    try:
+        with quiet_pypdf():
+            reader = PdfReader(io.BytesIO(raw), strict=False)
+            locked = reader.is_encrypted and not reader.decrypt("")
+            if not locked:
+                page_texts = [normalize_text(page.extract_text() or "") for page in reader.pages]
+                info_title = reader.metadata.title if reader.metadata else None
+                entries = _outline(reader)
+    except Exception as exc:  # pypdf raises many types for damaged files
+        raise ValueError(f"unparsable PDF: {exc or type(exc).__name__}") from exc
+    if locked:
+        raise ValueError("unparsable PDF: encrypted (remove the password)")
+
+    spans: list[PageSpan] = []
+    pieces: list[str] = []
+    offset = 0
+    for number, page_text in enumerate(strip_furniture(page_texts), start=1):
+        if not page_text.strip():  # blank/scanned pages get no span: nothing can cite them
+            continue
+        if pieces:
+            gap = "\n\n" if _SENTENCE_END.search(pieces[-1]) else "\n"
+            pieces.append(gap)
+            offset += len(gap)
+        pieces.append(page_text)
+        spans.append(PageSpan(page=number, start=offset, end=offset + len(page_text)))
+        offset += len(page_text)
+    text = "".join(pieces)
+    title = " ".join(str(info_title).split())[:MAX_TITLE_CHARS] if info_title else ""
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return Parsed(
+        text,
+        title or first[:MAX_TITLE_CHARS] or stem,
+        pages=tuple(spans),
+        sections=_sections(text, spans, entries),
+    )
