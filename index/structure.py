@@ -203,14 +203,34 @@ def _strip_comments(lines: list[str]) -> list[str]:
     return out
 
 
+# A link reference definition ("[Event Loop]: https://..."): a URL for the links above, not
+# text (a footnote, "[^1]: ...", is text and stays).
+_LINK_DEF = re.compile(r"^[ \t]{0,3}\[(?!\^)[^\]]+\]:[ \t]*\S+[^\n]*$")
+# An inline code span (kept as it is) or a link/image: [text](url "title"), [text][ref],
+# [text][], ![alt](src). Link text may hold code spans ("[`setTimeout()`][]").
+_LINK_OR_CODE = re.compile(
+    r"(?P<code>(`+).*?(?<!`)\2(?!`))"
+    r"|!?\[(?P<text>(?:[^\[\]`\\]|\\.|`[^`]*`)*)\]"
+    r"(?:\((?:[^()\s]|\([^()\s]*\))*(?:\s+(?:\"[^\"]*\"|'[^']*'))?\)|\[[^\[\]]*\])",
+    re.S,
+)
+
+
+def unlink(text: str) -> str:
+    """Markdown links and images as their text ("see [the loop](#loop)" -> "see the loop"):
+    a quote reads as prose and the URL is no word anyone asks with. Code spans are kept."""
+    return _LINK_OR_CODE.sub(lambda m: m.group("code") or m.group("text") or "", text)
+
+
 def markdown_blocks(text: str, builder: TextBuilder) -> None:
-    """Feed a Markdown text's headings, paragraphs and fenced code into `builder`."""
+    """Feed a Markdown text's headings, paragraphs and fenced code into `builder`; links
+    read as their text and link reference definitions go."""
     lines = _strip_comments(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
     para: list[str] = []
 
     def flush() -> None:
         if para:
-            builder.paragraph("\n".join(para))
+            builder.paragraph(unlink("\n".join(para)))
             para.clear()
 
     for run in fenced_runs(lines):
@@ -226,13 +246,16 @@ def markdown_blocks(text: str, builder: TextBuilder) -> None:
                 attr = _ATTR_ID.search(title)
                 if attr:
                     title, anchor = title[: attr.start()], attr.group(1)
-                builder.heading(len(atx.group(1)), title, anchor)
+                builder.heading(len(atx.group(1)), unlink(title), anchor)
+                continue
+            if _LINK_DEF.match(line):
+                flush()
                 continue
             setext = _SETEXT.match(line)
             if setext and len(para) == 1 and para[0].strip():
                 title = para.pop()
                 flush()
-                builder.heading(1 if setext.group(1)[0] == "=" else 2, title)
+                builder.heading(1 if setext.group(1)[0] == "=" else 2, unlink(title))
                 continue
             if not line.strip():
                 flush()

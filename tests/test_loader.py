@@ -139,6 +139,29 @@ def test_markdown_front_matter_only_has_no_text(tmp_path):
     assert reason(tmp_path, "fm.md", "---\ntitle: T\n---\n\n  \n") == "no text content"
 
 
+def test_markdown_links_read_as_their_text(tmp_path):
+    md = (
+        "# Timers\n\n"
+        "Returned from [`setImmediate()`][] and built on the [Event Loop][loop], see\n"
+        '[the guide](https://example.org/g_(1) "Guide") or ![a diagram](d.png).\n'
+        "Code stays: `a[0](b)`; brackets alone stay: [sic].\n\n"
+        "Footnote.[^1]\n\n"
+        "[^1]: A footnote is text.\n"
+        "[`setImmediate()`]: #setimmediate\n"
+        "[loop]: https://example.org/loop\n"
+        "```md\n[kept](in-code)\n[ref]: kept-in-code\n```\n"
+    )
+    text = load(tmp_path, "t.md", md).text
+    assert (
+        "Returned from `setImmediate()` and built on the Event Loop, see\nthe guide or a "
+        "diagram." in text
+    )
+    assert "Code stays: `a[0](b)`; brackets alone stay: [sic]." in text
+    assert "[^1]: A footnote is text." in text
+    assert "example.org/loop" not in text and "#setimmediate" not in text
+    assert "[kept](in-code)\n[ref]: kept-in-code" in text  # code is never rewritten
+
+
 def test_seed_corpus_markdown_loads():
     docs, skipped = load_corpus(SEED_CORPUS, max_bytes=MAX)
     assert skipped == []
