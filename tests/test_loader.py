@@ -402,6 +402,17 @@ def test_pdf_running_headers_page_numbers_and_leaders_go(tmp_path):
         assert doc.text[span.start : span.end] == lines[1]
 
 
+def test_pdf_paragraphs_end_at_short_lines_that_end_a_sentence(tmp_path):
+    full = "word " * 12  # a full line of the page
+    page = [
+        full + "and", full + "the end.", "A short last line.",  # paragraph 1 ends here
+        full + "one", "Short, but no full stop", full + "two.", "Ends here.",
+    ]  # fmt: skip
+    text = load(tmp_path, "p.pdf", pdf_bytes([page])).text
+    paragraphs = [p.split("\n")[-1] for p in text.split("\n\n")]
+    assert paragraphs == ["A short last line.", "Ends here."]
+
+
 def test_pdf_sections_come_from_its_outline(tmp_path):
     pages = [
         ["1 Getting Started", "Read this first.", "1.1 Installing", "Use the installer."],

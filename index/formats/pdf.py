@@ -11,6 +11,9 @@
   break words this way all the time, and the halves match nothing a reader searches for. (A
   compound whose own hyphen falls at the line's end loses it: "non-" + "zero" reads
   "nonzero", which searches as well.)
+- **Paragraphs.** pypdf gives lines, not paragraphs. A line that ends a sentence and falls
+  well short of the page's full line width (`PARAGRAPH_END` of its 80th-percentile length)
+  is a paragraph's last line in justified or ragged text alike, so a blank line follows it.
 - **A sentence runs on over a page break**: pages are joined by a line break when the page
   ends mid-sentence, by a blank line (a paragraph break) when it ends a sentence.
 - **Sections come from the outline** (the bookmarks most generated PDFs carry): each entry
@@ -41,6 +44,8 @@ from index.structure import normalize_text
 MIN_RUNNING_PAGES = 3
 MAX_RUNNING_CHARS = 120  # a running header is a short line, never a paragraph
 MAX_OUTLINE_ENTRIES = 5000
+PARAGRAPH_END = 0.85  # a line this much shorter than a full one ends its paragraph
+MIN_LINES_FOR_PARAGRAPHS = 6  # fewer lines say too little about the page's line width
 
 _PAGE_NUMBER = re.compile(r"(?i)^(?:page\s+)?(?:\d+|[ivxlcdm]+)(?:\s*(?:of|/)\s*\d+)?$")
 _LEADERS = re.compile(r"(?:\.\s?){4,}\s*[\dIVXLCDMivxlcdm]+\s*$")  # ". . . . 12" / "....12"
@@ -107,8 +112,29 @@ def strip_furniture(pages: list[str]) -> list[str]:
             )
             if running or _PAGE_NUMBER.match(line):
                 del lines[i]
-        out.append(_HYPHENATED.sub("", "\n".join(lines)).strip("\n"))
+        out.append(_paragraphs(_HYPHENATED.sub("", "\n".join(lines)).strip("\n")))
     return out
+
+
+def _paragraphs(page: str) -> str:
+    """A blank line after each line that ends a paragraph (see the module's docstring)."""
+    lines = page.split("\n")
+    widths = sorted(len(ln.rstrip()) for ln in lines if ln.strip())
+    if len(widths) < MIN_LINES_FOR_PARAGRAPHS:
+        return page
+    full = widths[int(0.8 * (len(widths) - 1))]
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        out.append(line)
+        ends = (
+            i + 1 < len(lines)
+            and lines[i + 1].strip()
+            and _SENTENCE_END.search(line)
+            and len(line.rstrip()) < PARAGRAPH_END * full
+        )
+        if ends:
+            out.append("")
+    return "\n".join(out)
 
 
 def _outline(reader) -> list[_Entry]:  # noqa: ANN001 - pypdf's PdfReader
