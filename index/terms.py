@@ -31,7 +31,7 @@ STOPWORDS = frozenset(
     hows whos wheres lets
     lol lmao rofl pls plz thx thanks thank ty btw imo imho idk tbh fwiw afaik iirc hey hi
     hello guys ok okay yeah yep ya u ur anyone someone anybody somebody kinda sorta gonna
-    wanna gotta""".split()
+    wanna gotta tho bc cuz coz bcuz rn ngl nvm ofc smh fyi""".split()
 )
 
 _WORD = re.compile(r"[^\W_]+(?:['’\-][^\W_]+)*")
@@ -88,6 +88,7 @@ _SHORT = {
     "attrs": "attributes", "temp": "temporary", "tmp": "temporary", "spec": "specification",
     "req": "request", "resp": "response", "src": "source", "dest": "destination",
     "ver": "version", "passwd": "password", "pw": "password", "num": "number",
+    "diff": "difference", "ppl": "people", "sec": "second", "secs": "seconds",
 }  # fmt: skip
 
 
