@@ -206,10 +206,12 @@ def _strip_comments(lines: list[str]) -> list[str]:
 # A link reference definition ("[Event Loop]: https://..."): a URL for the links above, not
 # text (a footnote, "[^1]: ...", is text and stays).
 _LINK_DEF = re.compile(r"^[ \t]{0,3}\[(?!\^)[^\]]+\]:[ \t]*\S+[^\n]*$")
-# An inline code span (kept as it is) or a link/image: [text](url "title"), [text][ref],
-# [text][], ![alt](src). Link text may hold code spans ("[`setTimeout()`][]").
+# An inline code span (kept as it is), an HTML tag (dropped, its text stays: "<a id=x></a>",
+# "<kbd>Ctrl</kbd>"; not an autolink "<https://...>") or a link/image: [text](url "title"),
+# [text][ref], [text][], ![alt](src). Link text may hold code spans ("[`setTimeout()`][]").
 _LINK_OR_CODE = re.compile(
     r"(?P<code>(`+).*?(?<!`)\2(?!`))"
+    r"|(?P<tag></?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>)"
     r"|!?\[(?P<text>(?:[^\[\]`\\]|\\.|`[^`]*`)*)\]"
     r"(?:\((?:[^()\s]|\([^()\s]*\))*(?:\s+(?:\"[^\"]*\"|'[^']*'))?\)|\[[^\[\]]*\])",
     re.S,
@@ -217,9 +219,10 @@ _LINK_OR_CODE = re.compile(
 
 
 def unlink(text: str) -> str:
-    """Markdown links and images as their text ("see [the loop](#loop)" -> "see the loop"):
-    a quote reads as prose and the URL is no word anyone asks with. Code spans are kept."""
-    return _LINK_OR_CODE.sub(lambda m: m.group("code") or m.group("text") or "", text)
+    """Markdown links and images as their text ("see [the loop](#loop)" -> "see the loop")
+    and inline HTML tags dropped (as a renderer shows them): a quote reads as prose and a
+    URL or an anchor is no word anyone asks with. Code spans are kept."""
+    return _LINK_OR_CODE.sub(lambda m: m.group("code") or m.group("text") or "", text).strip()
 
 
 def markdown_blocks(text: str, builder: TextBuilder) -> None:

@@ -144,7 +144,9 @@ def test_markdown_links_read_as_their_text(tmp_path):
         "# Timers\n\n"
         "Returned from [`setImmediate()`][] and built on the [Event Loop][loop], see\n"
         '[the guide](https://example.org/g_(1) "Guide") or ![a diagram](d.png).\n'
-        "Code stays: `a[0](b)`; brackets alone stay: [sic].\n\n"
+        "Code stays: `a[0](b)`; brackets alone stay: [sic].\n"
+        'Press <kbd>Ctrl</kbd>+C, see <https://example.org>. <i id="old-anchor"></i>\n\n'
+        '<a name="top"></a>\n\n'
         "Footnote.[^1]\n\n"
         "[^1]: A footnote is text.\n"
         "[`setImmediate()`]: #setimmediate\n"
@@ -156,7 +158,10 @@ def test_markdown_links_read_as_their_text(tmp_path):
         "Returned from `setImmediate()` and built on the Event Loop, see\nthe guide or a "
         "diagram." in text
     )
-    assert "Code stays: `a[0](b)`; brackets alone stay: [sic]." in text
+    assert (
+        "Code stays: `a[0](b)`; brackets alone stay: [sic].\nPress Ctrl+C, see "
+        "<https://example.org>.\n\nFootnote." in text
+    )  # tags go, their text and autolinks stay
     assert "[^1]: A footnote is text." in text
     assert "example.org/loop" not in text and "#setimmediate" not in text
     assert "[kept](in-code)\n[ref]: kept-in-code" in text  # code is never rewritten
