@@ -25,6 +25,7 @@ from bot.answer.extractive import (
     runs_on,
     same_section,
     states,
+    typo_fixes,
 )
 from bot.followup import Standalone
 from bot.service import build_service
@@ -194,6 +195,37 @@ def test_question_terms_mark_names_numbers_and_rare_words():
     # Chat spelling is not a rare name the answer must contain.
     typed = question_terms("the default doesnt show in help lol, whats wrong", common)
     assert {t.word for t in typed} == {"default", "show", "help", "wrong"}
+
+
+def test_a_typo_of_an_english_word_is_read_as_the_word_not_as_a_name(service):
+    assert "separate" in typo_fixes("seperate") and "received" in typo_fixes("recieved")
+    assert "prompt" not in typo_fixes("rprompt")  # a name built on a word changes its ends
+    assert typo_fixes("zsh") == set() and typo_fixes("2>&1x") == set()
+
+    class Corpus:  # the corpus's words (stems) and how many chunks use each
+        df = {"separat": 3, "prompt": 5, "fil": 9}
+
+        def spelled_out(self, term: str) -> str:
+            return term
+
+        def knows(self, term: str) -> bool:
+            return term in self.df
+
+    common = load_common_words(TOKENIZER_PATH)
+
+    def read(question: str) -> dict[str, tuple[str, bool]]:
+        return {
+            t.word: (r.term, r.hard)
+            for t in question_terms(question, common)
+            for r in [service.extractive._read(t, Corpus())]
+        }
+
+    assert read("a seperate file for rprompt") == {
+        "seperate": ("separat", False),  # a typo of a word the corpus uses
+        "file": ("fil", False),
+        "rprompt": ("rprompt", True),  # unknown, and no typo of a word: a name
+    }
+    assert read("is Seperate a file") == {"Seperate": ("seperat", True), "file": ("fil", False)}
 
 
 def test_answer_types():
