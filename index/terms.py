@@ -77,7 +77,8 @@ def stem(word: str) -> str:
 _SHORT = {
     "repo": "repository", "repos": "repositories", "dir": "directory", "dirs": "directories",
     "arg": "argument", "args": "arguments", "param": "parameter", "params": "parameters",
-    "env": "environment", "cmd": "command", "pkg": "package", "pkgs": "packages",
+    "env": "environment", "cmd": "command", "cmds": "commands", "pkg": "package",
+    "pkgs": "packages",
     "db": "database", "msg": "message", "func": "function", "var": "variable",
     "vars": "variables", "lib": "library", "libs": "libraries", "app": "application",
     "apps": "applications", "docs": "documentation", "info": "information",
