@@ -103,6 +103,11 @@ def normalize_word(raw: str) -> str:
     return w
 
 
+def word_spans(text: str) -> list[re.Match[str]]:
+    """The word tokens of `words`, with where they stand in `text`."""
+    return list(_WORD.finditer(text))
+
+
 def words(text: str) -> list[str]:
     """Raw word tokens (original case), with internal apostrophes/hyphens kept."""
     return _WORD.findall(text)

@@ -195,6 +195,16 @@ def test_question_terms_mark_names_numbers_and_rare_words():
     # Chat spelling is not a rare name the answer must contain.
     typed = question_terms("the default doesnt show in help lol, whats wrong", common)
     assert {t.word for t in typed} == {"default", "show", "help", "wrong"}
+    # A number inside code is syntax; a chat shortening is a common word (both not hard).
+    code = {t.word: t.hard for t in question_terms("why does cmd 2>&1 fail since 2019", common)}
+    assert code == {
+        "cmd": False,
+        "2": False,
+        "1": False,
+        "fail": False,
+        "since": False,
+        "2019": True,
+    }
 
 
 def test_a_typo_of_an_english_word_is_read_as_the_word_not_as_a_name(service):

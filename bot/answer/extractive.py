@@ -44,7 +44,7 @@ from bot.errors import USER_TEXTS
 from bot.followup import Standalone
 from bot.models import Answer, Citation
 from bot.retriever import Lexicon
-from bot.sentences import STOPWORDS, normalize_word, stem, tokenize, words
+from bot.sentences import SPELLED_OUT, STOPWORDS, normalize_word, stem, tokenize, word_spans
 from index.chunker import context_of
 from index.embedder import DIMENSION
 from index.sentences import UNIT_VECTORS, decode_unit_vectors, units_of_chunk
@@ -103,18 +103,29 @@ def _is_common(word: str, common: frozenset[str]) -> bool:
     return not forms.isdisjoint(common)
 
 
+# Next to a word, these make it part of code or a command ("2>&1", "$((08 + 1))", "$1"):
+# a number there is syntax, not a fact (a year, an amount) the answer must state.
+_CODE_GLUE = set("<>&$(){}[]=|;+*/%~^#@`\\")
+
+
 def question_terms(question: str, common: frozenset[str], *, weight: float = 1.0) -> list[Term]:
-    """Content terms of a question, marking names, numbers and rare words as hard."""
+    """Content terms of a question, marking names, numbers and rare words as hard. A chat
+    shortening ("cmd") is an ordinary word, and so is a number inside code."""
     out: dict[str, Term] = {}
-    for i, raw in enumerate(words(question)):
+    for i, m in enumerate(word_spans(question)):
+        raw = m.group()
         w = normalize_word(raw)
         if w in STOPWORDS or (len(w) < 2 and not w.isdigit()):
             continue
         parts = [p for p in w.replace("'", "-").split("-") if p]
-        common_word = all(_is_common(p, common) for p in parts)
+        common_word = all(_is_common(p, common) for p in parts) or stem(w) in SPELLED_OUT
         # A capital on the first word is just sentence case; elsewhere it marks a name.
         capital = raw[:1].isupper() and (i > 0 or not common_word or raw.isupper())
-        hard = any(ch.isdigit() for ch in w) or capital or not common_word
+        glued = question[m.start() - 1 : m.start()] + question[m.end() : m.end() + 1]
+        if any(ch.isdigit() for ch in w):
+            hard = _CODE_GLUE.isdisjoint(glued)
+        else:
+            hard = capital or not common_word
         t = stem(w)
         prev = out.get(t)
         out[t] = Term(t, raw, hard or (prev.hard if prev else False), weight)
