@@ -165,37 +165,43 @@ def _title_key(text: str) -> str:
     return " ".join(re.sub(r"[^\w]+", " ", text.casefold()).split())
 
 
-def _find_heading(text: str, entry: _Entry, start: int, end: int) -> tuple[int, int] | None:
-    """The [start, end) of the line (or two lines, for a wrapped title) in text[start:end]
-    that reads as the entry's title, optionally after its number."""
-    want = _title_key(entry.title)
-    if not want:
-        return None
+def _heading_lines(text: str, start: int, end: int) -> dict[str, list[tuple[int, int]]]:
+    """Where each line of text[start:end] (and each pair of lines, for a wrapped title)
+    could be a heading: its title key, with and without its number -> [(start, end)]."""
     lines = []
     pos = start
     for line in text[start:end].split("\n"):
-        lines.append((pos, pos + len(line), line))
+        lines.append((pos, pos + len(line), line.strip()))
         pos += len(line) + 1
-    for i, (a, _, _) in enumerate(lines):
-        for j in (i, i + 1):
-            if j >= len(lines):
-                break
-            candidate = " ".join(x[2].strip() for x in lines[i : j + 1])
-            bare = _NUMBERING.sub("", candidate, count=1)
-            if _title_key(bare) == want or _title_key(candidate) == want:
-                return a, lines[j][1]
-    return None
+    found: dict[str, list[tuple[int, int]]] = {}
+    for i, (a, b, line) in enumerate(lines):
+        if not line:
+            continue
+        wrapped = [(b, line)]
+        if i + 1 < len(lines) and lines[i + 1][2]:
+            wrapped.append((lines[i + 1][1], line + " " + lines[i + 1][2]))
+        for stop, candidate in wrapped:
+            for key in {_title_key(candidate), _title_key(_NUMBERING.sub("", candidate, 1))}:
+                if key:
+                    found.setdefault(key, []).append((a, stop))
+    return found
 
 
 def _sections(text: str, spans: list[PageSpan], entries: list[_Entry]) -> tuple[Section, ...]:
+    """Each outline entry found as a line on its page, in order; the lines of a page are
+    keyed once, so a long outline costs one pass over each page it points at."""
     by_page = {span.page - 1: span for span in spans}
+    keyed: dict[int, dict[str, list[tuple[int, int]]]] = {}
     found: list[tuple[int, int, int, str]] = []  # heading start, body start, level, title
     cursor = 0
     for entry in entries:
         span = by_page.get(entry.page)
-        if span is None:
+        want = _title_key(entry.title)
+        if span is None or not want or span.end <= cursor:
             continue
-        where = _find_heading(text, entry, max(span.start, cursor), span.end)
+        if entry.page not in keyed:
+            keyed[entry.page] = _heading_lines(text, span.start, span.end)
+        where = next((w for w in keyed[entry.page].get(want, ()) if w[0] >= cursor), None)
         if where is None:
             continue
         found.append((where[0], where[1], min(entry.depth + 2, 6), entry.title))
