@@ -21,6 +21,10 @@
   its number ("3.1.2.1 Escape Character"); found, it becomes a heading (chapters at level 2,
   below the document's title), so chunks know their section as in HTML and Markdown. An
   entry not found as a line is left out: a section never starts mid-paragraph.
+- **Code is code**: a line set wholly in a monospace font (TeX's `CMTT`, Courier, `*Mono*`,
+  Consolas, ...) is code, as the page's fonts say (pypdf reports each text run's font);
+  consecutive code lines become one fenced block, recorded as code like a Markdown or HTML
+  code block: never the answer sentence unless the question asks for code.
 - Each page's span in the text is kept for citations ("p. 17").
 """
 
@@ -53,6 +57,12 @@ _LEADERS = re.compile(r"(?:\.\s?){4,}\s*[\dIVXLCDMivxlcdm]+\s*$")  # ". . . . 12
 _NUMBERING = re.compile(
     r"(?i)^(?:(?:chapter|appendix|part|section)\s+)?(?:[0-9]+|[A-Z])(?:\.[0-9]+)*\.?:?\s+"
 )
+_MONO_FONT = re.compile(
+    r"(?i)^(?:cmtt|cmsltt|cmitt|lmmono|courier|consola|menlo|monaco|inconsolata|lucidaconsole"
+    r"|lucidasanstypewriter|andalemono|sourcecode|firacode|firamono|dejavusansmono|.*mono)"
+)
+MONO_SHARE = 0.9  # a line this much in a monospace font is code (a stray bullet aside)
+_FENCE = re.compile(r"^```\n.*?\n```$", re.M | re.S)
 _HYPHENATED = re.compile(r"(?<=[a-z])-\n(?=[a-z])")
 _SENTENCE_END = re.compile(r"[.!?:;)\]\"'”’]\s*$")
 
@@ -114,6 +124,56 @@ def strip_furniture(pages: list[str]) -> list[str]:
                 del lines[i]
         out.append(_paragraphs(_HYPHENATED.sub("", "\n".join(lines)).strip("\n")))
     return out
+
+
+class _Fonts:
+    """pypdf's visitor for one page: the text of each line (by its baseline) in a monospace
+    font, as a whitespace-free key."""
+
+    def __init__(self) -> None:
+        self.rows: dict[float, list[tuple[bool, str]]] = {}
+
+    def __call__(self, text, cm, tm, font, size) -> None:  # noqa: ANN001 - pypdf's callback
+        if not text or not text.strip():
+            return
+        try:
+            y = round(float(tm[5]) * float(cm[3]) + float(cm[5]), 1)
+            name = str(font.get("/BaseFont", "")) if font else ""
+        except (TypeError, ValueError, IndexError, AttributeError):
+            return  # an odd text state costs this run's code detection, never the page
+        mono = bool(_MONO_FONT.match(name.lstrip("/").split("+")[-1]))
+        self.rows.setdefault(y, []).append((mono, text))
+
+    def code_lines(self) -> set[str]:
+        out = set()
+        for runs in self.rows.values():
+            chars = sum(len(t.strip()) for _, t in runs)
+            mono = sum(len(t.strip()) for m, t in runs if m)
+            if chars >= 2 and mono >= MONO_SHARE * chars:
+                out.add(_bare(normalize_text("".join(t for _, t in runs))))
+        return out
+
+
+def _bare(line: str) -> str:
+    return re.sub(r"\s+", "", line)
+
+
+def fence_code(page: str, code: set[str]) -> str:
+    """Runs of code lines (whitespace-free text in `code`) as fenced blocks."""
+    if not code:
+        return page
+    out: list[str] = []
+    block: list[str] = []
+    for line in page.split("\n") + [""]:
+        key = _bare(line)
+        if key and key in code:
+            block.append(line.rstrip())
+            continue
+        if block:
+            out += ["", "```", *block, "```", ""]
+            block = []
+        out.append(line)
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(out[:-1])).strip("\n")
 
 
 def _paragraphs(page: str) -> str:
@@ -233,6 +293,7 @@ def parse_pdf(raw: bytes, stem: str) -> Parsed:
     from pypdf import PdfReader  # imported lazily: only corpora with PDFs pay for it
 
     page_texts: list[str] = []
+    code_keys: list[set[str]] = []  # per page: its lines set in a monospace font
     info_title = None
     entries: list[_Entry] = []
     try:
@@ -240,7 +301,10 @@ def parse_pdf(raw: bytes, stem: str) -> Parsed:
             reader = PdfReader(io.BytesIO(raw), strict=False)
             locked = reader.is_encrypted and not reader.decrypt("")
             if not locked:
-                page_texts = [normalize_text(page.extract_text() or "") for page in reader.pages]
+                for page in reader.pages:
+                    fonts = _Fonts()
+                    page_texts.append(normalize_text(page.extract_text(visitor_text=fonts) or ""))
+                    code_keys.append(fonts.code_lines())
                 info_title = reader.metadata.title if reader.metadata else None
                 entries = _outline(reader)
     except Exception as exc:  # pypdf raises many types for damaged files
@@ -251,7 +315,8 @@ def parse_pdf(raw: bytes, stem: str) -> Parsed:
     spans: list[PageSpan] = []
     pieces: list[str] = []
     offset = 0
-    for number, page_text in enumerate(strip_furniture(page_texts), start=1):
+    pages = [fence_code(t, c) for t, c in zip(strip_furniture(page_texts), code_keys, strict=True)]
+    for number, page_text in enumerate(pages, start=1):
         if not page_text.strip():  # blank/scanned pages get no span: nothing can cite them
             continue
         if pieces:
@@ -269,4 +334,5 @@ def parse_pdf(raw: bytes, stem: str) -> Parsed:
         title or first[:MAX_TITLE_CHARS] or stem,
         pages=tuple(spans),
         sections=_sections(text, spans, entries),
+        code=tuple((m.start(), m.end()) for m in _FENCE.finditer(text)),
     )
