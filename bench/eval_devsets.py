@@ -89,7 +89,7 @@ def holds_fact(text: str, item: Item) -> bool:
 def _corpus_digest(corpus: Path) -> str:
     """Corpus files and the indexing code: a cached index is reused only when both match."""
     h = hashlib.sha256()
-    for p in sorted((ROOT / "index").glob("*.py")):
+    for p in sorted((ROOT / "index").rglob("*.py")):
         h.update(p.read_bytes())
     for p in sorted(corpus.rglob("*")):
         if p.is_file():

@@ -26,11 +26,10 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, PrivateAttr
 
-from bot.sentences import tokenize
 from index import lexical
 from index.lexical import LexicalData, chunk_terms
 from index.store import get_vectors_texts_and_metadata
-from index.terms import SPELLED_OUT
+from index.terms import SPELLED_OUT, STOPWORDS, normalize_word, stem, typo_fixes, words
 
 __all__ = ["HybridRetriever", "Lexicon", "QueryCachedEmbeddings", "chunk_terms"]
 
@@ -168,6 +167,18 @@ class Lexicon:
             return term
         return full
 
+    def corrected(self, word: str, term: str, english: frozenset[str]) -> str:
+        """The corpus's term for a typo of an English word it uses ("seperate" -> the stem
+        of "separate"): only for a lowercase `word` that is no English word and unknown to
+        the corpus (a name or jargon is left alone), one slip away (`typo_fixes`); the
+        corpus's most used candidate. Else `term` (the word's stem) unchanged."""
+        low = word.lower()
+        if not english or word[:1].isupper() or low in english or self.knows(term):
+            return term
+        fixes = {stem(c) for c in typo_fixes(low) if c in english}
+        known = sorted((f for f in fixes if f in self.df), key=lambda f: (-self.df[f], f))
+        return known[0] if known else term
+
     def knows(self, term: str) -> bool:
         """In the corpus, or a word there is a longer/shorter form of it ('korea'/'korean')."""
         if term in self.df or term.isdigit() or len(term) < 5:
@@ -244,6 +255,7 @@ class HybridRetriever(BaseRetriever):
     k: int = 4
     mode: Literal["hybrid", "dense"] = "hybrid"
     fetch_k: int = 20
+    english: frozenset[str] = frozenset()  # English words, for typo correction (none: off)
 
     _lexical: _Lexical | None = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
@@ -264,6 +276,19 @@ class HybridRetriever(BaseRetriever):
         """Corpus statistics of the active generation (built with its BM25 index)."""
         return self.lexical_index(self.reader.snapshot()).lexicon
 
+    def _query_terms(self, query: str, lexicon: Lexicon) -> list[str]:
+        """BM25 terms of the question, as the corpus spells them: chat shortenings spelled
+        out, typos of English words corrected (as the answerer reads them)."""
+        out = []
+        for raw in words(query):
+            w = normalize_word(raw)
+            if w in STOPWORDS or (len(w) < 2 and not w.isdigit()):
+                continue
+            t = stem(w)
+            full = lexicon.spelled_out(t)
+            out.append(full if full != t else lexicon.corrected(raw, t, self.english))
+        return out
+
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun
     ) -> list[Document]:
@@ -276,7 +301,7 @@ class HybridRetriever(BaseRetriever):
         by_id: dict[str, Document] = {str(d.id): d for d, _ in dense}
 
         bm25_all = np.zeros(len(lex.ids), dtype=np.float32)
-        q_tokens = [lex.lexicon.spelled_out(t) for t in tokenize(query)]
+        q_tokens = self._query_terms(query, lex.lexicon)
         if lex.bm25 is not None and q_tokens:
             bm25_all = lex.bm25.get_scores(q_tokens)
         bm25_score: dict[str, float] = {}

@@ -186,16 +186,18 @@ def build_service(
         files_path=None if settings.chroma_host else Path(client.get_settings().persist_directory),
         settings=settings,  # follows python -m index --rebuild without a restart
     )
+    english = load_common_words(TOKENIZER_PATH)
     retriever = HybridRetriever(
         reader=reader,
         k=settings.retrieval_k,
         mode=settings.retrieval_mode,
         fetch_k=max(20, 4 * settings.retrieval_k),
+        english=english,
     )
     extractive = ExtractiveAnswerer(
         lexicon=retriever.lexicon,
         embeddings=embeddings,
-        common_words=load_common_words(TOKENIZER_PATH),
+        common_words=english,
     )
     if warm:
         started = time.perf_counter()

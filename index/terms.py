@@ -93,6 +93,26 @@ _SHORT = {
 }  # fmt: skip
 
 
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+MIN_TYPO_CHARS = 5  # shorter unknown words are names and jargon ("pnpm", "zsh") far more often
+
+
+def typo_fixes(word: str) -> set[str]:
+    """Words one typing slip away from `word` (a letter dropped, doubled, swapped with the
+    next one or mistyped) that keep its first and last letters: "seperate" -> "separate".
+    A name built on a word changes its ends instead ("rprompt", "mylib"), so it gets none."""
+    w = word.lower()
+    if len(w) < MIN_TYPO_CHARS or not w.isalpha():
+        return set()
+    splits = [(w[:i], w[i:]) for i in range(1, len(w))]
+    out = {a + b[1:] for a, b in splits if len(b) > 1}
+    out |= {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 2}
+    out |= {a + c + b[1:] for a, b in splits if len(b) > 1 for c in _LETTERS}
+    out |= {a + c + b for a, b in splits for c in _LETTERS}
+    out.discard(w)
+    return {c for c in out if c[0] == w[0] and c[-1] == w[-1]}
+
+
 def normalize_word(raw: str) -> str:
     """Lowercase, drop possessive 's and ordinal suffixes ('17th' -> '17')."""
     w = raw.lower().replace("’", "'")

@@ -25,15 +25,17 @@ from bot.answer.extractive import (
     runs_on,
     same_section,
     states,
-    typo_fixes,
 )
 from bot.followup import Standalone
+from bot.retriever import HybridRetriever, Lexicon
 from bot.service import build_service
 from bot.settings import BotSettings
+from index import lexical
 from index.embedder import TOKENIZER_PATH
 from index.loader import load_file
 from index.pipeline import reindex
 from index.sentences import UNIT_VECTORS, decode_unit_vectors, units_of_chunk
+from index.terms import typo_fixes
 from tests.helpers import index_reader
 
 SITES = Path(__file__).parent / "data" / "sites"
@@ -212,22 +214,18 @@ def test_a_typo_of_an_english_word_is_read_as_the_word_not_as_a_name(service):
     assert "prompt" not in typo_fixes("rprompt")  # a name built on a word changes its ends
     assert typo_fixes("zsh") == set() and typo_fixes("2>&1x") == set()
 
-    class Corpus:  # the corpus's words (stems) and how many chunks use each
-        df = {"separat": 3, "prompt": 5, "fil": 9}
-
-        def spelled_out(self, term: str) -> str:
-            return term
-
-        def knows(self, term: str) -> bool:
-            return term in self.df
-
+    rows = [
+        ("a", "Write trace output to a separate file.", {"source": "a.md", "chunk_index": 0}),
+        ("b", "The prompt shows the separate host.", {"source": "a.md", "chunk_index": 1}),
+    ]
+    corpus = Lexicon(lexical.build("g", rows), lambda ids: {})
     common = load_common_words(TOKENIZER_PATH)
 
     def read(question: str) -> dict[str, tuple[str, bool]]:
         return {
             t.word: (r.term, r.hard)
             for t in question_terms(question, common)
-            for r in [service.extractive._read(t, Corpus())]
+            for r in [service.extractive._read(t, corpus)]
         }
 
     assert read("a seperate file for rprompt") == {
@@ -236,6 +234,10 @@ def test_a_typo_of_an_english_word_is_read_as_the_word_not_as_a_name(service):
         "rprompt": ("rprompt", True),  # unknown, and no typo of a word: a name
     }
     assert read("is Seperate a file") == {"Seperate": ("seperat", True), "file": ("fil", False)}
+    # The retriever searches the corrected word too.
+    retriever = HybridRetriever(reader=None, english=common)
+    assert retriever._query_terms("trace to a seperate file", corpus) == ["trac", "separat", "fil"]
+    assert HybridRetriever(reader=None)._query_terms("seperate", corpus) == ["seperat"]
 
 
 def test_answer_types():

@@ -132,26 +132,6 @@ def question_terms(question: str, common: frozenset[str], *, weight: float = 1.0
     return list(out.values())
 
 
-_LETTERS = "abcdefghijklmnopqrstuvwxyz"
-MIN_TYPO_CHARS = 5  # shorter unknown words are names and jargon ("pnpm", "zsh") far more often
-
-
-def typo_fixes(word: str) -> set[str]:
-    """Words one typing slip away from `word` (a letter dropped, doubled, swapped with the
-    next one or mistyped) that keep its first and last letters: "seperate" -> "separate".
-    A name built on a word changes its ends instead ("rprompt", "mylib"), so it gets none."""
-    w = word.lower()
-    if len(w) < MIN_TYPO_CHARS or not w.isalpha():
-        return set()
-    splits = [(w[:i], w[i:]) for i in range(1, len(w))]
-    out = {a + b[1:] for a, b in splits if len(b) > 1}
-    out |= {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 2}
-    out |= {a + c + b[1:] for a, b in splits if len(b) > 1 for c in _LETTERS}
-    out |= {a + c + b for a, b in splits for c in _LETTERS}
-    out.discard(w)
-    return {c for c in out if c[0] == w[0] and c[-1] == w[-1]}
-
-
 def matches(term: str, terms: set[str]) -> bool:
     """Exact, or one word a prefix of the other ('korea'/'korean', 'crypto'/'cryptocurrency')."""
     if term in terms:
@@ -510,12 +490,10 @@ class ExtractiveAnswerer:
         corrected word is an ordinary word, not a rare name the answer must hold."""
         if (full := lexicon.spelled_out(t.term)) != t.term:
             return replace(t, term=full, hard=False)
-        word = t.word.lower()
-        if not t.hard or t.word[:1].isupper() or word in self._common or lexicon.knows(t.term):
+        if not t.hard:
             return t
-        fixes = {stem(c) for c in typo_fixes(word) if c in self._common}
-        known = sorted((f for f in fixes if f in lexicon.df), key=lambda f: -lexicon.df[f])
-        return replace(t, term=known[0], hard=False) if known else t
+        fixed = lexicon.corrected(t.word, t.term, self._common)
+        return replace(t, term=fixed, hard=False) if fixed != t.term else t
 
     # --- evidence -------------------------------------------------------------------------
 

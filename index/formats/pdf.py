@@ -23,8 +23,9 @@
   entry not found as a line is left out: a section never starts mid-paragraph.
 - **Code is code**: a line set wholly in a monospace font (TeX's `CMTT`, Courier, `*Mono*`,
   Consolas, ...) is code, as the page's fonts say (pypdf reports each text run's font);
-  consecutive code lines become one fenced block, recorded as code like a Markdown or HTML
-  code block: never the answer sentence unless the question asks for code.
+  consecutive code lines are one code span, as a Markdown or HTML code block is: never the
+  answer sentence unless the question asks for code. The text is not changed for it (no
+  fences), so chunks and retrieval read the page as they would without it.
 - Each page's span in the text is kept for citations ("p. 17").
 """
 
@@ -62,7 +63,6 @@ _MONO_FONT = re.compile(
     r"|lucidasanstypewriter|andalemono|sourcecode|firacode|firamono|dejavusansmono|.*mono)"
 )
 MONO_SHARE = 0.9  # a line this much in a monospace font is code (a stray bullet aside)
-_FENCE = re.compile(r"^```\n.*?\n```$", re.M | re.S)
 _HYPHENATED = re.compile(r"(?<=[a-z])-\n(?=[a-z])")
 _SENTENCE_END = re.compile(r"[.!?:;)\]\"'”’]\s*$")
 
@@ -158,22 +158,25 @@ def _bare(line: str) -> str:
     return re.sub(r"\s+", "", line)
 
 
-def fence_code(page: str, code: set[str]) -> str:
-    """Runs of code lines (whitespace-free text in `code`) as fenced blocks."""
-    if not code:
-        return page
-    out: list[str] = []
-    block: list[str] = []
-    for line in page.split("\n") + [""]:
+def code_spans(page: str, code: set[str], base: int) -> list[tuple[int, int]]:
+    """The [start, end) (offset by `base`) of each run of code lines in `page` (lines whose
+    whitespace-free text is in `code`). The text is left as it is: the code is marked, not
+    fenced, so chunks and retrieval read the page exactly as without it."""
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    run: tuple[int, int] | None = None
+    for line in page.split("\n"):
+        end = pos + len(line)
         key = _bare(line)
         if key and key in code:
-            block.append(line.rstrip())
-            continue
-        if block:
-            out += ["", "```", *block, "```", ""]
-            block = []
-        out.append(line)
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(out[:-1])).strip("\n")
+            run = (run[0], end) if run else (pos, end)
+        elif run and key:
+            spans.append(run)
+            run = None
+        pos = end + 1
+    if run:
+        spans.append(run)
+    return [(base + a, base + b) for a, b in spans]
 
 
 def _paragraphs(page: str) -> str:
@@ -315,8 +318,9 @@ def parse_pdf(raw: bytes, stem: str) -> Parsed:
     spans: list[PageSpan] = []
     pieces: list[str] = []
     offset = 0
-    pages = [fence_code(t, c) for t, c in zip(strip_furniture(page_texts), code_keys, strict=True)]
-    for number, page_text in enumerate(pages, start=1):
+    code: list[tuple[int, int]] = []
+    pages = strip_furniture(page_texts)
+    for number, (page_text, keys) in enumerate(zip(pages, code_keys, strict=True), start=1):
         if not page_text.strip():  # blank/scanned pages get no span: nothing can cite them
             continue
         if pieces:
@@ -324,6 +328,7 @@ def parse_pdf(raw: bytes, stem: str) -> Parsed:
             pieces.append(gap)
             offset += len(gap)
         pieces.append(page_text)
+        code += code_spans(page_text, keys, offset)
         spans.append(PageSpan(page=number, start=offset, end=offset + len(page_text)))
         offset += len(page_text)
     text = "".join(pieces)
@@ -334,5 +339,5 @@ def parse_pdf(raw: bytes, stem: str) -> Parsed:
         title or first[:MAX_TITLE_CHARS] or stem,
         pages=tuple(spans),
         sections=_sections(text, spans, entries),
-        code=tuple((m.start(), m.end()) for m in _FENCE.finditer(text)),
+        code=tuple(code),
     )
