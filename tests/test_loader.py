@@ -20,7 +20,7 @@ from index.errors import ConfigError, DocumentError, NotContent
 from index.loader import load_corpus, load_file, normalize_text
 from index.settings import REPO_ROOT
 from tests.conftest import SEED_CORPUS
-from tests.data.make_pdf import Mono, pdf_bytes
+from tests.data.make_pdf import pdf_bytes
 
 DATA = Path(__file__).parent / "data"
 SEEDS = DATA / "seeds"  # copies of the raw scraped pages the seed corpus was cleaned from
@@ -416,14 +416,6 @@ def test_pdf_paragraphs_end_at_short_lines_that_end_a_sentence(tmp_path):
     text = load(tmp_path, "p.pdf", pdf_bytes([page])).text
     paragraphs = [p.split("\n")[-1] for p in text.split("\n\n")]
     assert paragraphs == ["A short last line.", "Ends here."]
-
-
-def test_pdf_lines_in_a_monospace_font_are_code(tmp_path):
-    page = ["Run it like this:", Mono("make install"), Mono("make check"), "Then it works."]
-    doc = load(tmp_path, "c.pdf", pdf_bytes([page]))
-    assert doc.text == "\n".join(page)  # marked, not rewritten
-    assert [doc.text[a:b] for a, b in doc.code] == ["make install\nmake check"]
-    assert load(tmp_path, "p.pdf", pdf_bytes([["make install"]])).code == ()  # prose font
 
 
 def test_pdf_sections_come_from_its_outline(tmp_path):

@@ -21,11 +21,6 @@
   its number ("3.1.2.1 Escape Character"); found, it becomes a heading (chapters at level 2,
   below the document's title), so chunks know their section as in HTML and Markdown. An
   entry not found as a line is left out: a section never starts mid-paragraph.
-- **Code is code**: a line set wholly in a monospace font (TeX's `CMTT`, Courier, `*Mono*`,
-  Consolas, ...) is code, as the page's fonts say (pypdf reports each text run's font);
-  consecutive code lines are one code span, as a Markdown or HTML code block is: never the
-  answer sentence unless the question asks for code. The text is not changed for it (no
-  fences), so chunks and retrieval read the page as they would without it.
 - Each page's span in the text is kept for citations ("p. 17").
 """
 
@@ -58,11 +53,6 @@ _LEADERS = re.compile(r"(?:\.\s?){4,}\s*[\dIVXLCDMivxlcdm]+\s*$")  # ". . . . 12
 _NUMBERING = re.compile(
     r"(?i)^(?:(?:chapter|appendix|part|section)\s+)?(?:[0-9]+|[A-Z])(?:\.[0-9]+)*\.?:?\s+"
 )
-_MONO_FONT = re.compile(
-    r"(?i)^(?:cmtt|cmsltt|cmitt|lmmono|courier|consola|menlo|monaco|inconsolata|lucidaconsole"
-    r"|lucidasanstypewriter|andalemono|sourcecode|firacode|firamono|dejavusansmono|.*mono)"
-)
-MONO_SHARE = 0.9  # a line this much in a monospace font is code (a stray bullet aside)
 _HYPHENATED = re.compile(r"(?<=[a-z])-\n(?=[a-z])")
 _SENTENCE_END = re.compile(r"[.!?:;)\]\"'”’]\s*$")
 
@@ -124,59 +114,6 @@ def strip_furniture(pages: list[str]) -> list[str]:
                 del lines[i]
         out.append(_paragraphs(_HYPHENATED.sub("", "\n".join(lines)).strip("\n")))
     return out
-
-
-class _Fonts:
-    """pypdf's visitor for one page: the text of each line (by its baseline) in a monospace
-    font, as a whitespace-free key."""
-
-    def __init__(self) -> None:
-        self.rows: dict[float, list[tuple[bool, str]]] = {}
-
-    def __call__(self, text, cm, tm, font, size) -> None:  # noqa: ANN001 - pypdf's callback
-        if not text or not text.strip():
-            return
-        try:
-            y = round(float(tm[5]) * float(cm[3]) + float(cm[5]), 1)
-            name = str(font.get("/BaseFont", "")) if font else ""
-        except (TypeError, ValueError, IndexError, AttributeError):
-            return  # an odd text state costs this run's code detection, never the page
-        mono = bool(_MONO_FONT.match(name.lstrip("/").split("+")[-1]))
-        self.rows.setdefault(y, []).append((mono, text))
-
-    def code_lines(self) -> set[str]:
-        out = set()
-        for runs in self.rows.values():
-            chars = sum(len(t.strip()) for _, t in runs)
-            mono = sum(len(t.strip()) for m, t in runs if m)
-            if chars >= 2 and mono >= MONO_SHARE * chars:
-                out.add(_bare(normalize_text("".join(t for _, t in runs))))
-        return out
-
-
-def _bare(line: str) -> str:
-    return re.sub(r"\s+", "", line)
-
-
-def code_spans(page: str, code: set[str], base: int) -> list[tuple[int, int]]:
-    """The [start, end) (offset by `base`) of each run of code lines in `page` (lines whose
-    whitespace-free text is in `code`). The text is left as it is: the code is marked, not
-    fenced, so chunks and retrieval read the page exactly as without it."""
-    spans: list[tuple[int, int]] = []
-    pos = 0
-    run: tuple[int, int] | None = None
-    for line in page.split("\n"):
-        end = pos + len(line)
-        key = _bare(line)
-        if key and key in code:
-            run = (run[0], end) if run else (pos, end)
-        elif run and key:
-            spans.append(run)
-            run = None
-        pos = end + 1
-    if run:
-        spans.append(run)
-    return [(base + a, base + b) for a, b in spans]
 
 
 def _paragraphs(page: str) -> str:
@@ -296,7 +233,6 @@ def parse_pdf(raw: bytes, stem: str) -> Parsed:
     from pypdf import PdfReader  # imported lazily: only corpora with PDFs pay for it
 
     page_texts: list[str] = []
-    code_keys: list[set[str]] = []  # per page: its lines set in a monospace font
     info_title = None
     entries: list[_Entry] = []
     try:
@@ -304,10 +240,7 @@ def parse_pdf(raw: bytes, stem: str) -> Parsed:
             reader = PdfReader(io.BytesIO(raw), strict=False)
             locked = reader.is_encrypted and not reader.decrypt("")
             if not locked:
-                for page in reader.pages:
-                    fonts = _Fonts()
-                    page_texts.append(normalize_text(page.extract_text(visitor_text=fonts) or ""))
-                    code_keys.append(fonts.code_lines())
+                page_texts = [normalize_text(page.extract_text() or "") for page in reader.pages]
                 info_title = reader.metadata.title if reader.metadata else None
                 entries = _outline(reader)
     except Exception as exc:  # pypdf raises many types for damaged files
@@ -318,9 +251,7 @@ def parse_pdf(raw: bytes, stem: str) -> Parsed:
     spans: list[PageSpan] = []
     pieces: list[str] = []
     offset = 0
-    code: list[tuple[int, int]] = []
-    pages = strip_furniture(page_texts)
-    for number, (page_text, keys) in enumerate(zip(pages, code_keys, strict=True), start=1):
+    for number, page_text in enumerate(strip_furniture(page_texts), start=1):
         if not page_text.strip():  # blank/scanned pages get no span: nothing can cite them
             continue
         if pieces:
@@ -328,7 +259,6 @@ def parse_pdf(raw: bytes, stem: str) -> Parsed:
             pieces.append(gap)
             offset += len(gap)
         pieces.append(page_text)
-        code += code_spans(page_text, keys, offset)
         spans.append(PageSpan(page=number, start=offset, end=offset + len(page_text)))
         offset += len(page_text)
     text = "".join(pieces)
@@ -339,5 +269,4 @@ def parse_pdf(raw: bytes, stem: str) -> Parsed:
         title or first[:MAX_TITLE_CHARS] or stem,
         pages=tuple(spans),
         sections=_sections(text, spans, entries),
-        code=tuple(code),
     )

@@ -1,15 +1,10 @@
 """A tiny hand-written PDF writer for tests: real PDF syntax, correct xref, no dependencies.
 
-Each page is a list of lines drawn with Helvetica; a `Mono("...")` line is drawn with
-Courier (as code is). An empty string is a blank line (which pypdf extracts as an empty line,
-i.e. a paragraph break). ASCII text only.
+Each page is a list of lines drawn with Helvetica; an empty string is a blank line (which
+pypdf extracts as an empty line, i.e. a paragraph break). ASCII text only.
 """
 
 from __future__ import annotations
-
-
-class Mono(str):
-    """A line set in a monospace font."""
 
 
 def _pdf_string(text: str) -> bytes:
@@ -27,23 +22,19 @@ def pdf_bytes(pages: list[list[str]], *, title: str | None = None) -> bytes:
     catalog = add(b"")  # filled in once the page tree exists
     tree = add(b"")
     font = add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-    mono = add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Courier >>")
     kids = []
     for lines in pages:
         ops = [b"BT /F1 12 Tf 14 TL 72 720 Td"]
         for line in lines:
-            if isinstance(line, Mono):
-                ops.append(b"/F2 12 Tf " + _pdf_string(line) + b" Tj T* /F1 12 Tf")
-            else:
-                ops.append(_pdf_string(line) + b" Tj T*" if line else b"T*")
+            ops.append(_pdf_string(line) + b" Tj T*" if line else b"T*")
         ops.append(b"ET")
         stream = b"\n".join(ops)
         content = add(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
         kids.append(
             add(
                 b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 612 792] "
-                b"/Resources << /Font << /F1 %d 0 R /F2 %d 0 R >> >> /Contents %d 0 R >>"
-                % (tree, font, mono, content)
+                b"/Resources << /Font << /F1 %d 0 R >> >> /Contents %d 0 R >>"
+                % (tree, font, content)
             )
         )
     objects[catalog - 1] = b"<< /Type /Catalog /Pages %d 0 R >>" % tree
