@@ -32,9 +32,10 @@ from bs4 import BeautifulSoup, Tag, XMLParsedAsHTMLWarning
 from bs4.dammit import EncodingDetector
 
 from index import files
-from index.documents import Section, SkippedFile, SourceDoc
+from index.documents import SkippedFile, SourceDoc
 from index.errors import ConfigError, DocumentError, NotContent
 from index.formats import Parsed as _Parsed
+from index.formats import first_heading, first_line, one_line
 from index.formats.docx import parse_docx
 from index.formats.mdx import mdx_to_markdown
 from index.formats.notebook import parse_notebook
@@ -77,7 +78,6 @@ SUPPORTED_EXTS = (
 )
 
 METADATA_KEYS = ("publisher", "site", "author", "date", "url")
-MAX_TITLE_CHARS = 200
 MAX_METADATA_CHARS = 300
 
 # --- normalisation ----------------------------------------------------------------------
@@ -128,15 +128,6 @@ def strip_debris(text: str) -> str:
 
 
 # --- helpers ----------------------------------------------------------------------------
-
-
-def _first_line(text: str, *, skip: tuple[str, ...] = ()) -> str | None:
-    """The first non-blank line (not starting with one of `skip`), cut to a title's length."""
-    for line in text.split("\n"):
-        line = line.strip()
-        if line and not line.startswith(skip):
-            return line[:MAX_TITLE_CHARS]
-    return None
 
 
 def _iso_date(value: object) -> str | None:
@@ -223,7 +214,7 @@ def _decode(raw: bytes) -> str:
 
 def _parse_plain(raw: bytes, stem: str) -> _Parsed:
     text = strip_debris(normalize_text(_decode(raw)))
-    return _Parsed(text, _first_line(text) or stem)
+    return _Parsed(text, first_line(text) or stem)
 
 
 _FRONT_MATTER_END = re.compile(r"^(?:---|\.\.\.)[ \t]*$", re.M)
@@ -242,13 +233,6 @@ def _strip_debris_keeping_code(text: str) -> str:
             blocks.append("\n".join(run.lines))
     cleaned = strip_debris("\n".join(out))
     return _PLACEHOLDER.sub(lambda m: blocks[int(m.group(1))], cleaned)
-
-
-def _first_heading(sections: tuple[Section, ...], level: int | None = None) -> str:
-    for sec in sections:
-        if sec.path and (level is None or sec.level == level):
-            return sec.path[-1][:MAX_TITLE_CHARS]
-    return ""
 
 
 def _parse_markdown(raw: bytes, stem: str) -> _Parsed:
@@ -271,12 +255,12 @@ def _parse_markdown(raw: bytes, stem: str) -> _Parsed:
     markdown_blocks(_strip_debris_keeping_code(text), builder)
     body, sections, code = builder.build()
     title = _scalar(front.get("title"))
-    title = " ".join(str(title).split())[:MAX_TITLE_CHARS] if title is not None else ""
+    title = one_line(str(title)) if title is not None else ""
     title = (
         title
-        or _first_heading(sections, 1)
-        or _first_heading(sections)
-        or _first_line(body, skip=("```", "~~~", "#"))
+        or first_heading(sections, 1)
+        or first_heading(sections)
+        or first_line(body, skip=("```", "~~~", "#"))
     )
     title = title or stem
     return _Parsed(body, title, _clean_metadata(front), sections=sections, code=code)
@@ -342,8 +326,8 @@ def _parse_html(raw: bytes, stem: str) -> _Parsed:
             raise _NotContentPage("only navigation, no content")
         raise ValueError("no text content")  # e.g. a page rendered by JavaScript
     # The page's own h1 names it; <title> usually adds the site ("Page — Project 1.2 docs").
-    title = facts["h1"] or og_title or head_title or _first_heading(sections)
-    title = " ".join(title.split())[:MAX_TITLE_CHARS]
+    title = facts["h1"] or og_title or head_title or first_heading(sections)
+    title = one_line(title)
     return _Parsed(text, title or stem, _clean_metadata(meta), sections=sections, code=code)
 
 

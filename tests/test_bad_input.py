@@ -22,7 +22,8 @@ from bot.settings import load_bot_settings
 from index import store
 from index.chunker import chunk_document
 from index.errors import ConfigError
-from index.loader import MAX_TITLE_CHARS, load_file
+from index.formats import MAX_TITLE_CHARS
+from index.loader import load_file
 from index.pipeline import reindex
 from index.settings import REPO_ROOT, Settings
 from tests.data.make_pdf import pdf_bytes

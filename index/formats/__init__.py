@@ -33,5 +33,14 @@ def first_heading(sections: tuple[Section, ...], level: int | None = None) -> st
     return ""
 
 
+def first_line(text: str, *, skip: tuple[str, ...] = ()) -> str | None:
+    """The first non-blank line (not starting with one of `skip`), cut to a title's length."""
+    for line in text.split("\n"):
+        line = line.strip()
+        if line and not line.startswith(skip):
+            return line[:MAX_TITLE_CHARS]
+    return None
+
+
 def one_line(text: str) -> str:
     return " ".join(text.split())[:MAX_TITLE_CHARS]

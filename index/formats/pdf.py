@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from index.documents import PageSpan, Section
-from index.formats import MAX_TITLE_CHARS, Parsed, one_line
+from index.formats import Parsed, first_line, one_line
 from index.structure import normalize_text
 
 # A first/last line recurring on this many pages is a running header/footer: two could be
@@ -262,11 +262,10 @@ def parse_pdf(raw: bytes, stem: str) -> Parsed:
         spans.append(PageSpan(page=number, start=offset, end=offset + len(page_text)))
         offset += len(page_text)
     text = "".join(pieces)
-    title = " ".join(str(info_title).split())[:MAX_TITLE_CHARS] if info_title else ""
-    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    title = one_line(str(info_title)) if info_title else ""
     return Parsed(
         text,
-        title or first[:MAX_TITLE_CHARS] or stem,
+        title or first_line(text) or stem,
         pages=tuple(spans),
         sections=_sections(text, spans, entries),
     )
