@@ -29,7 +29,7 @@ from pydantic import ConfigDict, PrivateAttr
 from index import lexical
 from index.lexical import LexicalData, chunk_terms
 from index.store import get_vectors_texts_and_metadata
-from index.terms import SPELLED_OUT, STOPWORDS, normalize_word, stem, typo_fixes, words
+from index.terms import SPELLED_OUT, is_content, normalize_word, stem, typo_fixes, words
 
 __all__ = ["HybridRetriever", "Lexicon", "QueryCachedEmbeddings", "chunk_terms"]
 
@@ -282,7 +282,7 @@ class HybridRetriever(BaseRetriever):
         out = []
         for raw in words(query):
             w = normalize_word(raw)
-            if w in STOPWORDS or (len(w) < 2 and not w.isdigit()):
+            if not is_content(w):
                 continue
             t = stem(w)
             full = lexicon.spelled_out(t)

@@ -9,13 +9,23 @@ from __future__ import annotations
 from langchain_core.documents import Document
 
 from index.sentences import Sentence, split_sentences
-from index.terms import SPELLED_OUT, STOPWORDS, normalize_word, stem, tokenize, word_spans, words
+from index.terms import (
+    SPELLED_OUT,
+    STOPWORDS,
+    is_content,
+    normalize_word,
+    stem,
+    tokenize,
+    word_spans,
+    words,
+)
 
 # Re-exported: the splitter's and the tokeniser's home is index (the indexer caches terms).
 __all__ = [
     "SPELLED_OUT",
     "STOPWORDS",
     "Sentence",
+    "is_content",
     "normalize_word",
     "split_sentences",
     "stem",

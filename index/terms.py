@@ -138,13 +138,17 @@ def tokenize(text: str) -> list[str]:
     return _terms(text)
 
 
+def is_content(word: str) -> bool:
+    """A normalized word that carries content: no stop word, no lone letter (digits count)."""
+    return word not in STOPWORDS and (len(word) >= 2 or word.isdigit())
+
+
 def _terms(text: str) -> list[str]:
     out = []
     for raw in words(text):
         w = normalize_word(raw)
-        if w in STOPWORDS or (len(w) < 2 and not w.isdigit()):
-            continue
-        out.append(stem(w))
+        if is_content(w):
+            out.append(stem(w))
     return out
 
 
