@@ -116,8 +116,9 @@ class Lexicon:
 
         return idf
 
-    def _next_id(self, md: dict[str, Any]) -> str | None:
-        i = self._position.get((str(md.get("source", "")), int(md.get("chunk_index", -2)) + 1))
+    def _neighbour_id(self, md: dict[str, Any], step: int = 1) -> str | None:
+        key = (str(md.get("source", "")), int(md.get("chunk_index", -2)) + step)
+        i = self._position.get(key) if key[1] >= 0 else None
         return None if i is None else self._data.ids[i]
 
     def prefetch_next(self, chunks: list[Document]) -> None:
@@ -126,7 +127,7 @@ class Lexicon:
             want = [
                 cid
                 for c in chunks
-                if (cid := self._next_id(c.metadata)) is not None and cid not in self._fetched
+                if (cid := self._neighbour_id(c.metadata)) is not None and cid not in self._fetched
             ]
         if want:
             self._remember(want, self._fetch(want))
@@ -141,20 +142,27 @@ class Lexicon:
 
     def next_chunk(self, chunk: Document) -> Document | None:
         """The chunk after `chunk` in the same section, if any."""
+        return self._neighbour(chunk, 1)
+
+    def previous_chunk(self, chunk: Document) -> Document | None:
+        """The chunk before `chunk` in the same section, if any."""
+        return self._neighbour(chunk, -1)
+
+    def _neighbour(self, chunk: Document, step: int) -> Document | None:
         md = chunk.metadata
-        cid = self._next_id(md)
+        cid = self._neighbour_id(md, step)
         if cid is None:
             return None
         with self._lock:
             known = cid in self._fetched
-            nxt = self._fetched.get(cid)
+            got_one = self._fetched.get(cid)
         if not known:
             got = self._fetch([cid])
             self._remember([cid], got)
-            nxt = got.get(cid)
-        if nxt is None or nxt.metadata.get("section_start") != md.get("section_start"):
+            got_one = got.get(cid)
+        if got_one is None or got_one.metadata.get("section_start") != md.get("section_start"):
             return None
-        return nxt
+        return got_one
 
     def has_prefix(self, prefix: str) -> bool:
         i = bisect.bisect_left(self.sorted_terms, prefix)

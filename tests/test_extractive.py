@@ -17,6 +17,7 @@ from bot.answer.extractive import (
     ExtractiveAnswerer,
     Passage,
     Unit,
+    announces,
     answer_type,
     asks_about_document,
     load_common_words,
@@ -25,6 +26,7 @@ from bot.answer.extractive import (
     runs_on,
     same_section,
     states,
+    units_of,
 )
 from bot.followup import Standalone
 from bot.retriever import HybridRetriever, Lexicon
@@ -311,6 +313,51 @@ def test_a_quote_runs_on_into_the_next_chunk_of_its_section():
     assert run_on(code, code.units[:1], True) == code.units
     long = _section("Opening.", "x" * SECTION_QUOTE_CHARS)
     assert run_on(long, long.units[:1], False) == long.units[:1]
+
+
+def test_code_inside_an_unfinished_sentence_is_part_of_it():
+    p = _section("Images hold links like", ("/a -> b", True), "so they work.", "The fact.")
+    assert announces(p.units[0]) and not announces(p.units[2]) and not announces(p.units[1])
+    assert announces(Unit("Run this:", 0, 9, False, 0))
+    assert ExtractiveAnswerer._run_on(p, p.units[:1], False) == p.units
+    done = _section("Images hold links.", ("/a -> b", True), "The fact.")
+    assert ExtractiveAnswerer._run_on(done, done.units[:1], False) == done.units[:1]
+
+
+class _Neighbours:
+    """The lexicon's neighbour lookup, scripted: the chunk before each chunk."""
+
+    def __init__(self, previous: Document | None) -> None:
+        self.previous = previous
+
+    def previous_chunk(self, chunk: Document) -> Document | None:
+        return self.previous
+
+
+def test_a_quote_near_the_start_of_a_section_cut_over_two_chunks_starts_at_its_opening():
+    text = "The answer is yes. It holds. " + "Detail follows here. " * 3 + "The words match."
+    cut = text.index("Detail")
+    md = {"source": "a.html", "level": 2, "section_start": 0}
+    prev = Document(page_content=text[: cut + 10], metadata={**md, "start": 0})
+    chunk = Document(page_content=text[cut:], metadata={**md, "start": cut})
+    units = units_of(chunk)
+    p = Passage(
+        chunk=chunk, rank=0, units=units, context_terms=set(), dense=0.0, section_lead=False,
+        text=chunk.page_content, text_start=cut, own_units=len(units),
+    )  # fmt: skip
+    window = units[-1:]
+    opened = ExtractiveAnswerer._opened(p, window, _Neighbours(prev))
+    quote = ExtractiveAnswerer.quote_of(
+        opened, ExtractiveAnswerer.final_quote(opened, window, False)
+    )
+    assert quote == text  # from the section's opening, overlap not repeated
+    far = replace(window[0], start=window[0].start + LEAD_IN_CHARS)
+    assert ExtractiveAnswerer._opened(p, [far], _Neighbours(prev)) is p  # too far in
+    assert ExtractiveAnswerer._opened(p, window, _Neighbours(None)) is p
+    other = Document(page_content="x", metadata={**md, "start": 0, "section_start": 0})
+    title = Document(page_content=chunk.page_content, metadata={**md, "start": cut, "level": 1})
+    page = replace(p, chunk=title)
+    assert ExtractiveAnswerer._opened(page, window, _Neighbours(other)) is page  # a page's body
 
 
 def test_a_quote_runs_on_only_in_a_section_below_the_page_title():

@@ -94,11 +94,16 @@ def test_bot_uses_the_cache_with_the_same_results(index_settings, minilm, caplog
     for term in ["bitcoin", "mine", "korea", "nonexistentterm"]:
         assert a.idf_within(sources)(term) == b.idf_within(sources)(term)
         assert a.knows(term) == b.knows(term)
+    pairs = 0
     for chunk in built.reader.snapshot().chunks():
         na, nb = a.next_chunk(chunk), b.next_chunk(chunk)
         assert (na and (na.id, na.page_content, na.metadata)) == (
             nb and (nb.id, nb.page_content, nb.metadata)
         )
+        if na is not None:  # the chunk before the next one is this one
+            pairs += 1
+            assert a.previous_chunk(na).id == b.previous_chunk(na).id == chunk.id
+    assert pairs > 0
 
 
 def test_discord_warm_up_loads_the_cache(index_settings):

@@ -55,7 +55,7 @@ NOT_FOUND = USER_TEXTS["not_found"]
 QUOTE_CHARS = 600  # a passage of a few sentences, or a paragraph
 MAX_CODE_IN_QUOTE = 300  # a longer code block ends the quote
 SECTION_QUOTE_CHARS = 1000  # how far the chosen quote runs on within its section
-LEAD_IN_CHARS = 300  # a quote starting this close to its section's start starts there
+LEAD_IN_CHARS = 450  # a quote starting this close to its section's start starts there
 NEAR_SOURCES = 3
 
 
@@ -308,6 +308,13 @@ def pairs_with(first: tuple[str, int, int, int], other: tuple[str, int, int, int
     return src == src2 and rank != rank2 and not (start2 < end and start < end2)
 
 
+def announces(unit: Unit) -> bool:
+    """Whether the code after this sentence belongs to it: a sentence ending in ":" announces
+    it, and one left open without its final stop ("... has an entry like") goes on through it."""
+    text = unit.text.rstrip()
+    return not unit.code and bool(text) and (text.endswith(":") or text[-1].isalnum())
+
+
 def runs_on(p: Passage) -> bool:
     """Whether the chosen quote runs on through its section: only in a section below the page
     title, which keeps to one topic (an FAQ entry, a manual's subsection). A news article's
@@ -469,6 +476,7 @@ class ExtractiveAnswerer:
         assert set(features) == set(DECISION_FEATURES)
         p_answer = self.decision.probability(features)
         features["p"] = p_answer
+        top = self._opened(top, window, lexicon)
         quote = self.final_quote(top, window, wants_code)
         if second is not None and not pairs_with(
             (top.source, top.rank, quote[0].start, quote[-1].end),
@@ -594,13 +602,48 @@ class ExtractiveAnswerer:
         j = units.index(out[-1]) + 1
         while j < len(units):
             nxt = units[j]
-            if nxt.code and not wants_code and not out[-1].text.rstrip().endswith(":"):
+            if nxt.code and not wants_code and not announces(out[-1]):
                 break
             if nxt.end - out[0].start > SECTION_QUOTE_CHARS:
                 break
             out.append(nxt)
             j += 1
         return out
+
+    @staticmethod
+    def _opened(p: Passage, window: list[Unit], lexicon: Lexicon) -> Passage:
+        """The passage with its section's opening put back in front when the chunk starts
+        a little way into the section (the section runs over two chunks) and the chosen
+        quote is near its start: then `_lead_in` can quote from the opening, where an
+        FAQ-style answer or a section's first statement usually is."""
+        md = p.chunk.metadata
+        section_start = md.get("section_start")
+        if p.section_lead or section_start is None or int(md.get("level") or 0) < 2:
+            return p
+        if window[0].start - int(section_start) > LEAD_IN_CHARS:
+            return p
+        prev = lexicon.previous_chunk(p.chunk)
+        if prev is None or int(prev.metadata.get("start", 0)) > int(section_start) + 2:
+            return p
+        first = p.units[0].start if p.units else p.text_start
+        before = [u for u in units_of(prev) if u.end <= first]
+        prev_start = int(prev.metadata.get("start", 0))
+        if not before or p.text_start < prev_start:
+            return p
+        for u in before:
+            u.terms = set(tokenize(u.text))
+        head = prev.page_content[: p.text_start - prev_start]
+        gap = p.text_start - prev_start - len(head)  # chunks cut between paragraphs
+        if gap > 2:
+            return p
+        return replace(
+            p,
+            units=before + p.units,
+            own_units=p.own_units + len(before),
+            text=head + "\n" * gap + p.text,
+            text_start=prev_start,
+            section_lead=True,
+        )
 
     @staticmethod
     def _lead_in(p: Passage, window: list[Unit], wants_code: bool) -> list[Unit]:
