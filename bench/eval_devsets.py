@@ -172,15 +172,30 @@ def evaluate(
     return results, failures
 
 
-def junk_robustness(name: str, corpus: Path, qfile: Path, overrides: dict) -> tuple[int, int]:
-    """(questions whose answer changed, questions) after a junk document joins the corpus.
+@dataclass
+class JunkResult:
+    changed: int  # answers that differ at all (answered/declined, or another passage cited)
+    lost: int  # answerable questions answered correctly before and not after
+    gained: int  # answerable questions answered correctly after and not before
+    out_of_scope_answered: int  # out-of-scope questions declined before, answered after
+    total: int
+
+
+def junk_robustness(name: str, corpus: Path, qfile: Path, overrides: dict) -> JunkResult:
+    """How answers move after a junk document joins the corpus.
 
     The junk is 5 MB of random letters and words (seeded), as a mis-dropped file would be;
-    an answer "changes" when it flips between answered and declined or cites another passage.
+    an answer "changes" when it flips between answered and declined or cites another passage;
+    it is "lost" when it held the fact before and does not after.
     """
     import random
     import shutil
     import tempfile
+
+    def correct(item: Item, answer) -> bool:
+        return not answer.abstained and any(
+            c.source in item.sources and holds_fact(c.quote, item) for c in answer.citations
+        )
 
     before = build(name, corpus, settings_overrides=overrides)
     items = [i for i in load_items(qfile) if not i.history]
@@ -196,13 +211,18 @@ def junk_robustness(name: str, corpus: Path, qfile: Path, overrides: dict) -> tu
         text = " ".join(rng.choice(words) for _ in range(900_000))
         (copy / "zz-junk.txt").write_text(text[:5_000_000], encoding="utf-8")
         after = build(name + "-junk", copy, settings_overrides=overrides)
-        changed = 0
+        result = JunkResult(0, 0, 0, 0, len(items))
         for i in items:
             a, b = first[i.id], after.answer(i.q)
             key_a = (a.abstained, [(c.source, c.start) for c in a.citations])
             key_b = (b.abstained, [(c.source, c.start) for c in b.citations])
-            changed += key_a != key_b
-    return changed, len(items)
+            result.changed += key_a != key_b
+            if i.answerable:
+                result.lost += correct(i, a) and not correct(i, b)
+                result.gained += correct(i, b) and not correct(i, a)
+            else:
+                result.out_of_scope_answered += a.abstained and not b.abstained
+    return result
 
 
 def rate(values: list) -> str:
@@ -258,8 +278,12 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
         if args.junk:
-            changed, total = junk_robustness(name, corpus, qfile, overrides)
-            print(f"[{name}] junk document added: {changed}/{total} answers changed")
+            j = junk_robustness(name, corpus, qfile, overrides)
+            print(
+                f"[{name}] junk document added: {j.changed}/{j.total} answers changed; "
+                f"{j.lost} correct answers lost, {j.gained} gained; "
+                f"{j.out_of_scope_answered} out-of-scope questions answered that were declined"
+            )
         if args.failures:
             for item, answer in failures:
                 got = re.sub(r"\s+", " ", answer.text)[:160]
