@@ -24,11 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.eval_devsets import build, holds_fact, load_items, sets
-from bot.answer.extractive import ExtractiveAnswerer, asks_for_code, pairs_with
+from bot.answer.extractive import ExtractiveAnswerer, asks_for_code, more_quotes
 from bot.answer.features import RANK_FEATURES, RANK_FILE, Ranking
 from bot.followup import Standalone
 
-SECOND_COST = 0.1  # a second quote is worth showing if one in ten adds the answer
+EXTRA_COST = 0.1  # another quote is worth showing if one in ten adds the answer
 MARGINS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)
 
 
@@ -88,32 +88,30 @@ def top1(rows: Rows, w: np.ndarray) -> int:
 
 
 def quoted(r: Question, w: np.ndarray, margin: float) -> list[int]:
-    """The candidates the answerer quotes (ExtractiveAnswerer._second, by `pairs_with`)."""
+    """The candidates the answerer quotes (`more_quotes`, beside the first quote as shown)."""
     s = r.x @ w
-    order = np.argsort(-s, kind="stable")
-    b = int(order[0])
-    for i in order[1:]:
-        if s[b] - s[i] > margin:
-            break
-        second = (r.source[i], r.chunk[i], *r.span[i])
-        if pairs_with((r.source[b], r.chunk[b], *r.span[b]), second):
-            # ... unless the first quote, run on, reaches it
-            return (
-                [b, int(i)] if pairs_with((r.source[b], r.chunk[b], *r.final[b]), second) else [b]
-            )
-    return [b]
+    order = [int(i) for i in np.argsort(-s, kind="stable")]
+    b, rest = order[0], order[1:]
+    picked = more_quotes(
+        (r.source[b], r.chunk[b], *r.final[b]),
+        [(r.source[i], r.chunk[i], *r.span[i]) for i in rest],
+        [float(s[i]) for i in rest],
+        best=float(s[b]),
+        margin=margin,
+    )
+    return [b] + [rest[i] for i in picked]
 
 
 def fit_margin(rows: Rows, w: np.ndarray) -> tuple[float, dict[float, tuple[int, int]]]:
-    """The margin maximising answers found minus SECOND_COST per second quote shown."""
+    """The margin maximising answers found minus EXTRA_COST per extra quote shown."""
     table = {}
     for m in MARGINS:
         picks = [quoted(r, w, m) for r in rows]
         table[m] = (
             sum(bool(r.y[p].any()) for r, p in zip(rows, picks, strict=True)),
-            sum(len(p) > 1 for p in picks),
+            sum(len(p) - 1 for p in picks),
         )
-    best = max(MARGINS, key=lambda m: table[m][0] - SECOND_COST * table[m][1])
+    best = max(MARGINS, key=lambda m: table[m][0] - EXTRA_COST * table[m][1])
     return best, table
 
 
@@ -160,8 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     weights = {n: round(float(v), 4) for n, v in zip(RANK_FEATURES, w, strict=True)}
     print(json.dumps(weights, indent=1))
     margin, table = fit_margin(rows, w)
-    for m, (hit, second) in table.items():
-        print(f"second-quote margin {m}: a quote holds the fact for {hit}, {second} with two")
+    for m, (hit, extra) in table.items():
+        print(f"extra-quote margin {m}: a quote holds the fact for {hit}, {extra} extra quotes")
     print(f"margin: {margin}")
     if not args.dry_run:
         data = {"weights": weights, "second_margin": margin, "fitted_on": [n for n, *_ in sets()],

@@ -12,6 +12,7 @@ from langchain_core.embeddings import Embeddings
 
 from bot.answer.extractive import (
     LEAD_IN_CHARS,
+    MAX_QUOTES,
     NOT_FOUND,
     SECTION_QUOTE_CHARS,
     ExtractiveAnswerer,
@@ -21,6 +22,7 @@ from bot.answer.extractive import (
     answer_type,
     asks_about_document,
     load_common_words,
+    more_quotes,
     pairs_with,
     question_terms,
     runs_on,
@@ -132,9 +134,9 @@ def test_code_is_quoted_only_when_a_sentence_introduces_it(faq_service):
 
 
 @pytest.mark.parametrize("margin", [0.0, 1e9])
-def test_a_second_quote_comes_from_another_chunk_of_the_same_document(faq_service, margin):
-    """A passage ranking within `second_margin` of the best is quoted too, but only from the
-    same document, another chunk, and never overlapping the first quote."""
+def test_more_quotes_come_from_other_chunks_of_the_same_document(faq_service, margin):
+    """Passages ranking within `second_margin` of the best are quoted too (up to MAX_QUOTES),
+    but only from the same document, other chunks, and never overlapping another quote."""
     answerer = faq_service.extractive
     saved = answerer.ranking
     answerer.ranking = replace(saved, second_margin=margin)
@@ -147,10 +149,28 @@ def test_a_second_quote_comes_from_another_chunk_of_the_same_document(faq_servic
     if margin == 0.0:
         assert len(answer.citations) == 1
         return
-    first, second = answer.citations  # an unbounded margin always finds one on this page
-    assert answer.text == f"“{first.quote}” [1] “{second.quote}” [2]"
-    assert second.source == first.source and second.chunk_id != first.chunk_id
-    assert second.end <= first.start or first.end <= second.start
+    cited = answer.citations  # an unbounded margin always finds more on this page
+    assert 2 <= len(cited) <= MAX_QUOTES
+    assert answer.text == " ".join(f"“{c.quote}” [{c.n}]" for c in cited)
+    assert len({c.source for c in cited}) == 1 and len({c.chunk_id for c in cited}) == len(cited)
+    for a in cited:
+        assert all(a.end <= c.start or c.end <= a.start for c in cited if c is not a)
+
+
+def test_more_quotes_within_the_margin_each_from_another_chunk_up_to_the_limit():
+    first = ("a.md", 0, 100, 900)  # the first quote as shown, run on
+    others = [
+        ("a.md", 1, 500, 600),  # inside the first quote's run-on
+        ("b.md", 2, 0, 100),  # another document
+        ("a.md", 3, 1000, 1100),
+        ("a.md", 3, 1200, 1300),  # the chunk already quoted
+        ("a.md", 4, 2000, 2100),
+        ("a.md", 5, 3000, 3100),  # past the limit
+    ]
+    scores = [9.9, 9.8, 9.7, 9.6, 9.5, 9.4]
+    assert more_quotes(first, others, scores, best=10.0, margin=1.0, limit=2) == [2, 4]
+    assert more_quotes(first, others, scores, best=10.0, margin=0.35, limit=2) == [2]
+    assert more_quotes(first, others, scores, best=10.0, margin=0.0) == []
 
 
 def test_sentence_vectors_are_stored_with_every_chunk(seed_index, minilm):

@@ -55,6 +55,7 @@ NOT_FOUND = USER_TEXTS["not_found"]
 QUOTE_CHARS = 600  # a passage of a few sentences, or a paragraph
 MAX_CODE_IN_QUOTE = 300  # a longer code block ends the quote
 SECTION_QUOTE_CHARS = 1000  # how far the chosen quote runs on within its section
+MAX_QUOTES = 3  # the best passage and up to two that rank nearly as well
 LEAD_IN_CHARS = 450  # a quote starting this close to its section's start starts there
 NEAR_SOURCES = 3
 
@@ -308,6 +309,30 @@ def pairs_with(first: tuple[str, int, int, int], other: tuple[str, int, int, int
     return src == src2 and rank != rank2 and not (start2 < end and start < end2)
 
 
+def more_quotes(
+    first: tuple[str, int, int, int],
+    others: list[tuple[str, int, int, int]],
+    scores: list[float],
+    *,
+    best: float,
+    margin: float,
+    limit: int = MAX_QUOTES - 1,
+) -> list[int]:
+    """Which of the next-ranked passages (`others`, best first, with their `scores`) are quoted
+    beside the first quote (`first`, as shown): those scoring within `margin` of the `best`,
+    each from another chunk of the same document and overlapping no quote already shown, up
+    to `limit`. When the ranking can't tell passages apart, showing them beats guessing: a
+    document often restates a question before answering it a paragraph or a chunk later."""
+    shown, picked = [first], []
+    for i, (key, score) in enumerate(zip(others, scores, strict=True)):
+        if len(picked) >= limit or best - score > margin:
+            break
+        if all(pairs_with(k, key) for k in shown):
+            shown.append(key)
+            picked.append(i)
+    return picked
+
+
 def announces(unit: Unit) -> bool:
     """Whether the code after this sentence belongs to it: a sentence ending in ":" announces
     it, and one left open without its final stop ("... has an entry like") goes on through it."""
@@ -452,7 +477,6 @@ class ExtractiveAnswerer:
             if self.trace is not None:  # bench/fit_ranker.py
                 self.trace.append((p, window, f))
         ranked = sorted(candidates, key=lambda c: -c[1].score)
-        second = self._second(ranked)
         top, unit, window, _ = ranked[0]
         quoted = set().union(*(u.terms for u in window))
         missing = [t for t in terms if not lexicon.knows(t.term)]
@@ -478,12 +502,15 @@ class ExtractiveAnswerer:
         features["p"] = p_answer
         top = self._opened(top, window, lexicon)
         quote = self.final_quote(top, window, wants_code)
-        if second is not None and not pairs_with(
+        rest = ranked[1:]
+        picked = more_quotes(
             (top.source, top.rank, quote[0].start, quote[-1].end),
-            (second[0].source, second[0].rank, second[1][0].start, second[1][-1].end),
-        ):
-            second = None  # the quote reached the second one
-        composed = self._compose(q, [(top, quote)] + ([second] if second else []))
+            [(p.source, p.rank, w[0].start, w[-1].end) for p, _, w, _ in rest],
+            [u.score for _, u, _, _ in rest],
+            best=unit.score,
+            margin=self.ranking.second_margin,
+        )
+        composed = self._compose(q, [(top, quote)] + [(rest[i][0], rest[i][2]) for i in picked])
         if p_answer < self.decision.threshold:
             reason = ", ".join(f"{k} {v:.2f}" for k, v in features.items())
             declined = self._abstain(q, docs, f"declined ({reason})")
@@ -663,21 +690,6 @@ class ExtractiveAnswerer:
         return before + window
 
     # --- output ---------------------------------------------------------------------------
-
-    def _second(
-        self, ranked: list[tuple[Passage, Unit, list[Unit], dict[str, float]]]
-    ) -> tuple[Passage, list[Unit]] | None:
-        """Another passage of the same document, from another chunk, that ranks nearly as
-        well as the best: when the ranking can't tell them apart, quote both. Documents often
-        restate a question before answering it a paragraph or a chunk later."""
-        top, unit, window, _ = ranked[0]
-        first = (top.source, top.rank, window[0].start, window[-1].end)
-        for p, u, w, _ in ranked[1:]:
-            if unit.score - u.score > self.ranking.second_margin:
-                return None
-            if pairs_with(first, (p.source, p.rank, w[0].start, w[-1].end)):
-                return p, w
-        return None
 
     def _stated(
         self, passages: list[Passage], name: str, names: list[str]
