@@ -231,6 +231,33 @@ def test_question_terms_mark_names_numbers_and_rare_words():
     }
 
 
+def test_words_offered_as_alternatives_know_each_other():
+    common = load_common_words(TOKENIZER_PATH)
+
+    def alts(question: str) -> dict[str, tuple[str, ...]]:
+        return {t.word: t.alternatives for t in question_terms(question, common)}
+
+    assert alts("install from a usb stick or over pxe")["pxe"] == ("stick",)
+    assert alts("shows no ETA / remaining time")["ETA"] == ("remain",)
+    assert alts("no meta/alt key")["meta"] == ("alt",)
+    assert alts("why is /bin a symlink to /usr/bin")["usr"] == ()  # a path, not a choice
+    assert all(a == () for a in alts("Did North Korea hack Coincheck?").values())
+
+
+def test_a_missing_name_offered_beside_a_known_word_does_not_count_as_missing(service):
+    rows = [("a", "Install from a USB stick or a DVD.", {"source": "a.md", "chunk_index": 0})]
+    corpus = Lexicon(lexical.build("g", rows), lambda ids: {})
+    common = load_common_words(TOKENIZER_PATH)
+
+    def hard(question: str) -> dict[str, bool]:
+        terms = question_terms(question, common)
+        return {t.word: service.extractive._read(t, corpus).hard for t in terms}
+
+    assert hard("install from a usb stick or over pxe")["pxe"] is False
+    assert hard("install over pxe")["pxe"] is True  # nothing offered in its place
+    assert hard("install over pxe or bootp")["pxe"] is True  # nor anything the corpus knows
+
+
 def test_a_typo_of_an_english_word_is_read_as_the_word_not_as_a_name(service):
     assert "separate" in typo_fixes("seperate") and "received" in typo_fixes("recieved")
     assert "prompt" not in typo_fixes("rprompt")  # a name built on a word changes its ends

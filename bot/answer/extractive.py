@@ -93,6 +93,9 @@ class Term:
     word: str  # as written
     hard: bool  # a name, number or rare word: the answer must be about exactly this
     weight: float = 1.0  # < 1 for subject words borrowed from an earlier turn
+    # The words offered in its place ("a usb stick or pxe", "ETA / remaining time"): when
+    # the corpus knows one of them, the corpus lacking this one is no sign it lacks the answer.
+    alternatives: tuple[str, ...] = ()
 
 
 def _is_common(word: str, common: frozenset[str]) -> bool:
@@ -113,7 +116,9 @@ def question_terms(question: str, common: frozenset[str], *, weight: float = 1.0
     """Content terms of a question, marking names, numbers and rare words as hard. A chat
     shortening ("cmd") is an ordinary word, and so is a number inside code."""
     out: dict[str, Term] = {}
-    for i, m in enumerate(word_spans(question)):
+    spans = word_spans(question)
+    partners = _alternatives(question, spans)
+    for i, m in enumerate(spans):
         raw = m.group()
         w = normalize_word(raw)
         if not is_content(w):
@@ -129,8 +134,50 @@ def question_terms(question: str, common: frozenset[str], *, weight: float = 1.0
             hard = capital or not common_word
         t = stem(w)
         prev = out.get(t)
-        out[t] = Term(t, raw, hard or (prev.hard if prev else False), weight)
+        alts = tuple(stem(normalize_word(spans[j].group())) for j in partners.get(i, ()))
+        out[t] = Term(
+            t,
+            raw,
+            hard or (prev.hard if prev else False),
+            weight,
+            alternatives=alts + (prev.alternatives if prev else ()),
+        )
     return list(out.values())
+
+
+def _alternatives(question: str, spans: list[re.Match[str]]) -> dict[int, list[int]]:
+    """Which content words are offered as alternatives of each other: the nearest content
+    words on either side of an "or" ("a usb stick or over pxe"), or two words joined by a
+    slash that is not a path's ("meta/alt", "ETA / remaining time"; not "/usr/bin")."""
+    content = [is_content(normalize_word(m.group())) for m in spans]
+    pairs: list[tuple[int, int]] = []
+
+    def nearest(start: int, step: int) -> int | None:
+        j = start
+        for _ in range(2):  # skip at most one little word ("or over pxe")
+            if not 0 <= j < len(spans):
+                return None
+            if content[j]:
+                return j
+            j += step
+        return None
+
+    for i, m in enumerate(spans):
+        if m.group().lower() == "or":
+            a, b = nearest(i - 1, -1), nearest(i + 1, 1)
+            if a is not None and b is not None:
+                pairs.append((a, b))
+    for i in range(len(spans) - 1):
+        a, b = spans[i], spans[i + 1]
+        gap = question[a.end() : b.start()]
+        before, after = question[a.start() - 1 : a.start()], question[b.end() : b.end() + 1]
+        if gap.strip() == "/" and "/" not in before + after and content[i] and content[i + 1]:
+            pairs.append((i, i + 1))
+    partners: dict[int, list[int]] = {}
+    for a, b in pairs:
+        partners.setdefault(a, []).append(b)
+        partners.setdefault(b, []).append(a)
+    return partners
 
 
 def matches(term: str, terms: set[str]) -> bool:
@@ -528,7 +575,11 @@ class ExtractiveAnswerer:
         if not t.hard:
             return t
         fixed = lexicon.corrected(t.word, t.term, self._common)
-        return replace(t, term=fixed, hard=False) if fixed != t.term else t
+        if fixed != t.term:
+            return replace(t, term=fixed, hard=False)
+        if not lexicon.knows(t.term) and any(lexicon.knows(a) for a in t.alternatives):
+            return replace(t, hard=False)  # "install from a usb stick or over pxe"
+        return t
 
     # --- evidence -------------------------------------------------------------------------
 
