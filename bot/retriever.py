@@ -92,6 +92,10 @@ class Lexicon:
                 zip(data.chunk_source.tolist(), data.chunk_index.tolist(), strict=True)
             )
         }
+        lengths = np.diff(data.token_indptr)
+        self._source_tokens = np.bincount(
+            data.chunk_source, weights=lengths, minlength=len(data.sources)
+        )
         self._keep = keep
         self._fetched: OrderedDict[str, Document | None] = OrderedDict()
         self._lock = threading.Lock()
@@ -115,6 +119,42 @@ class Lexicon:
             return math.log(1 + n / (df + 0.5))
 
         return idf
+
+    def source_of(self, position: int) -> str:
+        """The document of the chunk at `position` (BM25 document order)."""
+        return self._data.sources[int(self._data.chunk_source[position])]
+
+    def bm25_within(self, positions: list[int], terms: list[str], sources: set[str]) -> np.ndarray:
+        """BM25 (bm25s's Lucene variant, k1 1.5, b 0.75) of the chunks at `positions` for the
+        query `terms`, with the statistics of the given documents' chunks only: their number,
+        the chunks holding each term, their mean length. Documents that hold none of the
+        evidence (a junk file, another project's pages) then change no score."""
+        d = self._data
+        rows = [self._source_id[s] for s in sources if s in self._source_id]
+        out = np.zeros(len(positions), dtype=np.float64)
+        n = float(sum(int(d.doc_chunks[r]) for r in rows))
+        ids = [self._term_id[t] for t in terms if t in self._term_id]
+        if not n or not ids or not positions:
+            return out
+        avgdl = float(sum(self._source_tokens[r] for r in rows)) / n or 1.0
+        wanted = np.array(sorted(set(ids)), dtype=np.int32)
+        df = np.zeros(len(wanted), dtype=np.float64)
+        for r in rows:
+            a, b = int(d.doc_indptr[r]), int(d.doc_indptr[r + 1])
+            have = np.isin(d.doc_terms[a:b], wanted)
+            if have.any():
+                at = np.searchsorted(wanted, d.doc_terms[a:b][have])
+                np.add.at(df, at, d.doc_counts[a:b][have])
+        idf = np.log1p((n - df + 0.5) / (df + 0.5))
+        k1, b = 1.5, 0.75
+        weight = np.array([idf[np.searchsorted(wanted, t)] for t in ids])  # repeats count
+        for j, i in enumerate(positions):
+            a, e = int(d.token_indptr[i]), int(d.token_indptr[i + 1])
+            tokens = d.token_ids[a:e]
+            tf = np.array([np.count_nonzero(tokens == t) for t in ids], dtype=np.float64)
+            norm = k1 * (1 - b + b * (e - a) / avgdl)
+            out[j] = float(np.sum(weight * tf / (tf + norm)))
+        return out
 
     def _neighbour_id(self, md: dict[str, Any], step: int = 1) -> str | None:
         key = (str(md.get("source", "")), int(md.get("chunk_index", -2)) + step)
@@ -254,6 +294,15 @@ def _cosine(a: list[float], b: list[float]) -> float:
     return float(va @ vb) / denom if denom else 0.0
 
 
+def fuse(dense: list[str], lexical: list[str], k: int) -> tuple[list[str], dict[str, float]]:
+    """Reciprocal-rank fusion of two ranked id lists: the top `k` ids and every id's score."""
+    rrf: dict[str, float] = {}
+    for ranked in (dense, lexical):
+        for rank, cid in enumerate(ranked):
+            rrf[cid] = rrf.get(cid, 0.0) + 1.0 / (RRF_K + rank + 1)
+    return sorted(rrf, key=lambda cid: rrf[cid], reverse=True)[:k], rrf
+
+
 class HybridRetriever(BaseRetriever):
     """Top-k chunks for a question; each copy carries dense_score, bm25_score and rrf_score."""
 
@@ -308,28 +357,32 @@ class HybridRetriever(BaseRetriever):
         # Nothing here walks the whole corpus: the id map is built once per generation.
         by_id: dict[str, Document] = {str(d.id): d for d, _ in dense}
 
-        bm25_all = np.zeros(len(lex.ids), dtype=np.float32)
         q_tokens = self._query_terms(query, lex.lexicon)
+        bm25_all = np.zeros(len(lex.ids), dtype=np.float32)
         if lex.bm25 is not None and q_tokens:
             bm25_all = lex.bm25.get_scores(q_tokens)
-        bm25_score: dict[str, float] = {}
-        for cid in dense_score:
-            i = lex.position.get(cid)
-            bm25_score[cid] = float(bm25_all[i]) if i is not None else 0.0
-
-        rrf: dict[str, float] = {}
-        for rank, (doc, _) in enumerate(dense):
-            rrf[str(doc.id)] = 1.0 / (RRF_K + rank + 1)
+        bm25_score = {
+            cid: float(bm25_all[i]) if (i := lex.position.get(cid)) is not None else 0.0
+            for cid in dense_score
+        }
+        lexical: list[str] = []  # the BM25 list, best first
         if self.mode == "hybrid":
             order = np.argsort(-bm25_all, kind="stable")[: self.fetch_k]
-            for rank, i in enumerate(order):
-                if bm25_all[i] <= 0:
-                    break
-                cid = lex.ids[i]
-                rrf[cid] = rrf.get(cid, 0.0) + 1.0 / (RRF_K + rank + 1)
-                bm25_score[cid] = float(bm25_all[i])
-
-        top = sorted(rrf, key=lambda cid: rrf[cid], reverse=True)[: self.k]
+            lexical = [lex.ids[i] for i in order if bm25_all[i] > 0]
+        dense_ids = [str(d.id) for d, _ in dense]
+        top, rrf = fuse(dense_ids, lexical, self.k)
+        if lexical:
+            # Score BM25 again with the statistics of the documents the first fusion found
+            # (chunk count, term frequencies, mean length among their chunks only) and fuse
+            # again: then unrelated documents indexed beside them (a junk file, another
+            # project's pages) change no score and no order.
+            data = lex.lexicon
+            sources = {data.source_of(lex.position[c]) for c in top if c in lex.position}
+            scored = [c for c in dict.fromkeys(lexical + dense_ids) if c in lex.position]
+            values = data.bm25_within([lex.position[c] for c in scored], q_tokens, sources)
+            bm25_score.update(zip(scored, values.tolist(), strict=True))
+            lexical = sorted(lexical, key=lambda c: -bm25_score[c])
+            top, rrf = fuse(dense_ids, [c for c in lexical if bm25_score[c] > 0], self.k)
         missing = [cid for cid in top if cid not in dense_score]
         if missing:
             # Lexical-only hits: score them against their stored vectors so every doc has one,

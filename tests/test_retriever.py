@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import random
 import threading
 
 import numpy as np
 import pytest
 
-from bot.retriever import HybridRetriever, QueryCachedEmbeddings
+from bot.retriever import HybridRetriever, Lexicon, QueryCachedEmbeddings, fuse
+from index import lexical
 from index.chunker import embedding_text
 from index.pipeline import reindex
 from tests.helpers import index_reader
@@ -109,3 +111,59 @@ def test_query_cache_embeds_each_question_once(minilm):
     cached.embed_query("beta")
     cached.embed_query("gamma")  # evicts alpha
     assert cached.embed_query("alpha") is not a1
+
+
+def test_fuse_adds_reciprocal_ranks():
+    top, rrf = fuse(["a", "b", "c"], ["c", "d"], 2)
+    assert top == ["c", "a"]  # in both lists beats first in one
+    assert rrf["c"] == pytest.approx(1 / 63 + 1 / 61) and set(rrf) == {"a", "b", "c", "d"}
+
+
+def _rows(extra: bool) -> list[tuple[str, str, dict]]:
+    rows = [
+        ("a0", "Mining bitcoin needs power and cheap power.", {"source": "a.md", "chunk_index": 0}),
+        ("a1", "The exchanges were attacked five times.", {"source": "a.md", "chunk_index": 1}),
+        ("b0", "Bitcoin mining in a short paragraph.", {"source": "b.md", "chunk_index": 0}),
+    ]
+    if extra:  # an unrelated document: many chunks, one of them sharing a word
+        rows += [
+            (f"z{i}", f"zebra quagga number {i} grazes" + (" power" if i == 0 else ""),
+             {"source": "z.md", "chunk_index": i})
+            for i in range(40)
+        ]  # fmt: skip
+    return rows
+
+
+def test_bm25_within_documents_matches_bm25s_and_ignores_other_documents():
+    alone = lexical.build("g", _rows(False))
+    lexicon = Lexicon(alone, lambda ids: {})
+    terms = ["bitcoin", "power", "exchang"]
+    everything = lexicon.bm25_within([0, 1, 2], terms, {"a.md", "b.md"})
+    assert everything == pytest.approx(alone.bm25.get_scores(terms)[:3].tolist(), rel=1e-5)
+    crowded = lexical.build("g", _rows(True))
+    beside = Lexicon(crowded, lambda ids: {})
+    positions = [crowded.ids.index(c) for c in ("a0", "a1", "b0")]
+    assert beside.bm25_within(positions, terms, {"a.md", "b.md"}) == pytest.approx(everything)
+    # corpus-wide statistics do move with the unrelated document
+    assert crowded.bm25.get_scores(terms)[positions[0]] != pytest.approx(everything[0])
+
+
+def test_an_unrelated_document_changes_no_retrieval(index_settings, minilm):
+    reader = _reader(index_settings, QueryCachedEmbeddings(inner=minilm))
+    retriever = HybridRetriever(reader=reader, k=4)
+    questions = ["When did North Korea start mining bitcoin?", "Which firm traced the attacks?"]
+
+    def results() -> list[list[tuple[str, float]]]:
+        return [
+            [(d.id, round(d.metadata["bm25_score"], 5)) for d in retriever.invoke(q)]
+            for q in questions
+        ]
+
+    before = results()
+    rng = random.Random(7)
+    vocabulary = ["".join(rng.choice("abcdefghij") for _ in range(6)) for _ in range(300)]
+    junk = " ".join(rng.choice(vocabulary) for _ in range(6000))
+    (index_settings.corpus_dir / "zz-junk.txt").write_text(junk, encoding="utf-8")
+    reindex(index_settings, embeddings=minilm)
+    assert reader.snapshot().info.chunks > 20  # the junk is in
+    assert results() == before
