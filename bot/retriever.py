@@ -96,6 +96,9 @@ class Lexicon:
         self._source_tokens = np.bincount(
             data.chunk_source, weights=lengths, minlength=len(data.sources)
         )
+        # Chunks are in (source, chunk index) order: each document is one stretch.
+        edges = np.searchsorted(data.chunk_source, np.arange(len(data.sources) + 1))
+        self._source_range = list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
         self._keep = keep
         self._fetched: OrderedDict[str, Document | None] = OrderedDict()
         self._lock = threading.Lock()
@@ -124,20 +127,17 @@ class Lexicon:
         """The document of the chunk at `position` (BM25 document order)."""
         return self._data.sources[int(self._data.chunk_source[position])]
 
-    def bm25_within(self, positions: list[int], terms: list[str], sources: set[str]) -> np.ndarray:
-        """BM25 (bm25s's Lucene variant, k1 1.5, b 0.75) of the chunks at `positions` for the
-        query `terms`, with the statistics of the given documents' chunks only: their number,
-        the chunks holding each term, their mean length. Documents that hold none of the
-        evidence (a junk file, another project's pages) then change no score."""
+    def _within(self, terms: list[str], sources: set[str]) -> tuple[np.ndarray, np.ndarray, float]:
+        """Query term ids (repeats kept), their idf and the mean chunk length, over the chunks
+        of the given documents only (empty ids when nothing is known)."""
         d = self._data
         rows = [self._source_id[s] for s in sources if s in self._source_id]
-        out = np.zeros(len(positions), dtype=np.float64)
         n = float(sum(int(d.doc_chunks[r]) for r in rows))
-        ids = [self._term_id[t] for t in terms if t in self._term_id]
-        if not n or not ids or not positions:
-            return out
+        ids = np.array([self._term_id[t] for t in terms if t in self._term_id], dtype=np.int32)
+        if not n or not len(ids):
+            return np.zeros(0, dtype=np.int32), np.zeros(0), 1.0
         avgdl = float(sum(self._source_tokens[r] for r in rows)) / n or 1.0
-        wanted = np.array(sorted(set(ids)), dtype=np.int32)
+        wanted = np.unique(ids)
         df = np.zeros(len(wanted), dtype=np.float64)
         for r in rows:
             a, b = int(d.doc_indptr[r]), int(d.doc_indptr[r + 1])
@@ -146,15 +146,54 @@ class Lexicon:
                 at = np.searchsorted(wanted, d.doc_terms[a:b][have])
                 np.add.at(df, at, d.doc_counts[a:b][have])
         idf = np.log1p((n - df + 0.5) / (df + 0.5))
+        return ids, idf[np.searchsorted(wanted, ids)], avgdl
+
+    def _score(
+        self, first: int, last: int, ids: np.ndarray, idf: np.ndarray, avgdl: float
+    ) -> np.ndarray:
+        """BM25 (bm25s's Lucene variant: k1 1.5, b 0.75) of the chunks at positions
+        first..last-1 (one stretch of BM25 order), vectorised over their tokens."""
+        d = self._data
         k1, b = 1.5, 0.75
-        weight = np.array([idf[np.searchsorted(wanted, t)] for t in ids])  # repeats count
-        for j, i in enumerate(positions):
-            a, e = int(d.token_indptr[i]), int(d.token_indptr[i + 1])
-            tokens = d.token_ids[a:e]
-            tf = np.array([np.count_nonzero(tokens == t) for t in ids], dtype=np.float64)
-            norm = k1 * (1 - b + b * (e - a) / avgdl)
-            out[j] = float(np.sum(weight * tf / (tf + norm)))
+        bounds = d.token_indptr[first : last + 1]
+        tokens = d.token_ids[int(bounds[0]) : int(bounds[-1])]
+        at = bounds - bounds[0]
+        norm = k1 * (1 - b + b * np.diff(bounds) / avgdl)
+        out = np.zeros(last - first, dtype=np.float64)
+        for t, w in zip(ids.tolist(), idf.tolist(), strict=True):
+            seen = np.concatenate(([0], np.cumsum(tokens == t)))
+            tf = (seen[at[1:]] - seen[at[:-1]]).astype(np.float64)
+            out += w * tf / (tf + norm)
         return out
+
+    def bm25_within(self, positions: list[int], terms: list[str], sources: set[str]) -> np.ndarray:
+        """BM25 of the chunks at `positions` for the query `terms`, with the statistics of the
+        given documents' chunks only: their number, the chunks holding each term, their mean
+        length. Documents that hold none of the evidence (a junk file, another project's
+        pages) then change no score."""
+        ids, idf, avgdl = self._within(terms, sources)
+        out = np.zeros(len(positions), dtype=np.float64)
+        if len(ids):
+            for j, i in enumerate(positions):
+                out[j] = self._score(i, i + 1, ids, idf, avgdl)[0]
+        return out
+
+    def bm25_of_documents(
+        self, terms: list[str], sources: set[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Every chunk of the given documents (positions) and its BM25 within them."""
+        ids, idf, avgdl = self._within(terms, sources)
+        positions, scores = [], []
+        for s in sources:
+            r = self._source_id.get(s)
+            if r is None or not len(ids):
+                continue
+            first, last = self._source_range[r]
+            positions.append(np.arange(first, last))
+            scores.append(self._score(first, last, ids, idf, avgdl))
+        if not positions:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        return np.concatenate(positions), np.concatenate(scores)
 
     def _neighbour_id(self, md: dict[str, Any], step: int = 1) -> str | None:
         key = (str(md.get("source", "")), int(md.get("chunk_index", -2)) + step)
@@ -373,15 +412,21 @@ class HybridRetriever(BaseRetriever):
         top, rrf = fuse(dense_ids, lexical, self.k)
         if lexical:
             # Score BM25 again with the statistics of the documents the first fusion found
-            # (chunk count, term frequencies, mean length among their chunks only) and fuse
-            # again: then unrelated documents indexed beside them (a junk file, another
-            # project's pages) change no score and no order.
+            # (chunk count, chunks holding each term, mean length: their chunks only), over
+            # every chunk of those documents and the first lists' others, and fuse again:
+            # then unrelated documents indexed beside them (a junk file, another project's
+            # pages) change no score, no order and no list.
             data = lex.lexicon
             sources = {data.source_of(lex.position[c]) for c in top if c in lex.position}
-            scored = [c for c in dict.fromkeys(lexical + dense_ids) if c in lex.position]
-            values = data.bm25_within([lex.position[c] for c in scored], q_tokens, sources)
-            bm25_score.update(zip(scored, values.tolist(), strict=True))
-            lexical = sorted(lexical, key=lambda c: -bm25_score[c])
+            positions, values = data.bm25_of_documents(q_tokens, sources)
+            inside = {lex.ids[int(i)]: float(v) for i, v in zip(positions, values, strict=True)}
+            others = [c for c in dict.fromkeys(lexical + dense_ids) if c in lex.position]
+            others = [c for c in others if c not in inside]
+            rescored = data.bm25_within([lex.position[c] for c in others], q_tokens, sources)
+            bm25_score.update(inside)
+            bm25_score.update(zip(others, rescored.tolist(), strict=True))
+            pool = [c for c, v in inside.items() if v > 0] + [c for c in lexical if c in others]
+            lexical = sorted(pool, key=lambda c: -bm25_score[c])[: self.fetch_k]
             top, rrf = fuse(dense_ids, [c for c in lexical if bm25_score[c] > 0], self.k)
         missing = [cid for cid in top if cid not in dense_score]
         if missing:

@@ -144,6 +144,10 @@ def test_bm25_within_documents_matches_bm25s_and_ignores_other_documents():
     beside = Lexicon(crowded, lambda ids: {})
     positions = [crowded.ids.index(c) for c in ("a0", "a1", "b0")]
     assert beside.bm25_within(positions, terms, {"a.md", "b.md"}) == pytest.approx(everything)
+    positions, scores = beside.bm25_of_documents(terms, {"a.md", "b.md"})
+    assert sorted(crowded.ids[i] for i in positions) == ["a0", "a1", "b0"]
+    got = dict(zip((crowded.ids[i] for i in positions), scores.tolist(), strict=True))
+    assert [got[c] for c in ("a0", "a1", "b0")] == pytest.approx(everything)
     # corpus-wide statistics do move with the unrelated document
     assert crowded.bm25.get_scores(terms)[positions[0]] != pytest.approx(everything[0])
 
