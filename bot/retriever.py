@@ -64,6 +64,16 @@ class QueryCachedEmbeddings(Embeddings):
         return vec
 
 
+@dataclass(frozen=True)
+class Within:
+    """BM25 statistics of one question over some documents' chunks (`Lexicon.within`)."""
+
+    rows: tuple[int, ...]  # the documents (indices into LexicalData.sources)
+    ids: np.ndarray  # the question's term ids, repeats kept (bm25s sums over them)
+    idf: np.ndarray  # per entry of `ids`
+    avgdl: float  # mean chunk length in terms
+
+
 class Lexicon:
     """Corpus statistics of one generation: which terms occur, and in how many chunks.
 
@@ -127,15 +137,17 @@ class Lexicon:
         """The document of the chunk at `position` (BM25 document order)."""
         return self._data.sources[int(self._data.chunk_source[position])]
 
-    def _within(self, terms: list[str], sources: set[str]) -> tuple[np.ndarray, np.ndarray, float]:
-        """Query term ids (repeats kept), their idf and the mean chunk length, over the chunks
-        of the given documents only (empty ids when nothing is known)."""
+    def within(self, terms: list[str], sources: set[str]) -> Within:
+        """BM25 statistics of the query `terms` over the given documents' chunks only: their
+        number, the chunks holding each term, their mean length. Scored with them
+        (`bm25_of_documents`, `bm25_at`), documents that hold none of the evidence (a junk
+        file, another project's pages) change no score."""
         d = self._data
-        rows = [self._source_id[s] for s in sources if s in self._source_id]
+        rows = tuple(self._source_id[s] for s in sorted(sources) if s in self._source_id)
         n = float(sum(int(d.doc_chunks[r]) for r in rows))
         ids = np.array([self._term_id[t] for t in terms if t in self._term_id], dtype=np.int32)
-        if not n or not len(ids):
-            return np.zeros(0, dtype=np.int32), np.zeros(0), 1.0
+        if not n or not len(ids) or d.bm25 is None:
+            return Within(rows, np.zeros(0, dtype=np.int32), np.zeros(0), 1.0)
         avgdl = float(sum(self._source_tokens[r] for r in rows)) / n or 1.0
         wanted = np.unique(ids)
         df = np.zeros(len(wanted), dtype=np.float64)
@@ -145,55 +157,40 @@ class Lexicon:
             if have.any():
                 at = np.searchsorted(wanted, d.doc_terms[a:b][have])
                 np.add.at(df, at, d.doc_counts[a:b][have])
-        idf = np.log1p((n - df + 0.5) / (df + 0.5))
-        return ids, idf[np.searchsorted(wanted, ids)], avgdl
+        idf = np.log1p((n - df + 0.5) / (df + 0.5))  # bm25s's Lucene idf
+        return Within(rows, ids, idf[np.searchsorted(wanted, ids)], avgdl)
 
-    def _score(
-        self, first: int, last: int, ids: np.ndarray, idf: np.ndarray, avgdl: float
-    ) -> np.ndarray:
-        """BM25 (bm25s's Lucene variant: k1 1.5, b 0.75) of the chunks at positions
+    def _score(self, first: int, last: int, stats: Within) -> np.ndarray:
+        """BM25 (bm25s's Lucene variant, with the index's k1 and b) of the chunks at positions
         first..last-1 (one stretch of BM25 order), vectorised over their tokens."""
         d = self._data
-        k1, b = 1.5, 0.75
+        k1, b = d.bm25.k1, d.bm25.b
         bounds = d.token_indptr[first : last + 1]
         tokens = d.token_ids[int(bounds[0]) : int(bounds[-1])]
         at = bounds - bounds[0]
-        norm = k1 * (1 - b + b * np.diff(bounds) / avgdl)
+        norm = k1 * (1 - b + b * np.diff(bounds) / stats.avgdl)
         out = np.zeros(last - first, dtype=np.float64)
-        for t, w in zip(ids.tolist(), idf.tolist(), strict=True):
+        for t, w in zip(stats.ids.tolist(), stats.idf.tolist(), strict=True):
             seen = np.concatenate(([0], np.cumsum(tokens == t)))
             tf = (seen[at[1:]] - seen[at[:-1]]).astype(np.float64)
             out += w * tf / (tf + norm)
         return out
 
-    def bm25_within(self, positions: list[int], terms: list[str], sources: set[str]) -> np.ndarray:
-        """BM25 of the chunks at `positions` for the query `terms`, with the statistics of the
-        given documents' chunks only: their number, the chunks holding each term, their mean
-        length. Documents that hold none of the evidence (a junk file, another project's
-        pages) then change no score."""
-        ids, idf, avgdl = self._within(terms, sources)
+    def bm25_at(self, positions: list[int], stats: Within) -> np.ndarray:
+        """BM25 of the chunks at `positions`, with the statistics `stats`."""
         out = np.zeros(len(positions), dtype=np.float64)
-        if len(ids):
+        if len(stats.ids):
             for j, i in enumerate(positions):
-                out[j] = self._score(i, i + 1, ids, idf, avgdl)[0]
+                out[j] = self._score(i, i + 1, stats)[0]
         return out
 
-    def bm25_of_documents(
-        self, terms: list[str], sources: set[str]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Every chunk of the given documents (positions) and its BM25 within them."""
-        ids, idf, avgdl = self._within(terms, sources)
-        positions, scores = [], []
-        for s in sources:
-            r = self._source_id.get(s)
-            if r is None or not len(ids):
-                continue
-            first, last = self._source_range[r]
-            positions.append(np.arange(first, last))
-            scores.append(self._score(first, last, ids, idf, avgdl))
-        if not positions:
+    def bm25_of_documents(self, stats: Within) -> tuple[np.ndarray, np.ndarray]:
+        """Every chunk of the documents `stats` covers (positions) and its BM25 with them."""
+        if not len(stats.ids) or not stats.rows:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
-        return np.concatenate(positions), np.concatenate(scores)
+        ranges = [self._source_range[r] for r in stats.rows]
+        positions = np.concatenate([np.arange(a, b) for a, b in ranges])
+        return positions, np.concatenate([self._score(a, b, stats) for a, b in ranges])
 
     def _neighbour_id(self, md: dict[str, Any], step: int = 1) -> str | None:
         key = (str(md.get("source", "")), int(md.get("chunk_index", -2)) + step)
@@ -418,11 +415,15 @@ class HybridRetriever(BaseRetriever):
             # pages) change no score, no order and no list.
             data = lex.lexicon
             sources = {data.source_of(lex.position[c]) for c in top if c in lex.position}
-            positions, values = data.bm25_of_documents(q_tokens, sources)
+            stats = data.within(q_tokens, sources)
+            positions, values = data.bm25_of_documents(stats)
             inside = {lex.ids[int(i)]: float(v) for i, v in zip(positions, values, strict=True)}
-            others = [c for c in dict.fromkeys(lexical + dense_ids) if c in lex.position]
-            others = [c for c in others if c not in inside]
-            rescored = data.bm25_within([lex.position[c] for c in others], q_tokens, sources)
+            others = [
+                c
+                for c in dict.fromkeys(lexical + dense_ids)
+                if c in lex.position and c not in inside
+            ]
+            rescored = data.bm25_at([lex.position[c] for c in others], stats)
             bm25_score.update(inside)
             bm25_score.update(zip(others, rescored.tolist(), strict=True))
             pool = [c for c, v in inside.items() if v > 0] + [c for c in lexical if c in others]

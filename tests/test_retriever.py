@@ -138,13 +138,14 @@ def test_bm25_within_documents_matches_bm25s_and_ignores_other_documents():
     alone = lexical.build("g", _rows(False))
     lexicon = Lexicon(alone, lambda ids: {})
     terms = ["bitcoin", "power", "exchang"]
-    everything = lexicon.bm25_within([0, 1, 2], terms, {"a.md", "b.md"})
+    everything = lexicon.bm25_at([0, 1, 2], lexicon.within(terms, {"a.md", "b.md"}))
     assert everything == pytest.approx(alone.bm25.get_scores(terms)[:3].tolist(), rel=1e-5)
     crowded = lexical.build("g", _rows(True))
     beside = Lexicon(crowded, lambda ids: {})
     positions = [crowded.ids.index(c) for c in ("a0", "a1", "b0")]
-    assert beside.bm25_within(positions, terms, {"a.md", "b.md"}) == pytest.approx(everything)
-    positions, scores = beside.bm25_of_documents(terms, {"a.md", "b.md"})
+    stats = beside.within(terms, {"a.md", "b.md"})
+    assert beside.bm25_at(positions, stats) == pytest.approx(everything)
+    positions, scores = beside.bm25_of_documents(stats)
     assert sorted(crowded.ids[i] for i in positions) == ["a0", "a1", "b0"]
     got = dict(zip((crowded.ids[i] for i in positions), scores.tolist(), strict=True))
     assert [got[c] for c in ("a0", "a1", "b0")] == pytest.approx(everything)
