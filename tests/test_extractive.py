@@ -21,6 +21,7 @@ from bot.answer.extractive import (
     announces,
     answer_type,
     asks_about_document,
+    joined_text,
     load_common_words,
     more_quotes,
     pairs_with,
@@ -369,6 +370,14 @@ def test_code_inside_an_unfinished_sentence_is_part_of_it():
     assert ExtractiveAnswerer._run_on(p, p.units[:1], False) == p.units
     done = _section("Images hold links.", ("/a -> b", True), "The fact.")
     assert ExtractiveAnswerer._run_on(done, done.units[:1], False) == done.units[:1]
+
+
+def test_two_slices_of_a_document_join_when_they_overlap_or_touch():
+    doc = "First paragraph here.\n\nSecond one."
+    assert joined_text(doc[:21], 0, doc[15:], 15) == doc  # overlapping chunks
+    assert joined_text(doc[:21], 0, doc[23:], 23) == doc  # cut at the paragraph break
+    assert joined_text(doc[:10], 0, doc[23:], 23) is None  # text missing between them
+    assert joined_text(doc[23:], 23, doc[:21], 0) is None  # not after it
 
 
 class _Neighbours:

@@ -349,6 +349,18 @@ def units_of(chunk: Document) -> list[Unit]:
 # --- the answerer -------------------------------------------------------------------------
 
 
+def joined_text(text: str, start: int, later: str, later_start: int) -> str | None:
+    """The document's text from `start` through the end of `later` (another slice of it,
+    starting at or after `start`), when the two overlap or are cut apart only by a
+    paragraph break (up to 2 characters, which chunks leave out); else None."""
+    end = start + len(text)
+    if later_start < start or later_start - end > 2:
+        return None
+    if later_start <= end:
+        return text[: later_start - start] + later
+    return text + "\n" * (later_start - end) + later
+
+
 def pairs_with(first: tuple[str, int, int, int], other: tuple[str, int, int, int]) -> bool:
     """Whether a quote (source, chunk rank, start, end) may be shown as [2] beside the first:
     the same document, another chunk, no overlap (the fitter mirrors the answerer by it)."""
@@ -594,12 +606,13 @@ class ExtractiveAnswerer:
         if nxt is not None:
             n_start = int(nxt.metadata.get("start", 0))
             end = start + len(text)
+            joined = joined_text(text, start, nxt.page_content, n_start)
             if n_start <= end:  # overlapping chunks: the next one carries the text on
-                text += nxt.page_content[end - n_start :]
+                text = joined or text
                 units += [u for u in units_of(nxt) if u.start >= end]
-            elif n_start - end <= 2 and same_section(md, nxt.metadata):
+            elif joined is not None and same_section(md, nxt.metadata):
                 # Cut between two paragraphs of one section: only the chosen quote runs on.
-                text += "\n" * (n_start - end) + nxt.page_content
+                text = joined
                 following = nxt
         for u in units:
             u.terms = set(tokenize(u.text))
@@ -706,19 +719,16 @@ class ExtractiveAnswerer:
         first = p.units[0].start if p.units else p.text_start
         before = [u for u in units_of(prev) if u.end <= first]
         prev_start = int(prev.metadata.get("start", 0))
-        if not before or p.text_start < prev_start:
+        text = joined_text(prev.page_content, prev_start, p.text, p.text_start)
+        if not before or text is None:
             return p
         for u in before:
             u.terms = set(tokenize(u.text))
-        head = prev.page_content[: p.text_start - prev_start]
-        gap = p.text_start - prev_start - len(head)  # chunks cut between paragraphs
-        if gap > 2:
-            return p
         return replace(
             p,
             units=before + p.units,
             own_units=p.own_units + len(before),
-            text=head + "\n" * gap + p.text,
+            text=text,
             text_start=prev_start,
             section_lead=True,
         )
