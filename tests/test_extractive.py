@@ -334,16 +334,25 @@ def _section(*paras: str | tuple[str, bool], lead: bool = True, level: int = 2) 
 def test_a_quote_that_starts_just_inside_a_section_starts_at_the_section():
     p = _section("To write a type, subclass Base.", "This example accepts hex numbers.", "More.")
     lead_in = ExtractiveAnswerer._lead_in
-    assert lead_in(p, p.units[1:2], False) == p.units[:2]
-    assert lead_in(p, p.units[:1], False) == p.units[:1]  # already at the start
-    assert lead_in(replace(p, section_lead=False), p.units[1:2], False) == p.units[1:2]
+    assert lead_in(p, p.units[1:2]) == p.units[:2]
+    assert lead_in(p, p.units[:1]) == p.units[:1]  # already at the start
+    assert lead_in(replace(p, section_lead=False), p.units[1:2]) == p.units[1:2]
     page = _section("By A. Writer, May 4.", "The fact.", level=1)  # a page's title section
-    assert lead_in(page, page.units[1:], False) == page.units[1:]
+    assert lead_in(page, page.units[1:]) == page.units[1:]
     far = _section("x" * (LEAD_IN_CHARS + 1), "The detail.")
-    assert lead_in(far, far.units[1:], False) == far.units[1:]  # too far into the section
-    code = _section(("print(1)", True), "The detail.")
-    assert lead_in(code, code.units[1:], False) == code.units[1:]  # no code unless asked
-    assert lead_in(code, code.units[1:], True) == code.units
+    assert lead_in(far, far.units[1:]) == far.units[1:]  # too far into the section
+
+
+def test_a_sections_example_does_not_keep_its_opening_from_the_quote():
+    # The opening statement, its example, then the detail that matched the question.
+    example = ("@click.option('--name', prompt=True)\n" * 20, True)
+    p = _section("Click can prompt for a missing value.", example, "A different prompt string:")
+    assert len(example[0]) > LEAD_IN_CHARS
+    assert ExtractiveAnswerer._lead_in(p, p.units[2:]) == p.units
+    prose = _section("Click can prompt.", "x" * LEAD_IN_CHARS, example, "The detail.")
+    assert ExtractiveAnswerer._lead_in(prose, prose.units[3:]) == prose.units[3:]
+    huge = _section("Click can prompt.", ("x\n" * SECTION_QUOTE_CHARS, True), "The detail.")
+    assert ExtractiveAnswerer._lead_in(huge, huge.units[2:]) == huge.units[2:]
 
 
 def test_a_quote_runs_on_into_the_next_chunk_of_its_section():
@@ -361,6 +370,10 @@ def test_a_quote_runs_on_into_the_next_chunk_of_its_section():
     assert run_on(code, code.units[:1], True) == code.units
     long = _section("Opening.", "x" * SECTION_QUOTE_CHARS)
     assert run_on(long, long.units[:1], False) == long.units[:1]
+    # An example announced by the quote doesn't use up its prose: the answer may follow it.
+    example = _section("Merge them like this:", ("x = 1\n" * 200, True), "The first one wins.")
+    assert example.units[-1].end > SECTION_QUOTE_CHARS
+    assert run_on(example, example.units[:1], False) == example.units
 
 
 def test_code_inside_an_unfinished_sentence_is_part_of_it():

@@ -399,6 +399,18 @@ def announces(unit: Unit) -> bool:
     return not unit.code and bool(text) and (text.endswith(":") or text[-1].isalnum())
 
 
+def leads_in(units: list[Unit], start: Unit) -> bool:
+    """Whether a quote starting at `start` starts at the first of `units` (its section's
+    opening) instead: when the prose between them is within LEAD_IN_CHARS. Code between
+    them doesn't count, up to SECTION_QUOTE_CHARS of it: the section's example sits between
+    the statement that opens it and the detail that matched the question's words."""
+    between = [u for u in units if u.start < start.start]
+    if not between:
+        return False
+    code = sum(u.end - u.start for u in between if u.code)
+    return code <= SECTION_QUOTE_CHARS and start.start - between[0].start - code <= LEAD_IN_CHARS
+
+
 def runs_on(p: Passage) -> bool:
     """Whether the chosen quote runs on through its section: only in a section below the page
     title, which keeps to one topic (an FAQ entry, a manual's subsection). A news article's
@@ -678,7 +690,7 @@ class ExtractiveAnswerer:
         """The chosen window as quoted: from its section's opening when it starts just inside
         it, and on through the section below the page title (bench/fit_ranker.py labels
         candidates by it)."""
-        quote = cls._lead_in(p, window, wants_code)
+        quote = cls._lead_in(p, window)
         return cls._run_on(p, quote, wants_code) if runs_on(p) else quote
 
     @staticmethod
@@ -691,12 +703,15 @@ class ExtractiveAnswerer:
         out = list(window)
         units = p.units + p.tail_units()
         j = units.index(out[-1]) + 1
+        code = sum(u.end - u.start for u in out if u.code)
         while j < len(units):
             nxt = units[j]
             if nxt.code and not wants_code and not announces(out[-1]):
                 break
-            if nxt.end - out[0].start > SECTION_QUOTE_CHARS:
+            extra = code + (nxt.end - nxt.start if nxt.code else 0)
+            if nxt.end - out[0].start - min(extra, SECTION_QUOTE_CHARS) > SECTION_QUOTE_CHARS:
                 break
+            code = extra
             out.append(nxt)
             j += 1
         return out
@@ -711,8 +726,8 @@ class ExtractiveAnswerer:
         section_start = md.get("section_start")
         if p.section_lead or section_start is None or int(md.get("level") or 0) < 2:
             return p
-        if window[0].start - int(section_start) > LEAD_IN_CHARS:
-            return p
+        if window[0].start - int(section_start) > LEAD_IN_CHARS + SECTION_QUOTE_CHARS:
+            return p  # too far in even if all between were code (see `leads_in`)
         prev = lexicon.previous_chunk(p.chunk)
         if prev is None or int(prev.metadata.get("start", 0)) > int(section_start) + 2:
             return p
@@ -720,7 +735,7 @@ class ExtractiveAnswerer:
         before = [u for u in units_of(prev) if u.end <= first]
         prev_start = int(prev.metadata.get("start", 0))
         text = joined_text(prev.page_content, prev_start, p.text, p.text_start)
-        if not before or text is None:
+        if not before or text is None or not leads_in(before + p.units, window[0]):
             return p
         for u in before:
             u.terms = set(tokenize(u.text))
@@ -734,7 +749,7 @@ class ExtractiveAnswerer:
         )
 
     @staticmethod
-    def _lead_in(p: Passage, window: list[Unit], wants_code: bool) -> list[Unit]:
+    def _lead_in(p: Passage, window: list[Unit]) -> list[Unit]:
         """A quote that starts a little way into a section starts at the section instead:
         the section's opening sentences state what it is about ("To implement a custom type,
         subclass ParamType.") before the detail that matched the words. Only below a page's
@@ -744,11 +759,7 @@ class ExtractiveAnswerer:
         if not p.section_lead or level < 2 or first == 0 or first >= p.own_units:
             return window
         before = p.units[:first]
-        if any(u.code and not wants_code for u in before):
-            return window
-        if window[0].start - before[0].start > LEAD_IN_CHARS:
-            return window
-        return before + window
+        return before + window if leads_in(p.units, window[0]) else window
 
     # --- output ---------------------------------------------------------------------------
 
