@@ -29,7 +29,15 @@ from pydantic import ConfigDict, PrivateAttr
 from index import lexical
 from index.lexical import LexicalData, chunk_terms
 from index.store import get_vectors_texts_and_metadata
-from index.terms import SPELLED_OUT, is_content, normalize_word, stem, typo_fixes, words
+from index.terms import (
+    SPELLED_OUT,
+    is_content,
+    normalize_word,
+    placeholders,
+    stem,
+    typo_fixes,
+    words,
+)
 
 __all__ = ["HybridRetriever", "Lexicon", "QueryCachedEmbeddings", "chunk_terms"]
 
@@ -373,9 +381,10 @@ class HybridRetriever(BaseRetriever):
         """BM25 terms of the question, as the corpus spells them: chat shortenings spelled
         out, typos of English words corrected (as the answerer reads them)."""
         out = []
+        asker_own = placeholders(query)
         for raw in words(query):
             w = normalize_word(raw)
-            if not is_content(w):
+            if not is_content(w) or w in asker_own:
                 continue
             t = stem(w)
             full = lexicon.spelled_out(t)

@@ -138,6 +138,21 @@ def tokenize(text: str) -> list[str]:
     return _terms(text)
 
 
+# Metasyntactic names: in a question they stand for the asker's own thing ("import { foo }",
+# "~/foo"), which the documentation can't name; its examples use them for theirs.
+_PLACEHOLDERS = frozenset(
+    "foo baz qux quux foobar corge grault garply waldo plugh xyzzy thud hoge fuga piyo".split()
+)
+
+
+def placeholders(text: str) -> set[str]:
+    """The placeholder names in `text` (normalized): "foo" and its kin, and "bar" beside them
+    ("foo bar"; alone, "bar" is a word: "progress bar")."""
+    said = {normalize_word(w) for w in words(text)}
+    found = said & _PLACEHOLDERS
+    return found | ({"bar"} & said) if found else set()
+
+
 def is_content(word: str) -> bool:
     """A normalized word that carries content: no stop word, no lone letter (digits count)."""
     return word not in STOPWORDS and (len(word) >= 2 or word.isdigit())

@@ -40,7 +40,7 @@ from index.embedder import TOKENIZER_PATH
 from index.loader import load_file
 from index.pipeline import reindex
 from index.sentences import UNIT_VECTORS, decode_unit_vectors, units_of_chunk
-from index.terms import typo_fixes
+from index.terms import placeholders, typo_fixes
 from tests.helpers import index_reader
 
 SITES = Path(__file__).parent / "data" / "sites"
@@ -230,6 +230,19 @@ def test_question_terms_mark_names_numbers_and_rare_words():
         "since": False,
         "2019": True,
     }
+
+
+def test_placeholder_names_are_the_askers_own_not_words_to_search_for():
+    common = load_common_words(TOKENIZER_PATH)
+    said = {t.word for t in question_terms("bash -c 'echo $1' foo bar prints bar", common)}
+    assert said == {"bash", "echo", "1", "prints"}
+    assert {t.word for t in question_terms("does it expand ~/foo", common)} == {"expand"}
+    # Without its kin, "bar" is a word.
+    assert "bar" in {t.word for t in question_terms("progress bar shows no ETA", common)}
+    retriever = HybridRetriever(reader=None)
+    corpus = Lexicon(lexical.build("g", [("a", "x", {"source": "a.md"})]), lambda ids: {})
+    assert retriever._query_terms("import { foo } from a package", corpus) == ["import", "packag"]
+    assert placeholders("a progress bar") == set()
 
 
 def test_words_offered_as_alternatives_know_each_other():

@@ -44,7 +44,15 @@ from bot.errors import USER_TEXTS
 from bot.followup import Standalone
 from bot.models import Answer, Citation
 from bot.retriever import Lexicon
-from bot.sentences import SPELLED_OUT, is_content, normalize_word, stem, tokenize, word_spans
+from bot.sentences import (
+    SPELLED_OUT,
+    is_content,
+    normalize_word,
+    placeholders,
+    stem,
+    tokenize,
+    word_spans,
+)
 from index.chunker import context_of
 from index.embedder import DIMENSION
 from index.sentences import UNIT_VECTORS, decode_unit_vectors, units_of_chunk
@@ -118,10 +126,11 @@ def question_terms(question: str, common: frozenset[str], *, weight: float = 1.0
     out: dict[str, Term] = {}
     spans = word_spans(question)
     partners = _alternatives(question, spans)
+    asker_own = placeholders(question)
     for i, m in enumerate(spans):
         raw = m.group()
         w = normalize_word(raw)
-        if not is_content(w):
+        if not is_content(w) or w in asker_own:
             continue
         parts = [p for p in w.replace("'", "-").split("-") if p]
         common_word = all(_is_common(p, common) for p in parts) or stem(w) in SPELLED_OUT
