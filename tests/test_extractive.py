@@ -21,6 +21,7 @@ from bot.answer.extractive import (
     announces,
     answer_type,
     asks_about_document,
+    closed_code,
     joined_text,
     load_common_words,
     more_quotes,
@@ -387,6 +388,21 @@ def test_a_quote_runs_on_into_the_next_chunk_of_its_section():
     example = _section("Merge them like this:", ("x = 1\n" * 200, True), "The first one wins.")
     assert example.units[-1].end > SECTION_QUOTE_CHARS
     assert run_on(example, example.units[:1], False) == example.units
+
+
+def test_a_code_block_cut_by_the_quote_is_closed_so_the_reply_stays_prose():
+    cut_end = "Use a flag:\n\n```python\n@click.option('--shout')\ndef info(shout):"
+    assert closed_code(cut_end, starts_in_code=False) == cut_end + "\n```"
+    cut_start = "    click.echo(rv)\n```\n\nAnd on the command line:"
+    assert closed_code(cut_start, starts_in_code=True) == "```\n" + cut_start
+    whole = "Run:\n\n```text\n$ info\n```\n\nDone."
+    assert closed_code(whole, starts_in_code=False) == whole
+    # In the reply, the closing quote mark and "[1]" come after the block, not inside it.
+    p = _section("Use a flag:", ("```python\n@click.option('--shout')", True))
+    p = replace(p, text="Use a flag:\n\n```python\n@click.option('--shout')", text_start=0)
+    answer = ExtractiveAnswerer._compose(Standalone("q"), [(p, p.units)])
+    assert answer.text.endswith("@click.option('--shout')\n```” [1]")
+    assert answer.text.count("```") == 2
 
 
 def test_code_inside_an_unfinished_sentence_is_part_of_it():

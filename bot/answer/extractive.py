@@ -420,6 +420,20 @@ def leads_in(units: list[Unit], start: Unit) -> bool:
     return code <= SECTION_QUOTE_CHARS and start.start - between[0].start - code <= LEAD_IN_CHARS
 
 
+_FENCE_LINE = re.compile(r"^[ \t]*```", re.MULTILINE)
+
+
+def closed_code(quote: str, *, starts_in_code: bool) -> str:
+    """A quote whose code block was cut by its start or end, with the block's fence put back:
+    an unclosed fence would turn the rest of the reply (the closing quote mark, "[1]", the
+    next quotes) into code."""
+    if starts_in_code and not quote.lstrip().startswith("```"):
+        quote = "```\n" + quote
+    if len(_FENCE_LINE.findall(quote)) % 2:
+        quote += "\n```"
+    return quote
+
+
 def runs_on(p: Passage) -> bool:
     """Whether the chosen quote runs on through its section: only in a section below the page
     title, which keeps to one topic (an FAQ entry, a manual's subsection). A news article's
@@ -797,7 +811,7 @@ class ExtractiveAnswerer:
 
     @staticmethod
     def _citation(n: int, p: Passage, window: list[Unit]) -> Citation:
-        quote = ExtractiveAnswerer.quote_of(p, window)
+        quote = closed_code(ExtractiveAnswerer.quote_of(p, window), starts_in_code=window[0].code)
         return Citation.of_chunk(n, p.chunk, quote=quote, start=window[0].start, end=window[-1].end)
 
     @staticmethod
