@@ -246,6 +246,23 @@ def test_bare_urls_do_not_preview():
     assert "[a](<https://e.com>)" in payload.content
 
 
+def test_quoted_code_and_comment_lines_show_as_written():
+    text = (
+        '“Add a line like Acquire::http::proxy "http://proxy:3128".\n\n'
+        "# preprocess CDPATH\n_cdpath=${CDPATH}\n\n"
+        '```python\n# a comment\nclick.launch("https://click.example/")\n```\n\n'
+        "Or `open https://inline.example/` it.” [1]"
+    )
+    (payload,) = render_answer(Answer(question="q", text=text))
+    assert '"<http://proxy:3128>"' in payload.content  # prose: no preview card
+    assert "\\# preprocess CDPATH" in payload.content  # a comment line, not a heading
+    # Code is left exactly as quoted: Discord neither previews nor formats inside it.
+    assert '```python\n# a comment\nclick.launch("https://click.example/")\n```' in (
+        payload.content
+    )
+    assert "`open https://inline.example/`" in payload.content
+
+
 CITATIONS = st.builds(
     Citation,
     n=st.integers(1, 99),

@@ -7,7 +7,7 @@ checked without a client; `Payload.discord_embeds()` turns them into `discord.Em
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -48,6 +48,8 @@ _ATOM = re.compile(r"\[[^\[\]\n]{0,300}\]\(<?[^()\s]{1,600}>?\)|\[\d+(?:\s*,\s*\
 _SENTENCE_END = re.compile(r"[.!?][)\]\"']?\s+")
 _BARE_URL = re.compile(r"(?<![<(])\bhttps?://[^\s<>()]*[^\s<>().,;:!?'\"]")
 _MD_LINK_URL = re.compile(r"\]\((https?://[^\s()<>]+)\)")
+_CODE = re.compile(r"```.*?(?:```|\Z)|`[^`\n]+`", re.DOTALL)
+_HEADING_LINE = re.compile(r"^((?:#{1,3}|-#)[ \t])", re.MULTILINE)
 
 
 @dataclass
@@ -65,9 +67,31 @@ class Payload:
 
 
 def suppress_link_previews(text: str) -> str:
-    """Wrap URLs in <> so Discord shows no preview cards for them."""
-    text = _MD_LINK_URL.sub(lambda m: f"](<{m.group(1)}>)", text)
-    return _BARE_URL.sub(lambda m: f"<{m.group(0)}>", text)
+    """Wrap URLs in <> so Discord shows no preview cards for them (code shows none and is
+    left as written)."""
+
+    def wrap(part: str) -> str:
+        part = _MD_LINK_URL.sub(lambda m: f"](<{m.group(1)}>)", part)
+        return _BARE_URL.sub(lambda m: f"<{m.group(0)}>", part)
+
+    return outside_code(text, wrap)
+
+
+def escape_headings(text: str) -> str:
+    """A quoted line that starts with "#" (a shell comment in a PDF's example, a config
+    file's) shows as written, not as a Discord heading; code blocks are left alone."""
+    return outside_code(text, lambda part: _HEADING_LINE.sub(r"\\\1", part))
+
+
+def outside_code(text: str, change: Callable[[str], str]) -> str:
+    """`text` with `change` applied to all but its code: ``` blocks (an unclosed one runs to
+    the end) and `inline code`."""
+    out, pos = [], 0
+    for m in _CODE.finditer(text):
+        out += [change(text[pos : m.start()]), m.group()]
+        pos = m.end()
+    out.append(change(text[pos:]))
+    return "".join(out)
 
 
 # --- truncation and splitting -----------------------------------------------------------
@@ -247,7 +271,7 @@ def render_answer(answer: Answer, *, limit: int = CONTENT_MAX) -> list[Payload]:
     text = answer.text.strip() or (user_text("not_found") if answer.abstained else "")
     if answer.mode == "extractive-fallback":
         text = f"*{answer.note or fallback_note()}*\n\n{text}"
-    text = suppress_link_previews(neutralize_mentions(text))
+    text = escape_headings(suppress_link_previews(neutralize_mentions(text)))
     payloads = [Payload(content=chunk) for chunk in split_message(text, limit)]
     if not payloads:
         payloads = [Payload(content=user_text("not_found"))]
