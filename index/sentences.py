@@ -82,7 +82,8 @@ def split_sentences(text: str, base: int = 0) -> list[Sentence]:
     return out
 
 
-_ITEM = re.compile(r"^\s*(?:[-*+•]\s|\d{1,3}[.)]\s|\||>>>|\.\.\.\s|\$\s)")
+# What starts a list item, table row or prompt line: a line break before it is no wrap.
+ITEM_START = re.compile(r"^\s*(?:[-*+•]\s|\d{1,3}[.)]\s|\||>>>|\.\.\.\s|\$\s)")
 _DOCTEST = re.compile(r"^\s*(?:>>>|\.\.\.\s|\$\s|%\s|In \[\d+\]:)")
 
 
@@ -114,7 +115,7 @@ def chunk_units(text: str, base: int, code: list[tuple[int, int]]) -> list[Unit]
             starts = [b_lo]
             for m in re.finditer(r"\n", text[b_lo:b_hi]):
                 line_start = b_lo + m.end()
-                if _ITEM.match(text[line_start:b_hi]):
+                if ITEM_START.match(text[line_start:b_hi]):
                     starts.append(line_start)
             for g_lo, g_hi in zip(starts, [*starts[1:], b_hi], strict=True):
                 group = text[g_lo:g_hi]

@@ -405,6 +405,25 @@ def test_a_code_block_cut_by_the_quote_is_closed_so_the_reply_stays_prose():
     assert answer.text.count("```") == 2
 
 
+def test_a_quote_reads_as_its_paragraphs_not_as_the_printed_lines():
+    text = (
+        "Wait until the child exits and\nreturn its status. If -n is\nsupplied, wait waits"
+        " for\none job.\n\n- an item\n- another\n\n```\nwait -n\nwait\n```"
+    )
+    code = text.index("```")
+    doc = Document(page_content=text, metadata={"start": 0, "code": f"{code}-{len(text)}"})
+    units = units_of(doc)
+    p = Passage(
+        chunk=doc, rank=0, units=units, context_terms=set(), dense=0.0, section_lead=True,
+        text=text, text_start=0, own_units=len(units),
+    )  # fmt: skip
+    assert ExtractiveAnswerer.shown(p, units) == (
+        "Wait until the child exits and return its status. If -n is supplied, wait waits for"
+        " one job.\n\n- an item\n- another\n\n```\nwait -n\nwait\n```"
+    )
+    assert ExtractiveAnswerer.quote_of(p, units) == text  # the document's own text
+
+
 def test_code_inside_an_unfinished_sentence_is_part_of_it():
     p = _section("Images hold links like", ("/a -> b", True), "so they work.", "The fact.")
     assert announces(p.units[0]) and not announces(p.units[2]) and not announces(p.units[1])

@@ -55,7 +55,7 @@ from bot.sentences import (
 )
 from index.chunker import context_of
 from index.embedder import DIMENSION
-from index.sentences import UNIT_VECTORS, decode_unit_vectors, units_of_chunk
+from index.sentences import ITEM_START, UNIT_VECTORS, decode_unit_vectors, units_of_chunk
 
 log = logging.getLogger(__name__)
 
@@ -420,6 +420,7 @@ def leads_in(units: list[Unit], start: Unit) -> bool:
     return code <= SECTION_QUOTE_CHARS and start.start - between[0].start - code <= LEAD_IN_CHARS
 
 
+_WRAP = re.compile(r"[ \t]*\n[ \t]*")
 _FENCE_LINE = re.compile(r"^[ \t]*```", re.MULTILINE)
 
 
@@ -672,6 +673,24 @@ class ExtractiveAnswerer:
         return p.text[window[0].start - p.text_start : window[-1].end - p.text_start]
 
     @staticmethod
+    def shown(p: Passage, window: list[Unit]) -> str:
+        """The quote as shown: a line break inside a sentence of prose is where a printed
+        page (a PDF) or a hard-wrapped source (Markdown at 80 columns) wrapped it, so it reads
+        as a space; paragraph breaks, list items and code keep their lines."""
+        parts: list[str] = []
+        for prev, u in zip([None, *window[:-1]], window, strict=True):
+            text = p.text[u.start - p.text_start : u.end - p.text_start]
+            if prev is not None:
+                gap = p.text[prev.end - p.text_start : u.start - p.text_start]
+                # One line break between two prose sentences wraps a paragraph (a blank
+                # line would end it); text between them is a sentence cut by a chunk's end.
+                wrapped = gap.count("\n") == 1
+                prose = not prev.code and not u.code and not ITEM_START.match(text)
+                parts.append(_WRAP.sub(" ", gap) if wrapped and prose else gap)
+            parts.append(text if u.code else _WRAP.sub(" ", text))
+        return "".join(parts)
+
+    @staticmethod
     def _window(p: Passage, unit: Unit, wants_code: bool) -> list[Unit]:
         """The best sentence and what completes it, within its paragraph: the sentence
         before it when the paragraph opens there or it refers back ("This is why ..."), the
@@ -811,7 +830,7 @@ class ExtractiveAnswerer:
 
     @staticmethod
     def _citation(n: int, p: Passage, window: list[Unit]) -> Citation:
-        quote = closed_code(ExtractiveAnswerer.quote_of(p, window), starts_in_code=window[0].code)
+        quote = closed_code(ExtractiveAnswerer.shown(p, window), starts_in_code=window[0].code)
         return Citation.of_chunk(n, p.chunk, quote=quote, start=window[0].start, end=window[-1].end)
 
     @staticmethod
