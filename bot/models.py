@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from index.documents import SECTION_SEP
+
+# Headings read from HTML join their inline pieces with spaces ("an `Essential`, `Required`"
+# comes out "an Essential , Required"): shown without the space before punctuation.
+_SPACE_BEFORE_PUNCT = re.compile(r"(?<=[\w)\]\"'])\s+(?=[,;:!?)\]])|(?<=[(\[])\s+(?=\w)")
+
+
+def _tidy(text: str) -> str:
+    return _SPACE_BEFORE_PUNCT.sub("", text)
+
 
 if TYPE_CHECKING:  # kept off the import path of `python -m bot discord` without a token
     from langchain_core.documents import Document
@@ -52,10 +62,10 @@ class Citation:
         title, the heading path it sits under and a deep link to that section."""
         md = chunk.metadata
         source = str(md.get("source", ""))
-        path = str(md.get("section") or "")
+        path = _tidy(str(md.get("section") or ""))
         return cls(
             n=n,
-            title=str(md.get("title") or source or "Untitled"),
+            title=_tidy(str(md.get("title") or source or "Untitled")),
             source=source,
             quote=quote,
             start=start,

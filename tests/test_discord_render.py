@@ -6,6 +6,7 @@ import re
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from langchain_core.documents import Document
 
 from bot.discord import render
 from bot.discord.render import (
@@ -205,6 +206,28 @@ def test_answer_sources_on_last_message():
     assert "p. 3" in second["value"] and "`doc2.md`" in second["value"]
     assert "…" in second["value"]  # long quote truncated with an ellipsis
     assert sum(p.content.count("[1]") for p in payloads) == 200
+
+
+def test_a_heading_read_from_html_shows_without_spaces_before_punctuation():
+    chunk = Document(
+        page_content="Some packages are marked as Essential.",
+        metadata={
+            "source": "pkg-basics.html",
+            "title": "Chapter 7. Basics",
+            "section": "Chapter 7. Basics › 7.7. What is an Essential , Required , or Extra "
+            "package ? › .deb files ( binary )",
+        },
+    )
+    c = Citation.of_chunk(1, chunk, quote=chunk.page_content, start=0, end=38)
+    assert c.heading_path == (
+        "Chapter 7. Basics › 7.7. What is an Essential, Required, or Extra package? "
+        "› .deb files (binary)"
+    )
+    (payload,) = render_answer(Answer(question="q", text="“x” [1]", citations=[c]))
+    assert (
+        "What is an Essential, Required, or Extra package?"
+        in (payload.embeds[0]["fields"][0]["value"])
+    )
 
 
 def test_declined_answer_shows_nearest_sources():
