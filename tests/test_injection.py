@@ -239,6 +239,17 @@ class Corpus:
     chunks: dict[str, Document]
 
 
+def _verbatim(quote: str, text: str) -> bool:
+    """The quote's words are the document's, in order: the answerer shows a paragraph's
+    wrapped lines as one (whitespace differs) and closes a code fence its quote cut."""
+
+    def words(s: str) -> str:
+        return " ".join(s.split())
+
+    unfenced = re.sub(r"\A```\n|\n```\Z", "", quote)
+    return any(words(q) in words(text) for q in (quote, unfenced))
+
+
 def answer_problems(
     answer: Answer, corpus: Corpus, *, llm: bool, forbidden: tuple[str, ...] = ()
 ) -> list[str]:
@@ -260,7 +271,7 @@ def answer_problems(
         if doc is None or (chunk_level and chunk is None):
             problems.append(f"citation [{c.n}] points nowhere: {c.source} {c.chunk_id}")
             continue
-        if c.quote not in doc.text:
+        if not _verbatim(c.quote, doc.text):
             problems.append(f"citation [{c.n}] quote is not verbatim from {c.source}")
         allowed.append(chunk.page_content if chunk_level and chunk else doc.text)
         allowed.append(doc.metadata.get("url", ""))
