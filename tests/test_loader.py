@@ -447,6 +447,25 @@ def test_pdf_sections_come_from_its_outline(tmp_path):
     assert doc.sections[-1].end == len(doc.text)
 
 
+def test_a_manuals_reference_entries_are_sections_of_their_own(tmp_path):
+    pages = [
+        ["1 Builtins", "These builtins control jobs.", "", "kill",
+         "kill [-s sigspec] pid", "Send a signal to the process.", "", "wait",
+         "wait [-n] [id ...]", "Wait until the child exits.", "", "done", "done",
+         "The word done alone is no entry."],
+    ]  # fmt: skip
+    doc = load(tmp_path, "m.pdf", _with_outline(pdf_bytes(pages), [("Builtins", 0, 0)]))
+    heads = [(s.level, s.path, doc.text[s.start : s.body_start]) for s in doc.sections]
+    assert heads == [
+        (2, ("Builtins",), "1 Builtins"),
+        (3, ("Builtins", "kill"), "kill"),
+        (3, ("Builtins", "wait"), "wait"),
+    ]
+    wait = doc.sections[-1]
+    assert "Wait until the child exits." in doc.text[wait.body_start : wait.end]
+    assert "Send a signal" not in doc.text[wait.body_start : wait.end]
+
+
 def test_pdf_title_falls_back_to_first_line(tmp_path):
     assert load(tmp_path, "r.pdf", pdf_bytes(PDF_PAGES)).title == "Mining Report"
 

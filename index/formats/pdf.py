@@ -53,6 +53,7 @@ _LEADERS = re.compile(r"(?:\.\s?){4,}\s*[\dIVXLCDMivxlcdm]+\s*$")  # ". . . . 12
 _NUMBERING = re.compile(
     r"(?i)^(?:(?:chapter|appendix|part|section)\s+)?(?:[0-9]+|[A-Z])(?:\.[0-9]+)*\.?:?\s+"
 )
+_ENTRY_NAME = re.compile(r"[\w.:-]{1,30}")  # a command's or option's name, alone on its line
 _HYPHENATED = re.compile(r"(?<=[a-z])-\n(?=[a-z])")
 _SENTENCE_END = re.compile(r"[.!?:;)\]\"'”’]\s*$")
 
@@ -187,6 +188,40 @@ def _heading_lines(text: str, start: int, end: int) -> dict[str, list[tuple[int,
     return found
 
 
+def _with_entries(
+    text: str, found: list[tuple[int, int, int, str]]
+) -> list[tuple[int, int, int, str]]:
+    """The outline's headings and, one level below the heading they fall under, the entries
+    of a reference list: a line holding one name, followed by its usage line that starts with
+    the name ("kill" / "kill [-s sigspec] [-n signum] jobspec"), the way manuals list their
+    commands. Each entry is then a section of its own, so its chunks say what they describe."""
+    out = list(found)
+    pos = 0
+    lines = text.split("\n")
+    starts = []
+    for line in lines:
+        starts.append(pos)
+        pos += len(line) + 1
+    heads = sorted(found)
+    h = 0
+    for i, line in enumerate(lines[:-1]):
+        name = line.strip()
+        if not _ENTRY_NAME.fullmatch(name) or not lines[i + 1].strip().startswith(
+            (name + " ", name + "[")
+        ):
+            continue
+        at = starts[i]
+        while h + 1 < len(heads) and heads[h + 1][0] <= at:
+            h += 1
+        if heads[h][0] > at or heads[h][1] > at:
+            continue  # before the first heading, or inside a heading's own line
+        level = heads[h][2]
+        if level >= 6:
+            continue
+        out.append((at, at + len(line), level + 1, name))
+    return sorted(out)
+
+
 def _sections(text: str, spans: list[PageSpan], entries: list[_Entry]) -> tuple[Section, ...]:
     """Each outline entry found as a line on its page, in order; the lines of a page are
     keyed once, so a long outline costs one pass over each page it points at."""
@@ -208,6 +243,7 @@ def _sections(text: str, spans: list[PageSpan], entries: list[_Entry]) -> tuple[
         cursor = where[1]
     if not found:
         return ()
+    found = _with_entries(text, found)
     sections: list[Section] = []
     if text[: found[0][0]].strip():
         sections.append(Section(start=0, body_start=0, end=found[0][0]))
