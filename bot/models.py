@@ -8,6 +8,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from index.documents import SECTION_SEP
 
+if TYPE_CHECKING:  # kept off the import path of `python -m bot discord` without a token
+    from langchain_core.documents import Document
+
+
 # Headings read from HTML join their inline pieces with spaces ("an `Essential`, `Required`"
 # comes out "an Essential , Required"): shown without the space before punctuation.
 _SPACE_BEFORE_PUNCT = re.compile(r"(?<=[\w)\]\"'])\s+(?=[,;:!?)\]])|(?<=[(\[])\s+(?=\w)")
@@ -16,9 +20,6 @@ _SPACE_BEFORE_PUNCT = re.compile(r"(?<=[\w)\]\"'])\s+(?=[,;:!?)\]])|(?<=[(\[])\s
 def _tidy(text: str) -> str:
     return _SPACE_BEFORE_PUNCT.sub("", text)
 
-
-if TYPE_CHECKING:  # kept off the import path of `python -m bot discord` without a token
-    from langchain_core.documents import Document
 
 Mode = Literal["extractive", "llm", "extractive-fallback"]
 

@@ -66,21 +66,14 @@ class Payload:
 # --- mentions ---------------------------------------------------------------------------
 
 
-def suppress_link_previews(text: str) -> str:
-    """Wrap URLs in <> so Discord shows no preview cards for them (code shows none and is
-    left as written)."""
-
-    def wrap(part: str) -> str:
-        part = _MD_LINK_URL.sub(lambda m: f"](<{m.group(1)}>)", part)
-        return _BARE_URL.sub(lambda m: f"<{m.group(0)}>", part)
-
-    return outside_code(text, wrap)
-
-
-def escape_headings(text: str) -> str:
-    """A quoted line that starts with "#" (a shell comment in a PDF's example, a config
-    file's) shows as written, not as a Discord heading; code blocks are left alone."""
-    return outside_code(text, lambda part: _HEADING_LINE.sub(r"\\\1", part))
+def _as_prose(part: str) -> str:
+    """Text outside code as Discord should show it: URLs wrapped in <> so it shows no
+    preview cards for them, and a quoted line that starts with "#" (a shell comment in a
+    PDF's example, a config file's) as written, not as a Discord heading. Code shows no
+    previews and no headings, and is left as written (`outside_code`)."""
+    part = _MD_LINK_URL.sub(lambda m: f"](<{m.group(1)}>)", part)
+    part = _BARE_URL.sub(lambda m: f"<{m.group(0)}>", part)
+    return _HEADING_LINE.sub(r"\\\1", part)
 
 
 def outside_code(text: str, change: Callable[[str], str]) -> str:
@@ -271,7 +264,7 @@ def render_answer(answer: Answer, *, limit: int = CONTENT_MAX) -> list[Payload]:
     text = answer.text.strip() or (user_text("not_found") if answer.abstained else "")
     if answer.mode == "extractive-fallback":
         text = f"*{answer.note or fallback_note()}*\n\n{text}"
-    text = escape_headings(suppress_link_previews(neutralize_mentions(text)))
+    text = outside_code(neutralize_mentions(text), _as_prose)
     payloads = [Payload(content=chunk) for chunk in split_message(text, limit)]
     if not payloads:
         payloads = [Payload(content=user_text("not_found"))]
