@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.eval_devsets import FIT_SETS
 from bot.answer.features import DECISION_FEATURES, DECISION_FILE
 
 
@@ -47,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
             r = json.loads(line)
             # Answers that took no decision (no evidence, or about the document itself)
             # carry no decision features.
-            if r["split"] == "tune" and set(DECISION_FEATURES) <= set(r["features"]):
+            fitted = r["split"] == "tune" and r["set"] in FIT_SETS
+            if fitted and set(DECISION_FEATURES) <= set(r["features"]):
                 rows.append(r)
     x = np.array([[r["features"][k] for k in DECISION_FEATURES] for r in rows], dtype=float)
     y = np.array([1.0 if r["answerable"] else 0.0 for r in rows])

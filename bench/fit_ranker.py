@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.eval_devsets import build, holds_fact, load_items, sets
+from bench.eval_devsets import FIT_SETS, build, holds_fact, load_items, sets
 from bot.answer.extractive import ExtractiveAnswerer, asks_for_code, more_quotes
 from bot.answer.features import RANK_FEATURES, RANK_FILE, Ranking
 from bot.followup import Standalone
@@ -48,6 +48,8 @@ Rows = list[Question]
 def collect(overrides: dict, *, split: str = "tune") -> Rows:
     rows = []
     for name, corpus, qfile in sets():
+        if name not in FIT_SETS:
+            continue
         service = build(name, corpus, settings_overrides=overrides)
         answerer: ExtractiveAnswerer = service.extractive
         final = answerer.final_quote
@@ -162,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"extra-quote margin {m}: a quote holds the fact for {hit}, {extra} extra quotes")
     print(f"margin: {margin}")
     if not args.dry_run:
-        data = {"weights": weights, "second_margin": margin, "fitted_on": [n for n, *_ in sets()],
+        data = {"weights": weights, "second_margin": margin, "fitted_on": list(FIT_SETS),
                 "questions": len(rows), "tune_top1": top1(rows, w), "l2": args.l2}  # fmt: skip
         RANK_FILE.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {RANK_FILE}")
