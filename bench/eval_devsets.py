@@ -8,6 +8,9 @@ Each set is a corpus folder and a questions.yaml (see bench/devsets/README.md). 
 indexed with the real pipeline into a temporary INDEX_DIR (cached per corpus content under
 .bench-cache/ so reruns are fast), then every question goes through the real chain, offline.
 
+A set's `followups.yaml` (questions asked in a thread after earlier ones, each answered by
+the chain first) is reported on rows of its own, "<set> follow-ups".
+
 Per set and split it prints:
 * answered: the answer is not a decline and cites a passage of an expected document that
   contains one of the key phrases (the fact and a supporting citation);
@@ -39,6 +42,8 @@ OUT_OF_SCOPE = {"out_of_scope", "offtopic", "absent"}
 # The sets the answerer's ranking and decision are fitted on (tune halves only). markdown and
 # pdf-manual were added later and stay corpora the answerer never saw, for measuring alone.
 FIT_SETS = ("default", "faq", "manual", "sphinx-site")
+# Beside a set's questions.yaml: follow-ups asked in a thread after earlier questions.
+FOLLOWUPS = "followups.yaml"
 
 
 def norm(text: str) -> str:
@@ -280,6 +285,19 @@ def main(argv: list[str] | None = None) -> int:
                     rate(r["top4"]),
                 )
             )
+        followups = qfile.with_name(FOLLOWUPS)
+        if followups.is_file():
+            # Thread follow-ups, reported on their own rows; not decision-fitting data.
+            more, more_failures = evaluate(
+                name, corpus, followups, split=args.split, overrides=overrides
+            )
+            failures += more_failures
+            for split in sorted(more):
+                r = more[split]
+                rows.append(
+                    (f"{name} follow-ups", split, rate(r["answered"]), rate(r["declined"]),
+                     rate(r["precision"]), "-", "-")
+                )  # fmt: skip
         if args.junk:
             j = junk_robustness(name, corpus, qfile, overrides)
             print(

@@ -1,6 +1,7 @@
 """The dev sets in bench/devsets/ are well-formed (data checks only: nothing is indexed or answered).
 
-Each set is bench/devsets/<name>/ with corpus/ (the real documents), SOURCE.md and questions.yaml.
+Each set is bench/devsets/<name>/ with corpus/ (the real documents), SOURCE.md and questions.yaml,
+and may have followups.yaml (questions asked in a thread after the `history` questions).
 """
 
 from __future__ import annotations
@@ -45,11 +46,29 @@ def visible_text(path: Path) -> str:
 
 
 @functools.cache
-def load(name: str) -> list[dict]:
-    with open(DEVSETS / name / "questions.yaml", encoding="utf-8") as f:
+def load(name: str, file: str = "questions.yaml") -> list[dict]:
+    with open(DEVSETS / name / file, encoding="utf-8") as f:
         items = yaml.safe_load(f)
-    assert isinstance(items, list), f"{name}: questions.yaml must be a YAML list"
+    assert isinstance(items, list), f"{name}: {file} must be a YAML list"
     return items
+
+
+def phrase_problems(name: str, items: list[dict]) -> list[str]:
+    """Answerable items whose sources are missing or don't hold one of their key phrases."""
+    corpus = DEVSETS / name / "corpus"
+    problems = []
+    for item in items:
+        if item["kind"] != "answerable" or item.get("answerable") is False:
+            continue
+        paths = [corpus / src for src in item["sources"]]
+        missing = [str(p.relative_to(corpus)) for p in paths if not p.is_file()]
+        if missing:
+            problems.append(f"{item['id']}: missing sources {missing}")
+            continue
+        for phrase in item["key_phrases"]:
+            if not any(collapse(phrase) in visible_text(p) for p in paths):
+                problems.append(f"{item['id']}: key phrase not in its sources: {phrase!r}")
+    return problems
 
 
 @pytest.mark.parametrize("name", SETS)
@@ -96,19 +115,31 @@ def test_counts_and_balanced_splits(name: str) -> None:
 
 @pytest.mark.parametrize("name", SETS)
 def test_sources_exist_and_hold_key_phrases(name: str) -> None:
-    corpus = DEVSETS / name / "corpus"
-    problems = []
-    for item in load(name):
-        if item["kind"] != "answerable":
-            continue
-        paths = [corpus / src for src in item["sources"]]
-        missing = [str(p.relative_to(corpus)) for p in paths if not p.is_file()]
-        if missing:
-            problems.append(f"{item['id']}: missing sources {missing}")
-            continue
-        for phrase in item["key_phrases"]:
-            if not any(collapse(phrase) in visible_text(p) for p in paths):
-                problems.append(f"{item['id']}: key phrase not in its sources: {phrase!r}")
+    problems = phrase_problems(name, load(name))
+    assert not problems, f"{name}:\n" + "\n".join(problems)
+
+
+FOLLOWUP_SETS = sorted(p.parent.name for p in DEVSETS.glob("*/followups.yaml"))
+
+
+@pytest.mark.parametrize("name", FOLLOWUP_SETS)
+def test_followups_well_formed(name: str) -> None:
+    items = load(name, "followups.yaml")
+    ids = [item.get("id") for item in items]
+    assert len(set(ids)) == len(ids), f"{name}: duplicate follow-up ids"
+    assert not set(ids) & {item["id"] for item in load(name)}, f"{name}: ids reused"
+    for item in items:
+        where = f"{name}/{item.get('id')}"
+        assert item.get("kind") == "followup" and item.get("split") in SPLITS, where
+        assert isinstance(item.get("q"), str) and item["q"].strip(), where
+        history = item.get("history")
+        assert isinstance(history, list) and history, where
+        assert all(isinstance(h, str) and h.strip() for h in history), where
+        if item.get("answerable") is False:
+            assert not item.get("sources") and not item.get("key_phrases"), where
+        else:
+            assert item.get("sources") and 1 <= len(item.get("key_phrases") or []) <= 3, where
+    problems = phrase_problems(name, [{**i, "kind": "answerable"} for i in items])
     assert not problems, f"{name}:\n" + "\n".join(problems)
 
 
