@@ -1,21 +1,27 @@
 """Follow-up -> standalone question: the LLM rewrites it when there is one, a rule otherwise.
 
-The rule never rewrites the user's words. A follow-up that names its own subject ("How much
-bitcoin did they mine?") stands alone: its content words retrieve better than anything
-carried over. Only an elliptical one ("and when?", "why?", "what about the second one?")
-borrows the subject of the previous question, as `Standalone.context` terms that retrieval
-uses and the answerer weighs less than the user's own words.
+The rule never rewrites the user's words; it may add the earlier subject beside them, as
+`Standalone.context` terms that retrieval uses and the answerer weighs less than the user's
+own words. It does so when the follow-up leans on the conversation:
+* it is elliptical ("and when?", "why?", "what about the second one?"): the previous
+  question's content words;
+* it refers back ("how do i undo that", "does it work for arguments too?", "and for a
+  group?"): the previous question's words that the previous answer also holds, i.e. what
+  the exchange was about in the documents ("cancel setTimeout"), not how it was asked.
+Any other follow-up stands alone ("Who is FireEye's research director?"), and so does one
+that says it changes the topic ("unrelated, but ...").
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.errors import LLMError
-from bot.sentences import STOPWORDS, normalize_word, words
+from bot.sentences import STOPWORDS, normalize_word, stem, words
 
 log = logging.getLogger(__name__)
 
@@ -95,14 +101,50 @@ def is_acknowledgement(text: str) -> bool:
     )
 
 
+# Words that point back at what was just discussed. "it" in "is it possible to ..." and
+# "that" in "a tool that ..." point nowhere; those uses are taken out first.
+_REFERRING = frozenset("it its they them their theirs that this those these same".split())
+_NOT_REFERRING = re.compile(
+    r"(?i)\b(?:(?:is|was|would|will|isn't|isnt)\s+it|it(?:'s|s|\s+is|\s+was)?)\s+"
+    r"(?:possible|ok|okay|safe|worth|better|best|normal|necessary|true|recommended|a\s+good)\b"
+    r"|\b(?:a|an|the|some|any)\s+\w+\s+that\b"
+)
+_THE_ONE = re.compile(r"(?i)\b(?:the|that|this)\s+(?:\w+\s+)?ones?\b")  # "the linux one"
+# A follow-up that says it is a new question.
+_SWITCHING = re.compile(
+    r"(?i)\b(?:unrelated|off[- ]?topic|btw|by\s+the\s+way|(?:different|another|other|new|"
+    r"separate)\s+(?:question|topic|subject|thing))\b"
+)
+
+
+def refers_back(question: str) -> bool:
+    """Does the follow-up lean on what was just discussed: a continuation ("and ...",
+    "what about ...") or a word pointing back ("undo that", "does it work for ...")?"""
+    if _SWITCHING.search(question):
+        return False
+    q = re.sub(r"(?i)^\W*(?:(?:ok(?:ay)?|so|right|cool|thanks|thx)\W+)*", "", question.strip())
+    if q.lower().startswith(_CONTINUATIONS):
+        return True
+    if _THE_ONE.search(q):
+        return True
+    said = {normalize_word(w) for w in words(_NOT_REFERRING.sub(" ", q))}
+    return not _REFERRING.isdisjoint(said)
+
+
 def rule_condense(question: str, history: Sequence[tuple[str, str]]) -> Standalone:
-    """Borrow the previous question's subject when the follow-up has none of its own."""
-    if not history or not needs_context(question) or is_acknowledgement(question):
+    """Borrow the previous subject when the follow-up has none of its own or refers back."""
+    if not history or is_acknowledgement(question):
         return Standalone(question)  # "thanks!" is not a question about the last subject
+    elliptical = needs_context(question)
+    if not elliptical and not refers_back(question):
+        return Standalone(question)
     have = {normalize_word(w) for w in words(question)}
     # The previous question may itself be elliptical: look back until one has a subject.
-    for previous, _ in reversed(history):
+    for previous, answer in reversed(history):
         extra = [w for w in content_words(previous) if normalize_word(w) not in have]
+        if not elliptical:
+            found = {stem(normalize_word(w)) for w in words(answer)}
+            extra = [w for w in extra if stem(normalize_word(w)) in found]
         if extra:
             return Standalone(question, tuple(extra))
     return Standalone(question)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from bot.errors import LLMError, QuestionRejected, user_text
-from bot.followup import Standalone, condense, needs_context, rule_condense
+from bot.followup import Standalone, condense, needs_context, refers_back, rule_condense
 from bot.prompts import load_prompt, parse_prompt
 from bot.service import build_service
 from bot.settings import BotSettings
@@ -152,6 +152,47 @@ def test_follow_up_rule():
         "How much bitcoin did they mine?"
     )
     assert condense("and why?", []) == Standalone("and why?")
+
+
+def test_follow_up_that_refers_back_borrows_the_subject_its_answer_holds():
+    history = [
+        (
+            "how do i put a package on hold so apt upgrade leaves it alone",
+            "\u201cUse apt-mark hold to keep a package at its version.\u201d [1]",
+        )
+    ]
+    # "that" points back: the previous question's words the answer also holds, not its
+    # phrasing ("leaves", "alone", "upgrade" are not what the answer was about).
+    assert rule_condense("ok and how do i undo that later", history) == Standalone(
+        "ok and how do i undo that later", ("package", "hold")
+    )
+    assert rule_condense("what about for a whole repository?", history).context
+    # A new topic, said so or not pointing back, stands alone.
+    for own in (
+        "unrelated but is there a tool that helps me file a bug report",
+        "how do i see the changelog of a package",
+        "is it possible to downgrade a package",
+    ):
+        assert rule_condense(own, history) == Standalone(own)
+
+
+def test_what_refers_back():
+    for q in (
+        "does it work for arguments too?",
+        "and for a group?",
+        "can they still log in",
+        "how do i build the linux one",
+        "so what about windows",
+        "ok, is that safe?",
+    ):
+        assert refers_back(q), q
+    for q in (
+        "is it possible to hide an option",
+        "is there a tool that files bug reports",
+        "btw how do i print to stderr",
+        "how do I make an option required",
+    ):
+        assert not refers_back(q), q
 
 
 def test_standalone_query_is_what_retrieval_searches():
