@@ -107,7 +107,7 @@ _REFERRING = frozenset("it its they them their theirs that this those these same
 _NOT_REFERRING = re.compile(
     r"(?i)\b(?:(?:is|was|would|will|isn't|isnt)\s+it|it(?:'s|s|\s+is|\s+was)?)\s+"
     r"(?:possible|ok|okay|safe|worth|better|best|normal|necessary|true|recommended|a\s+good)\b"
-    r"|\b(?:a|an|the|some|any)\s+\w+\s+that\b"
+    r"|\b(?:(?:a|an|the|some|any)\s+\w+|\w+(?:thing|one|body)|so|such|sure)\s+that\b"
 )
 _THE_ONE = re.compile(r"(?i)\b(?:the|that|this)\s+(?:\w+\s+)?ones?\b")  # "the linux one"
 # A follow-up that says it is a new question.

@@ -190,6 +190,8 @@ def test_what_refers_back():
         "is it possible to hide an option",
         "is there a tool that files bug reports",
         "btw how do i print to stderr",
+        "is there anything that lists held packages",
+        "how do i make sure that an option is set",
         "how do I make an option required",
     ):
         assert not refers_back(q), q
