@@ -110,17 +110,28 @@ _NOT_REFERRING = re.compile(
     r"|\b(?:(?:a|an|the|some|any)\s+\w+|\w+(?:thing|one|body)|so|such|sure)\s+that\b"
 )
 _THE_ONE = re.compile(r"(?i)\b(?:the|that|this)\s+(?:\w+\s+)?ones?\b")  # "the linux one"
-# A follow-up that says it is a new question.
-_SWITCHING = re.compile(
-    r"(?i)\b(?:unrelated|off[- ]?topic|btw|by\s+the\s+way|(?:different|another|other|new|"
-    r"separate)\s+(?:question|topic|subject|thing))\b"
+# A question that says it starts a new topic: "unrelated, but ...", "different question:
+# ...", "off topic - ..." at its start (punctuation or "but" after the marker, so that
+# "unrelated histories" stays a question about them), or "btw" / "by the way" anywhere.
+_NEW_TOPIC = re.compile(
+    r"(?i)^\W*(?:(?:totally|completely|slightly|kinda|kind\s+of|somewhat)\s+)?"
+    r"(?:unrelated|off[- ]?topic|(?:an?\s+)?(?:different|separate|new|another|other)\s+"
+    r"(?:question|topic|thing))(?:\s+(?:question|q))?"
+    r"(?:\s*[,:;.!?-]+\s*(?:but\b)?|\s+but\b)[\s,:]*"
 )
+_BY_THE_WAY = re.compile(r"(?i)\b(?:btw|by\s+the\s+way)\b")
+
+
+def without_new_topic(question: str) -> str:
+    """The question without the words announcing a new topic ("unrelated, but ..."): they
+    say nothing about what is asked, and a corpus never holds them."""
+    return _NEW_TOPIC.sub("", question, count=1) or question
 
 
 def refers_back(question: str) -> bool:
     """Does the follow-up lean on what was just discussed: a continuation ("and ...",
     "what about ...") or a word pointing back ("undo that", "does it work for ...")?"""
-    if _SWITCHING.search(question):
+    if _NEW_TOPIC.match(question) or _BY_THE_WAY.search(question):
         return False
     q = re.sub(r"(?i)^\W*(?:(?:ok(?:ay)?|so|right|cool|thanks|thx)\W+)*", "", question.strip())
     if q.lower().startswith(_CONTINUATIONS):
@@ -155,7 +166,9 @@ def condense(
 ) -> Standalone:
     """The standalone form of `question` given (user_question, bot_answer) pairs, oldest first."""
     if not history or is_acknowledgement(question):
-        return Standalone(question)
+        return Standalone(without_new_topic(question))
+    if _NEW_TOPIC.match(question):
+        return Standalone(without_new_topic(question))  # a new topic: nothing to carry over
     if llm_answerer is not None:
         try:
             return Standalone(llm_answerer.condense(question, history))

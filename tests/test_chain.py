@@ -3,7 +3,14 @@ from __future__ import annotations
 import pytest
 
 from bot.errors import LLMError, QuestionRejected, user_text
-from bot.followup import Standalone, condense, needs_context, refers_back, rule_condense
+from bot.followup import (
+    Standalone,
+    condense,
+    needs_context,
+    refers_back,
+    rule_condense,
+    without_new_topic,
+)
 from bot.prompts import load_prompt, parse_prompt
 from bot.service import build_service
 from bot.settings import BotSettings
@@ -195,6 +202,16 @@ def test_what_refers_back():
         "how do I make an option required",
     ):
         assert not refers_back(q), q
+
+
+def test_new_topic_words_are_not_searched_for():
+    history = [("how do i put a package on hold", "\u201cUse apt-mark hold.\u201d [1]")]
+    said = "unrelated, but how do I file a bug report?"
+    assert condense(said, history) == Standalone("how do I file a bug report?")
+    assert condense("Different question: who is FireEye?", []) == Standalone("who is FireEye?")
+    # Only an opening marker followed by punctuation or "but" is taken out.
+    for own in ("unrelated histories error when merging", "what does unrelated mean here"):
+        assert without_new_topic(own) == own
 
 
 def test_standalone_query_is_what_retrieval_searches():
