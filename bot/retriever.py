@@ -308,7 +308,11 @@ def _load_lexical(snapshot: Any) -> _Lexical:
         try:
             data = lexical.load(root, snapshot.generation, chunks=snapshot.info.chunks)
         except lexical.CacheUnusable as err:
-            log.warning("%s; building the BM25 index from the chunks instead", err)
+            log.warning(
+                "%s; building the BM25 index from the chunks instead"
+                " (`python -m index` writes a fresh cache)",
+                err,
+            )
     if data is None:
         origin = "built"
         rows = ((str(c.id), c.page_content, c.metadata) for c in snapshot.chunks())

@@ -225,8 +225,16 @@ def _check_manifest(folder: Path, generation: str, chunks: int) -> None:
     except (OSError, ValueError) as err:
         raise CacheUnusable(f"unreadable lexical cache manifest in {folder}: {err}") from err
     want = {"format": FORMAT, "generation": generation, "chunks": chunks, "terms": terms_hash()}
-    if not isinstance(manifest, dict) or any(manifest.get(k) != v for k, v in want.items()):
-        raise CacheUnusable(f"stale lexical cache in {folder} ({manifest} != {want})")
+    if not isinstance(manifest, dict):
+        raise CacheUnusable(f"unreadable lexical cache manifest in {folder}")
+    differ = [k for k, v in want.items() if manifest.get(k) != v]
+    if differ:
+        why = (
+            "written by another version's tokeniser"
+            if differ == ["terms"]
+            else ", ".join(f"{k} {manifest.get(k)!r} != {want[k]!r}" for k in differ)
+        )
+        raise CacheUnusable(f"stale lexical cache in {folder} ({why})")
 
 
 def is_current(root: Path, generation: str, *, chunks: int) -> bool:

@@ -136,6 +136,9 @@ def test_a_bad_cache_falls_back_to_building_it(index_settings, minilm, caplog, d
         assert _answers(retriever) == _answers(reference)
     assert retriever.lexical_index(retriever.reader.snapshot()).source == "built"
     assert "building the BM25 index from the chunks instead" in caplog.text
+    assert "`python -m index` writes a fresh cache" in caplog.text  # the user's way out
+    if damage == "stale-terms":
+        assert "another version's tokeniser" in caplog.text
 
 
 def test_unchanged_reindex_writes_a_missing_cache(index_settings, minilm):
