@@ -272,32 +272,30 @@ def main(argv: list[str] | None = None) -> int:
         results, failures = evaluate(
             name, corpus, qfile, split=args.split, features_out=out, overrides=overrides
         )
-        for split in sorted(results):
-            r = results[split]
-            rows.append(
-                (
-                    name,
-                    split,
-                    rate(r["answered"]),
-                    rate(r["declined"]),
-                    rate(r["precision"]),
-                    rate(r["top1"]),
-                    rate(r["top4"]),
-                )
-            )
+        reported = [(name, results)]
         followups = qfile.with_name(FOLLOWUPS)
         if followups.is_file():
-            # Thread follow-ups, reported on their own rows; not decision-fitting data.
+            # Thread follow-ups, on rows of their own (no search-box column: they have
+            # history); not decision-fitting data.
             more, more_failures = evaluate(
                 name, corpus, followups, split=args.split, overrides=overrides
             )
+            reported.append((f"{name} follow-ups", more))
             failures += more_failures
-            for split in sorted(more):
-                r = more[split]
+        for label, res in reported:
+            for split in sorted(res):
+                r = res[split]
                 rows.append(
-                    (f"{name} follow-ups", split, rate(r["answered"]), rate(r["declined"]),
-                     rate(r["precision"]), "-", "-")
-                )  # fmt: skip
+                    (
+                        label,
+                        split,
+                        rate(r["answered"]),
+                        rate(r["declined"]),
+                        rate(r["precision"]),
+                        rate(r["top1"]),
+                        rate(r["top4"]),
+                    )
+                )
         if args.junk:
             j = junk_robustness(name, corpus, qfile, overrides)
             print(

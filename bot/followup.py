@@ -165,10 +165,8 @@ def condense(
     question: str, history: Sequence[tuple[str, str]], *, llm_answerer: Any | None = None
 ) -> Standalone:
     """The standalone form of `question` given (user_question, bot_answer) pairs, oldest first."""
-    if not history or is_acknowledgement(question):
-        return Standalone(without_new_topic(question))
-    if _NEW_TOPIC.match(question):
-        return Standalone(without_new_topic(question))  # a new topic: nothing to carry over
+    if not history or is_acknowledgement(question) or _NEW_TOPIC.match(question):
+        return Standalone(without_new_topic(question))  # nothing to carry over
     if llm_answerer is not None:
         try:
             return Standalone(llm_answerer.condense(question, history))
