@@ -322,6 +322,21 @@ def test_a_standalone_follow_up_carries_its_context_at_half_weight(service):
     assert not answer.abstained
 
 
+def test_a_name_borrowed_from_an_earlier_question_need_not_be_in_the_quote(service):
+    # The same quote answers; only a name the asker writes now must be in it.
+    q = "When did North Korea start mining bitcoin?"
+    seen = {}
+    for label, st in (
+        ("alone", Standalone(q)),
+        ("borrowed", Standalone(q, ("FireEye",))),
+        ("own", Standalone("When did North Korea start mining bitcoin, says FireEye?")),
+    ):
+        answer, features = service.extractive.explain(st, service.search(st.query))
+        assert "FireEye" not in answer.citations[0].quote
+        seen[label] = features["hard_uncovered"]
+    assert seen == {"alone": 0.0, "borrowed": 0.0, "own": 1.0}
+
+
 def test_a_second_quote_pairs_only_with_another_chunk_of_the_same_document():
     first = ("a.md", 0, 100, 200)
     assert pairs_with(first, ("a.md", 2, 300, 400))

@@ -503,7 +503,9 @@ class ExtractiveAnswerer:
         wants_code = asks_for_code(q.question)
         wanted = answer_type(q.question)
         passages = [self._passage(d, i, lexicon) for i, d in enumerate(docs)]
-        hard_terms = [t for t in terms if t.hard]
+        # Names the quote must hold are the asker's own: one borrowed from an earlier
+        # question ("pytest" before "how do i feed it input for a prompt") was that one's.
+        hard_terms = [t for t in terms if t.hard and t.weight == 1.0]
         candidates: list[tuple[Passage, Unit, list[Unit], dict[str, float]]] = []
         best_bm25 = max(float(d.metadata.get("bm25_score", 0.0)) for d in docs)
         per_source = Counter(p.source for p in passages)
@@ -584,7 +586,7 @@ class ExtractiveAnswerer:
             ),
             "heading": coverage(top.context_terms),
             "missing": sum(idf[t.term] for t in missing) / total,
-            "hard_missing": float(any(t.hard for t in missing)),
+            "hard_missing": float(any(t in hard_terms for t in missing)),
             "hard_uncovered": float(
                 any(not matches(t.term, quoted | top.context_terms) for t in hard_terms)
             ),
