@@ -54,6 +54,7 @@ _ROOT_SELECTORS = (
     "main",
     "div#content",
     "div.content",
+    "section h1",  # the page's titled section (Sphinx themes without role=main: Django's)
     "div.document",
 )
 _HEADINGS = {f"h{i}": i for i in range(1, 7)}
@@ -121,7 +122,18 @@ def _selects(selector: str) -> Callable[[Tag], bool]:
     return match
 
 
-_ROOT_MATCHERS = tuple(_selects(s) for s in _ROOT_SELECTORS)
+def _titled_section(tag: Tag) -> bool:
+    """A section (`<section>`, or docutils' `<div class="section">`) that opens with the
+    page's <h1>: around it a theme puts its header, navigation bars and sidebar."""
+    if tag.name != "section" and not (tag.name == "div" and "section" in _classes(tag).split()):
+        return False
+    heading = _first(tag, _HEADINGS)
+    return heading is not None and heading.name == "h1"
+
+
+_ROOT_MATCHERS = tuple(
+    _titled_section if s == "section h1" else _selects(s) for s in _ROOT_SELECTORS
+)
 
 
 def find_root(soup: BeautifulSoup) -> Tag:

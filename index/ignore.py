@@ -1,7 +1,8 @@
 """What not to index: gitignore-style patterns from `.corpusignore`, plus defaults.
 
 The defaults skip pages that documentation generators make from the content itself (the
-general index, search page, module index, 404 page) and their asset folders: indexing them
+general index, search page, module index, 404 page, Sphinx's highlighted source listings
+under `_modules/`) and their asset folders: indexing them
 only adds chunks that compete with the real pages. A `!pattern` line re-includes.
 
 Pattern rules (a subset of gitignore): blank lines and `#` comments are ignored; a pattern
@@ -28,6 +29,7 @@ DEFAULT_PATTERNS = (
     "_static/",
     "_images/",
     "_downloads/",
+    "_modules/",
     "node_modules/",
     "search/",
 )

@@ -306,6 +306,32 @@ def test_a_contents_page_is_ignored_not_an_error(tmp_path):
     assert skipped[0].reason.startswith("index or contents page")
 
 
+def test_a_themes_header_nav_and_sidebar_around_the_titled_section_stay_out(tmp_path):
+    # Django's docs theme: no role=main or div.body; the site's <h1>, nav bars and a sidebar
+    # ("Last update: ...") sit around the page's own <div class="section"> in div.document.
+    nav = "<div class='nav'>&laquo; <a href='a.html'>previous</a> | <a href='c.html'>next</a></div>"
+    page = (
+        "<body><div class='document'><div id='hd'><h1><a href='/'>Acme 3.2 documentation</a>"
+        f"</h1><div id='global-nav'><a href='/'>Home</a> | <a href='/g'>Index</a></div>{nav}"
+        "</div><div id='bd'><div class='section' id='s-faq'><h1>FAQ: General</h1>"
+        "<div class='section'><h2>Is Acme stable?</h2><p>Yes, it is quite stable.</p></div>"
+        "</div><div id='sidebar'><h3>Last update:</h3><p>May 26, 2026</p></div></div>"
+        f"<div id='ft'>{nav}</div></div></body>"
+    )
+    doc = load(tmp_path, "general.html", page)
+    assert doc.title == "FAQ: General"
+    assert doc.text == "# FAQ: General\n\n## Is Acme stable?\n\nYes, it is quite stable."
+    # Sphinx's highlighted source listings (viewcode) are generated pages, not documents.
+    write(
+        tmp_path,
+        "_modules/acme/core.html",
+        "<body><main><h1>Source code for acme.core</h1><pre>import os</pre></main></body>",
+    )
+    docs, skipped = load_corpus(tmp_path, max_bytes=MAX)
+    assert [d.source for d in docs] == ["general.html"]
+    assert [(s.path, s.kind) for s in skipped] == [("_modules/acme/core.html", "ignored")]
+
+
 def test_a_source_beside_its_html_page_is_not_indexed_twice(tmp_path):
     # AsciiDoc (git's docs), Markdown or reST next to the page a generator made from it.
     page = "<body><main><h1>git-commit</h1><p>Record changes to the repository.</p></main></body>"
