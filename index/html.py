@@ -59,6 +59,15 @@ _ROOT_SELECTORS = (
 )
 _HEADINGS = {f"h{i}": i for i in range(1, 7)}
 _PERMALINK_TEXT = frozenset({"", "¶", "#", "§", "🔗", "link", "permalink", "¶¶"})
+# Icon-font glyphs (Unicode's private use area: Font Awesome's link icon in Read the Docs
+# themes) are pictures, not words.
+_ICON_GLYPHS = re.compile("[\ue000-\uf8ff]")
+
+
+def _is_permalink_text(text: str) -> bool:
+    return _ICON_GLYPHS.sub("", _visible(text)).lower() in _PERMALINK_TEXT
+
+
 _BLOCKS = frozenset(
     """address article blockquote center dd details dialog dir div dl dt fieldset figcaption
     figure hr li main menu ol p section summary table tbody thead tfoot tr ul caption
@@ -210,12 +219,12 @@ def _clean(root: Tag) -> None:
         elif _is_chrome(tag) and tag.name not in _HEADINGS and tag.name not in ("pre", "code"):
             # A permalink or chrome block; but never a heading's own text link (mdBook).
             if tag.name == "a" and any(t.name in _HEADINGS for t in tag.parents):
-                if _visible(tag.get_text()).lower() not in _PERMALINK_TEXT:
+                if not _is_permalink_text(tag.get_text()):
                     continue
             tag.decompose()
     for heading in _tags(root, _HEADINGS):
         for a in heading.find_all("a"):
-            if _visible(a.get_text()).lower() in _PERMALINK_TEXT:
+            if _is_permalink_text(a.get_text()):
                 a.decompose()
 
 
@@ -229,9 +238,8 @@ def _find_anchor(heading: Tag) -> str | None:
     links = heading.find_all("a")
     for a in links:  # the permalink ("¶") points at the heading itself
         href = a.get("href")
-        text = _visible(a.get_text()).lower()
         if isinstance(href, str) and href.startswith("#") and len(href) > 1:
-            if text in _PERMALINK_TEXT:
+            if _is_permalink_text(a.get_text()):
                 return href[1:]
     parent = heading.parent
     if isinstance(parent, Tag) and parent.get("id") and _first(parent, _HEADINGS) is heading:

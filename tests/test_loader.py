@@ -332,6 +332,17 @@ def test_a_themes_header_nav_and_sidebar_around_the_titled_section_stay_out(tmp_
     assert [(s.path, s.kind) for s in skipped] == [("_modules/acme/core.html", "ignored")]
 
 
+def test_an_icon_font_permalink_is_not_part_of_the_heading(tmp_path):
+    # Read the Docs themes draw the permalink with Font Awesome's link glyph (U+F0C1).
+    page = (
+        "<body><div role='main'><section id='usage'><h1>Usage<a class='headerlink' "
+        "href='#usage'>\uf0c1</a></h1><p>Run it.</p></section></div></body>"
+    )
+    doc = load(tmp_path, "usage.html", page)
+    assert doc.title == "Usage"
+    assert doc.text == "# Usage\n\nRun it."
+
+
 def test_a_source_beside_its_html_page_is_not_indexed_twice(tmp_path):
     # AsciiDoc (git's docs), Markdown or reST next to the page a generator made from it.
     page = "<body><main><h1>git-commit</h1><p>Record changes to the repository.</p></main></body>"
