@@ -53,6 +53,7 @@ _ROOT_SELECTORS = (
     "article",
     "main",
     "div#content",
+    "div#page-content",  # Apache httpd's manual
     "div.content",
     "section h1",  # the page's titled section (Sphinx themes without role=main: Django's)
     "div.document",

@@ -321,6 +321,14 @@ def test_a_themes_header_nav_and_sidebar_around_the_titled_section_stay_out(tmp_
     doc = load(tmp_path, "general.html", page)
     assert doc.title == "FAQ: General"
     assert doc.text == "# FAQ: General\n\n## Is Acme stable?\n\nYes, it is quite stable."
+    # Apache httpd's manual: a page header and breadcrumb beside div#page-content.
+    manual = (
+        "<body><div id='page-header'><p>Acme Server Version 2.4</p></div><div id='path'>"
+        "<a href='/'>Acme</a> &gt; <a href='/docs'>Docs</a></div><div id='page-content'>"
+        "<div id='preamble'><h1>Caching Guide</h1><p>How to cache.</p></div></div></body>"
+    )
+    assert load(tmp_path, "caching.html", manual).text == "# Caching Guide\n\nHow to cache."
+    (tmp_path / "caching.html").unlink()
     # Sphinx's highlighted source listings (viewcode) are generated pages, not documents.
     write(
         tmp_path,
