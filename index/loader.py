@@ -321,6 +321,12 @@ def _parse_html(raw: bytes, stem: str) -> _Parsed:
         raise _NotContentPage(
             f"index or contents page ({facts['link_density']:.0%} of its text is links)"
         )
+    refresh = next((t for t in metas if str(t.get("http-equiv") or "").lower() == "refresh"), None)
+    target = str(refresh.get("content") or "") if refresh is not None else ""
+    if "url=" in target.lower().replace(" ", "") and prose < MIN_PROSE_OF_CONTENT_PAGE:
+        # "Redirecting to macro.quote.html...": the page it points at is the document.
+        url = target.partition("=")[2].strip(" '\"")
+        raise _NotContentPage(f"a redirect to {url}")
     if not text.strip():
         if facts["visible_text"]:  # a page of navigation only: not a document
             raise _NotContentPage("only navigation, no content")

@@ -351,6 +351,21 @@ def test_an_icon_font_permalink_is_not_part_of_the_heading(tmp_path):
     assert doc.text == "# Usage\n\nRun it."
 
 
+def test_a_redirect_page_is_ignored_not_indexed(tmp_path):
+    # rustdoc, sphinx-reredirects and MkDocs' redirects leave stubs pointing at the page.
+    stub = (
+        "<html><head><meta http-equiv='refresh' content='0;URL=macro.quote.html'></head>"
+        "<body><p>Redirecting to <a href='macro.quote.html'>macro.quote.html</a>...</p></body>"
+    )
+    write(tmp_path, "macro.quote!.html", stub)
+    write(tmp_path, "macro.quote.html", "<body><main><h1>quote</h1><p>Quasi-quoting.</p></main>")
+    docs, skipped = load_corpus(tmp_path, max_bytes=MAX)
+    assert [d.source for d in docs] == ["macro.quote.html"]
+    assert [(s.path, s.reason, s.kind) for s in skipped] == [
+        ("macro.quote!.html", "a redirect to macro.quote.html", "ignored")
+    ]
+
+
 def test_a_source_beside_its_html_page_is_not_indexed_twice(tmp_path):
     # AsciiDoc (git's docs), Markdown or reST next to the page a generator made from it.
     page = "<body><main><h1>git-commit</h1><p>Record changes to the repository.</p></main></body>"
