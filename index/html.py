@@ -157,8 +157,22 @@ def find_root(soup: BeautifulSoup) -> Tag:
     for tags in found:
         visible = [t for t in tags if _visible(t.get_text())]
         if visible:
-            return max(visible, key=lambda t: len(t.get_text()))
+            return _within_titled_section(max(visible, key=lambda t: len(t.get_text())))
     return soup.body or soup
+
+
+BANNER_CHARS = 300  # what a theme puts beside the page's section: a version banner, a button
+
+
+def _within_titled_section(root: Tag) -> Tag:
+    """The page's one titled section when the root holds little else: a theme's banner
+    beside it ("This document describes the current stable version of Celery (5.2). For
+    development docs, go here.") is on every page and says nothing about this one."""
+    sections = [t for t in _tags(root, ("section", "div")) if _titled_section(t)]
+    if len(sections) != 1 or sections[0] is root:
+        return root
+    outside = len(_visible(root.get_text())) - len(_visible(sections[0].get_text()))
+    return sections[0] if 0 < outside <= BANNER_CHARS else root
 
 
 def _take_title_block(root: Tag) -> None:

@@ -321,6 +321,15 @@ def test_a_themes_header_nav_and_sidebar_around_the_titled_section_stay_out(tmp_
     doc = load(tmp_path, "general.html", page)
     assert doc.title == "FAQ: General"
     assert doc.text == "# FAQ: General\n\n## Is Acme stable?\n\nYes, it is quite stable."
+    # A theme's banner beside the titled section in role=main (Celery's docs, every page).
+    banner = (
+        "<body><div class='body' role='main'><div class='deck'><p>This document describes "
+        "the current stable version of Acme (5.2). For development docs, <a href='/dev'>go "
+        "here</a>.</p></div><section id='faq'><h1>FAQ</h1><p>Answers.</p></section></div>"
+        "</body>"
+    )
+    assert load(tmp_path, "faq.html", banner).text == "# FAQ\n\nAnswers."
+    (tmp_path / "faq.html").unlink()
     # Apache httpd's manual: a page header and breadcrumb beside div#page-content.
     manual = (
         "<body><div id='page-header'><p>Acme Server Version 2.4</p></div><div id='path'>"
