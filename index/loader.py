@@ -466,10 +466,13 @@ def _corpus_files(
 
 
 def unsupported_files(corpus_dir: Path) -> list[str]:
-    """Non-hidden files under corpus_dir that no loader reads (corpus-relative POSIX paths)."""
+    """Non-hidden files under corpus_dir that no loader reads (corpus-relative POSIX paths),
+    except those `.corpusignore` or its defaults skip (a site's `_images/`)."""
     found: list[Path] = []
     _corpus_files(Path(corpus_dir), found)
-    return sorted(files.source_name(p, Path(corpus_dir)) for p in found)
+    rules = IgnoreRules.from_corpus(Path(corpus_dir))
+    names = (files.source_name(p, Path(corpus_dir)) for p in found)
+    return sorted(n for n in names if rules.match(n) is None)
 
 
 @dataclass(frozen=True)

@@ -255,6 +255,8 @@ def test_unsupported_and_empty_files_are_reported_but_exit_0(tmp_path, corpus_di
         (corpus_dir / f"scan{i:02d}.png").write_bytes(b"\x89PNG")
     (corpus_dir / "notes.odt").write_bytes(b"PK")
     (corpus_dir / ".DS_Store").write_bytes(b"x")  # hidden: silently ignored
+    (corpus_dir / "_images").mkdir()
+    (corpus_dir / "_images" / "logo.png").write_bytes(b"\x89PNG")  # a site's assets: too
     (corpus_dir / "empty.md").write_bytes(b"")
     env = subprocess_env(CORPUS_DIR=str(corpus_dir), INDEX_DIR=str(tmp_path / "i"))
     proc = _run(["-m", "index", "--json"], env, tmp_path)
