@@ -548,8 +548,24 @@ def test_english_dictionary_missing_leaves_the_vocabulary(monkeypatch, caplog):
         raise ModuleNotFoundError(f"No module named {name!r}")
 
     monkeypatch.setattr(extractive, "files", gone)
-    with caplog.at_level("WARNING"):
-        assert extractive.english_dictionary() == frozenset()
-    assert "English dictionary unavailable" in caplog.text
-    common = load_common_words(TOKENIZER_PATH)
-    assert "korea" in common and "sluggish" not in common
+    extractive.english_word_counts.cache_clear()  # read once per process: read it again
+    try:
+        with caplog.at_level("WARNING"):
+            assert extractive.english_dictionary() == frozenset()
+        assert "English dictionary unavailable" in caplog.text
+        common = load_common_words(TOKENIZER_PATH)
+        assert "korea" in common and "sluggish" not in common
+        assert extractive.absence_weight("left", {}) == 1.0  # every absent word counts
+    finally:
+        extractive.english_word_counts.cache_clear()
+
+
+def test_an_everyday_word_the_corpus_never_uses_says_little_about_the_answer():
+    from bot.answer.extractive import absence_weight, english_word_counts
+
+    counts = english_word_counts()
+    assert absence_weight("put", counts) == 0.0  # "where do i put it"
+    assert absence_weight("left", counts) < 0.05  # "why would a bug get left alone"
+    assert absence_weight("squash", counts) == 1.0  # "squash my migrations": a real gap
+    assert 0.0 < absence_weight("bunch", counts) < 1.0
+    assert absence_weight("kubernetes", counts) == 1.0  # no English word

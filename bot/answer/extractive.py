@@ -28,12 +28,15 @@ import datetime as dt
 import gzip
 import json
 import logging
+import math
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cache
 from importlib.resources import files
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 from langchain_core.documents import Document
@@ -80,16 +83,38 @@ def english_dictionary() -> frozenset[str]:
     its floor count: the floor holds every rare entry, names among them ('pyongyang',
     'debian'), while 'sluggish' or 'propagate' are above it. Empty if the list is unreadable
     (the vocabulary alone still works, it only marks more words as rare)."""
+    return frozenset(english_word_counts())
+
+
+@cache
+def english_word_counts() -> Mapping[str, int]:
+    """`english_dictionary`'s words with their counts in the frequency list (read once)."""
     try:
         data = files("spellchecker").joinpath("resources", "en.json.gz").read_bytes()
         counts = json.loads(gzip.decompress(data))
         floor = min(counts.values())
-        return frozenset(w for w, n in counts.items() if n > floor and w.isalpha() and w.islower())
+        return MappingProxyType(
+            {w: n for w, n in counts.items() if n > floor and w.isalpha() and w.islower()}
+        )
     except (ImportError, OSError, ValueError, TypeError, AttributeError) as err:
         log.warning(
             "English dictionary unavailable (%s): rare-word checks use the vocabulary only", err
         )
-        return frozenset()
+        return MappingProxyType({})
+
+
+# How much a question word the corpus never uses says the corpus lacks the answer, by how
+# common the word is in English: up to RARE_COUNT uses in the frequency list it counts fully
+# ("squash", "celery"), from EVERYDAY_COUNT not at all ("put", "left", "real": a small
+# corpus lacks many everyday words and still answers), log-linear between.
+RARE_COUNT = 10_000
+EVERYDAY_COUNT = 1_000_000
+
+
+def absence_weight(word: str, counts: Mapping[str, int]) -> float:
+    n = counts.get(word.lower(), 0)
+    span = math.log10(EVERYDAY_COUNT) - math.log10(RARE_COUNT)
+    return min(1.0, max(0.0, (math.log10(EVERYDAY_COUNT) - math.log10(n + 1)) / span))
 
 
 # --- the question -------------------------------------------------------------------------
@@ -461,12 +486,14 @@ class ExtractiveAnswerer:
         lexicon: Callable[[], Lexicon],
         embeddings: Embeddings,
         common_words: frozenset[str],
+        word_counts: Mapping[str, int] | None = None,
         decision: Decision | None = None,
         ranking: Ranking | None = None,
     ) -> None:
         self._lexicon = lexicon
         self._embeddings = embeddings  # the retriever's (cached): the query is embedded once
         self._common = common_words
+        self._counts = word_counts if word_counts is not None else english_word_counts()
         self.decision = decision or Decision.default()
         self.ranking = ranking or Ranking.default()
         self.trace: list[tuple[Passage, list[Unit], dict[str, float]]] | None = None
@@ -585,7 +612,11 @@ class ExtractiveAnswerer:
                 set().union(*(u.terms for u in top.units)) | top.context_terms
             ),
             "heading": coverage(top.context_terms),
-            "missing": sum(idf[t.term] for t in missing) / total,
+            "missing": sum(
+                idf[t.term] * (1.0 if t.hard else absence_weight(t.word, self._counts))
+                for t in missing
+            )
+            / total,
             "hard_missing": float(any(t in hard_terms for t in missing)),
             "hard_uncovered": float(
                 any(not matches(t.term, quoted | top.context_terms) for t in hard_terms)

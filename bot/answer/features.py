@@ -19,7 +19,7 @@ DECISION_FEATURES = (
     "coverage",  # idf share of the question's words in the quote and its headings
     "chunk_coverage",  # ... in the whole chunk and its headings
     "heading",  # ... in its heading path alone
-    "missing",  # idf share of the question's words the corpus never uses
+    "missing",  # idf share of the question's words the corpus never uses (rare words fully)
     "hard_missing",  # a name/number/rare word of the question is nowhere in the corpus
     "hard_uncovered",  # ... or not in the quote and its headings
     "lead",  # the quote opens its section
