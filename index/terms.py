@@ -90,6 +90,8 @@ _SHORT = {
     "req": "request", "resp": "response", "src": "source", "dest": "destination",
     "ver": "version", "passwd": "password", "pw": "password", "num": "number",
     "diff": "difference", "ppl": "people", "sec": "second", "secs": "seconds",
+    "nav": "navigation", "img": "image", "imgs": "images", "prev": "previous",
+    "perm": "permission", "msgs": "messages", "btn": "button",
 }  # fmt: skip
 
 
