@@ -43,6 +43,9 @@ _NOTE_BOX = re.compile(
     r"(?i)\b(?:sidebar|note|tip|warning|admonition|footnote|topic|callout|important|caution)"
 )
 _CHROME_ROLES = frozenset({"navigation", "banner", "contentinfo", "search", "complementary"})
+# Not a CSS selector: a <section> (or docutils' div.section) that opens with the page's <h1>
+# (`_titled_section`), for Sphinx themes without role=main or div.body (Django's).
+_TITLED_SECTION = "titled section"
 # Where generators put the page's own content, best first.
 _ROOT_SELECTORS = (
     "article.md-content__inner",  # MkDocs Material
@@ -55,7 +58,7 @@ _ROOT_SELECTORS = (
     "div#content",
     "div#page-content",  # Apache httpd's manual
     "div.content",
-    "section h1",  # the page's titled section (Sphinx themes without role=main: Django's)
+    _TITLED_SECTION,
     "div.document",
 )
 _HEADINGS = {f"h{i}": i for i in range(1, 7)}
@@ -142,7 +145,7 @@ def _titled_section(tag: Tag) -> bool:
 
 
 _ROOT_MATCHERS = tuple(
-    _titled_section if s == "section h1" else _selects(s) for s in _ROOT_SELECTORS
+    _titled_section if s is _TITLED_SECTION else _selects(s) for s in _ROOT_SELECTORS
 )
 
 
