@@ -135,10 +135,13 @@ def _selects(selector: str) -> Callable[[Tag], bool]:
     return match
 
 
+_SECTIONS = (_selects("section"), _selects("div.section"))  # docutils: <section> or div
+
+
 def _titled_section(tag: Tag) -> bool:
     """A section (`<section>`, or docutils' `<div class="section">`) that opens with the
     page's <h1>: around it a theme puts its header, navigation bars and sidebar."""
-    if tag.name != "section" and not (tag.name == "div" and "section" in _classes(tag).split()):
+    if not any(match(tag) for match in _SECTIONS):
         return False
     heading = _first(tag, _HEADINGS)
     return heading is not None and heading.name == "h1"
