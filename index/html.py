@@ -152,13 +152,31 @@ _ROOT_MATCHERS = tuple(
 )
 
 
+def _selected_names(selector: str) -> frozenset[str] | None:
+    """The tag names `selector` can match (None: any)."""
+    if selector is _TITLED_SECTION:
+        return frozenset({"section", "div"})
+    m = _SIMPLE_SELECTOR.match(selector)
+    return frozenset({m.group("name")}) if m is not None and m.group("name") else None
+
+
+# Which root matchers a tag of each name can meet: tested only against those, a page's walk
+# costs a few matcher calls per tag instead of one per selector.
+_ROOT_NAMES = tuple(_selected_names(s) for s in _ROOT_SELECTORS)
+_ANY_NAME = tuple(i for i, names in enumerate(_ROOT_NAMES) if names is None)
+_BY_NAME = {
+    name: tuple(i for i, names in enumerate(_ROOT_NAMES) if names is None or name in names)
+    for name in frozenset().union(*(n for n in _ROOT_NAMES if n is not None))
+}
+
+
 def find_root(soup: BeautifulSoup) -> Tag:
     """The element holding the page's own content: the longest visible match of the first
     selector of _ROOT_SELECTORS that matches, else <body>."""
     found: list[list[Tag]] = [[] for _ in _ROOT_MATCHERS]
     for tag in _tags(soup):
-        for i, match in enumerate(_ROOT_MATCHERS):
-            if match(tag):
+        for i in _BY_NAME.get(tag.name, _ANY_NAME):
+            if _ROOT_MATCHERS[i](tag):
                 found[i].append(tag)
     for tags in found:
         visible = [t for t in tags if _visible(t.get_text())]

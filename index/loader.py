@@ -295,7 +295,7 @@ def _parse_html(raw: bytes, stem: str) -> _Parsed:
             markup = raw.decode(declared)
         except (LookupError, UnicodeDecodeError):
             raise exc from None
-    soup = BeautifulSoup(markup, HTML_PARSER)
+    soup = BeautifulSoup(markup, HTML_PARSER, multi_valued_attributes=None)
 
     head_title = soup.title.get_text(" ", strip=True) if soup.title else ""
     canonical = soup.find("link", rel="canonical")
