@@ -91,7 +91,9 @@ def _classes(tag: Tag) -> str:
 
 
 def _is_chrome(tag: Tag) -> bool:
-    attrs = tag.attrs or {}
+    attrs = tag.attrs
+    if not attrs:  # most tags of a page: nothing that could name chrome
+        return False
     if str(attrs.get("role") or "").lower() in _CHROME_ROLES:
         return True
     if attrs.get("aria-hidden") == "true" and tag.name in ("a", "span", "div"):
