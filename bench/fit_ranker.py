@@ -40,6 +40,7 @@ class Question:
     source: list[str]
     span: list[tuple[int, int]]  # the window's offsets in its document
     final: list[tuple[int, int]]  # the quote's, once it has run on (`final_quote`)
+    opening: list[tuple[int, int]]  # the quote's before it runs on (`more_quotes` reads it)
 
 
 Rows = list[Question]
@@ -80,6 +81,10 @@ def collect(overrides: dict, *, split: str = "tune") -> Rows:
                     source=[p.source for p, _, _ in trace],
                     span=[(w[0].start, w[-1].end) for _, w, _ in trace],
                     final=[(w[0].start, w[-1].end) for w in quotes],
+                    opening=[
+                        (o[0].start, o[-1].end)
+                        for o in (answerer._lead_in(p, window) for p, window, _ in trace)
+                    ],
                 )
             )
     return rows
@@ -90,12 +95,12 @@ def top1(rows: Rows, w: np.ndarray) -> int:
 
 
 def quoted(r: Question, w: np.ndarray, margin: float) -> list[int]:
-    """The candidates the answerer quotes (`more_quotes`, beside the first quote as shown)."""
+    """The candidates the answerer quotes (`more_quotes`, beside the first quote's opening)."""
     s = r.x @ w
     order = [int(i) for i in np.argsort(-s, kind="stable")]
     b, rest = order[0], order[1:]
     picked = more_quotes(
-        (r.source[b], r.chunk[b], *r.final[b]),
+        (r.source[b], r.chunk[b], *r.opening[b]),
         [(r.source[i], r.chunk[i], *r.span[i]) for i in rest],
         [float(s[i]) for i in rest],
         best=float(s[b]),

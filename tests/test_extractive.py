@@ -160,9 +160,9 @@ def test_more_quotes_come_from_other_chunks_of_the_same_document(faq_service, ma
 
 
 def test_more_quotes_within_the_margin_each_from_another_chunk_up_to_the_limit():
-    first = ("a.md", 0, 100, 900)  # the first quote as shown, run on
+    first = ("a.md", 0, 100, 900)  # the first quote before it runs on
     others = [
-        ("a.md", 1, 500, 600),  # inside the first quote's run-on
+        ("a.md", 1, 500, 600),  # inside the first quote
         ("b.md", 2, 0, 100),  # another document
         ("a.md", 3, 1000, 1100),
         ("a.md", 3, 1200, 1300),  # the chunk already quoted
@@ -403,6 +403,33 @@ def test_a_quote_runs_on_into_the_next_chunk_of_its_section():
     example = _section("Merge them like this:", ("x = 1\n" * 200, True), "The first one wins.")
     assert example.units[-1].end > SECTION_QUOTE_CHARS
     assert run_on(example, example.units[:1], False) == example.units
+
+
+def test_a_quote_runs_on_past_a_paragraph_left_in_a_chunk_of_its_own():
+    texts = ["Diff files speed updates up.", "Stable gains more.", "Set PDiffs to false."]
+    chunks, at = [], 0
+    for text in texts:
+        md = {"start": at, "section_start": 0, "source": "a.html", "level": 2}
+        chunks.append(Document(page_content=text, metadata=md))
+        at += len(text) + 2  # a paragraph break between chunks
+    first, short, answer = chunks
+    after = {id(first): short, id(short): answer}
+    units = units_of(first)
+    p = Passage(
+        chunk=first, rank=0, units=units, context_terms=set(), dense=0.0, section_lead=True,
+        text=f"{texts[0]}\n\n{texts[1]}", text_start=0, own_units=len(units), following=short,
+        next_chunk=lambda c: after.get(id(c)),
+    )  # fmt: skip
+    quote = ExtractiveAnswerer._run_on(p, units, False)
+    assert [u.text for u in quote] == texts
+    assert ExtractiveAnswerer.quote_of(p, quote) == "\n\n".join(texts)
+    # Another section's chunk, or none, ends it after the chunk that follows.
+    other = Document(page_content=texts[2], metadata={**answer.metadata, "section_start": at})
+    after[id(short)] = other
+    alone = replace(p, tail=None, text=f"{texts[0]}\n\n{texts[1]}")
+    assert [u.text for u in ExtractiveAnswerer._run_on(alone, units, False)] == texts[:2]
+    unlinked = replace(p, tail=None, text=f"{texts[0]}\n\n{texts[1]}", next_chunk=None)
+    assert [u.text for u in ExtractiveAnswerer._run_on(unlinked, units, False)] == texts[:2]
 
 
 def test_a_code_block_cut_by_the_quote_is_closed_so_the_reply_stays_prose():

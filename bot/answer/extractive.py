@@ -353,10 +353,31 @@ class Passage:
     # and decoded only then, not for every retrieved chunk.
     following: Document | None = None
     tail: list[Unit] | None = None  # following's units, once read
+    # The chunk after a chunk in its section (the lexicon's), to read past `following`.
+    next_chunk: Callable[[Document], Document | None] | None = None
 
     def tail_units(self) -> list[Unit]:
-        if self.tail is None:
-            self.tail = units_of(self.following) if self.following is not None else []
+        """The units of `following` and, while the quote could still run on, of the chunks
+        after it in the section: a short paragraph the chunker left in a chunk of its own
+        ("For Stable and Testing, ... even more noticeable.") must not end the section's
+        answer before the paragraph that says it."""
+        if self.tail is not None:
+            return self.tail
+        self.tail = []
+        doc = self.following
+        reach = self.text_start + len(self.chunk.page_content) + SECTION_QUOTE_CHARS
+        while doc is not None:
+            self.tail += units_of(doc)
+            end = self.text_start + len(self.text)
+            if end >= reach or self.next_chunk is None:
+                break
+            doc = self.next_chunk(doc)
+            if doc is None or not same_section(self.chunk.metadata, doc.metadata):
+                break
+            joined = joined_text(self.text, self.text_start, doc.page_content, _start(doc))
+            if joined is None:
+                break
+            self.text = joined
         return self.tail
 
     @property
@@ -381,6 +402,10 @@ def units_of(chunk: Document) -> list[Unit]:
 
 
 # --- the answerer -------------------------------------------------------------------------
+
+
+def _start(chunk: Document) -> int:
+    return int(chunk.metadata.get("start", 0))
 
 
 def joined_text(text: str, start: int, later: str, later_start: int) -> str | None:
@@ -412,7 +437,8 @@ def more_quotes(
     limit: int = MAX_QUOTES - 1,
 ) -> list[int]:
     """Which of the next-ranked passages (`others`, best first, with their `scores`) are quoted
-    beside the first quote (`first`, as shown): those scoring within `margin` of the `best`,
+    beside the first quote (`first`, before it runs on; it stops where a later one of them
+    starts): those scoring within `margin` of the `best`,
     each from another chunk of the same document and overlapping no quote already shown, up
     to `limit`. When the ranking can't tell passages apart, showing them beats guessing: a
     document often restates a question before answering it a paragraph or a chunk later."""
@@ -631,13 +657,19 @@ class ExtractiveAnswerer:
         top = self._opened(top, window, lexicon)
         quote = self.final_quote(top, window, wants_code)
         rest = ranked[1:]
+        # A near-tie passage further on in the section is quoted as its own [n]: the first
+        # quote's run-on stops where it starts rather than leave it out.
+        opening = self._lead_in(top, window)
         picked = more_quotes(
-            (top.source, top.rank, quote[0].start, quote[-1].end),
+            (top.source, top.rank, opening[0].start, opening[-1].end),
             [(p.source, p.rank, w[0].start, w[-1].end) for p, _, w, _ in rest],
             [u.score for _, u, _, _ in rest],
             best=unit.score,
             margin=self.ranking.second_margin,
         )
+        later = [rest[i][2][0].start for i in picked if rest[i][2][0].start >= opening[-1].end]
+        if later:
+            quote = [u for u in quote if u.end <= min(later)]
         composed = self._compose(q, [(top, quote)] + [(rest[i][0], rest[i][2]) for i in picked])
         if p_answer < self.decision.threshold:
             reason = ", ".join(f"{k} {v:.2f}" for k, v in features.items())
@@ -699,6 +731,7 @@ class ExtractiveAnswerer:
             text_start=start,
             own_units=own,
             following=following,
+            next_chunk=lexicon.next_chunk,
         )
 
     @staticmethod
