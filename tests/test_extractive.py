@@ -430,6 +430,13 @@ def test_a_quote_runs_on_past_a_paragraph_left_in_a_chunk_of_its_own():
     assert [u.text for u in ExtractiveAnswerer._run_on(alone, units, False)] == texts[:2]
     unlinked = replace(p, tail=None, text=f"{texts[0]}\n\n{texts[1]}", next_chunk=None)
     assert [u.text for u in ExtractiveAnswerer._run_on(unlinked, units, False)] == texts[:2]
+    # A next chunk of more than one paragraph is the section going on, not a paragraph left
+    # alone: the quote reads no further than it (a page's footnotes may follow in its section).
+    two = Document(page_content="Stable gains more.\n\nSo does Testing.", metadata=short.metadata)
+    after[id(two)] = answer
+    longer = replace(p, tail=None, following=two, text=f"{texts[0]}\n\n{two.page_content}")
+    quoted = ExtractiveAnswerer._run_on(longer, units, False)
+    assert [u.text for u in quoted] == [texts[0], "Stable gains more.", "So does Testing."]
 
 
 def test_a_code_block_cut_by_the_quote_is_closed_so_the_reply_stays_prose():

@@ -357,19 +357,20 @@ class Passage:
     next_chunk: Callable[[Document], Document | None] | None = None
 
     def tail_units(self) -> list[Unit]:
-        """The units of `following` and, while the quote could still run on, of the chunks
-        after it in the section: a short paragraph the chunker left in a chunk of its own
-        ("For Stable and Testing, ... even more noticeable.") must not end the section's
-        answer before the paragraph that says it."""
+        """The units of `following` and, when that is one paragraph the chunker left in a
+        chunk of its own ("For Stable and Testing, ... even more noticeable."), of the chunks
+        after it in the section while the quote could still run on: such a paragraph must
+        not end the section's answer before the paragraph that says it."""
         if self.tail is not None:
             return self.tail
         self.tail = []
         doc = self.following
         reach = self.text_start + len(self.chunk.page_content) + SECTION_QUOTE_CHARS
         while doc is not None:
-            self.tail += units_of(doc)
+            units = units_of(doc)
+            self.tail += units
             end = self.text_start + len(self.text)
-            if end >= reach or self.next_chunk is None:
+            if end >= reach or self.next_chunk is None or len({u.para for u in units}) > 1:
                 break
             doc = self.next_chunk(doc)
             if doc is None or not same_section(self.chunk.metadata, doc.metadata):
