@@ -365,7 +365,8 @@ class Passage:
             return self.tail
         self.tail = []
         doc = self.following
-        reach = self.text_start + len(self.chunk.page_content) + SECTION_QUOTE_CHARS
+        # The run-on ends within SECTION_QUOTE_CHARS of a quote in this chunk (`_run_on`).
+        reach = _start(self.chunk) + len(self.chunk.page_content) + SECTION_QUOTE_CHARS
         while doc is not None:
             units = units_of(doc)
             self.tail += units
