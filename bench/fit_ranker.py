@@ -5,7 +5,7 @@ tune halves.
     python -m bench.fit_ranker --dry-run       # prints only
 
 For every answerable tune question (no follow-ups) it records each candidate sentence's
-`RANK_FEATURES` and whether the quote the answerer would cut around it (`final_quote`: the
+`RANK_FEATURES` and whether the quote the answerer would cut around it (`quote_parts`: the
 window, from its section's opening, run on through the section) holds the fact (a key
 phrase, from an expected document). The model is linear and fitted *listwise*: a softmax
 over one question's candidates, maximising the probability of the candidates whose quote
@@ -39,7 +39,7 @@ class Question:
     chunk: list[int]  # retrieval rank of the candidate's chunk
     source: list[str]
     span: list[tuple[int, int]]  # the window's offsets in its document
-    final: list[tuple[int, int]]  # the quote's, once it has run on (`final_quote`)
+    final: list[tuple[int, int]]  # the quote's, once it has run on (`quote_parts`)
     opening: list[tuple[int, int]]  # the quote's before it runs on (`more_quotes` reads it)
 
 
@@ -53,7 +53,6 @@ def collect(overrides: dict, *, split: str = "tune") -> Rows:
             continue
         service = build(name, corpus, settings_overrides=overrides)
         answerer: ExtractiveAnswerer = service.extractive
-        final = answerer.final_quote
         for item in load_items(qfile):
             if item.split != split or not item.answerable or item.history:
                 continue
@@ -65,7 +64,8 @@ def collect(overrides: dict, *, split: str = "tune") -> Rows:
                 continue
             x = np.array([[f[n] for n in RANK_FEATURES] for _, _, f in trace])
             code = asks_for_code(item.q)
-            quotes = [final(p, window, code) for p, window, _ in trace]
+            parts = [answerer.quote_parts(p, window, code) for p, window, _ in trace]
+            quotes = [quote for _, quote in parts]
             y = np.array(
                 [
                     p.source in item.sources and holds_fact(answerer.quote_of(p, quote), item)
@@ -81,10 +81,7 @@ def collect(overrides: dict, *, split: str = "tune") -> Rows:
                     source=[p.source for p, _, _ in trace],
                     span=[(w[0].start, w[-1].end) for _, w, _ in trace],
                     final=[(w[0].start, w[-1].end) for w in quotes],
-                    opening=[
-                        (o[0].start, o[-1].end)
-                        for o in (answerer._lead_in(p, window) for p, window, _ in trace)
-                    ],
+                    opening=[(o[0].start, o[-1].end) for o, _ in parts],
                 )
             )
     return rows

@@ -514,7 +514,7 @@ def test_a_quote_near_the_start_of_a_section_cut_over_two_chunks_starts_at_its_o
     window = units[-1:]
     opened = ExtractiveAnswerer._opened(p, window, _Neighbours(prev))
     quote = ExtractiveAnswerer.quote_of(
-        opened, ExtractiveAnswerer.final_quote(opened, window, False)
+        opened, ExtractiveAnswerer.quote_parts(opened, window, False)[1]
     )
     assert quote == text  # from the section's opening, overlap not repeated
     far = replace(window[0], start=window[0].start + LEAD_IN_CHARS)

@@ -387,10 +387,15 @@ class Passage:
         return str(self.chunk.metadata.get("source", ""))
 
 
+def _start(chunk: Document) -> int:
+    """Where the chunk starts in its document's text."""
+    return int(chunk.metadata.get("start", 0))
+
+
 def units_of(chunk: Document) -> list[Unit]:
     """The chunk's sentences and code blocks (as the indexer cut them), with their vectors."""
     md = chunk.metadata
-    base = int(md.get("start", 0))
+    base = _start(chunk)
     spans = units_of_chunk(chunk.page_content, md)
     out = [
         Unit(chunk.page_content[u.start - base : u.end - base], u.start, u.end, u.code, u.para)
@@ -404,10 +409,6 @@ def units_of(chunk: Document) -> list[Unit]:
 
 
 # --- the answerer -------------------------------------------------------------------------
-
-
-def _start(chunk: Document) -> int:
-    return int(chunk.metadata.get("start", 0))
 
 
 def joined_text(text: str, start: int, later: str, later_start: int) -> str | None:
@@ -657,11 +658,10 @@ class ExtractiveAnswerer:
         p_answer = self.decision.probability(features)
         features["p"] = p_answer
         top = self._opened(top, window, lexicon)
-        quote = self.final_quote(top, window, wants_code)
+        opening, quote = self.quote_parts(top, window, wants_code)
         rest = ranked[1:]
         # A near-tie passage further on in the section is quoted as its own [n]: the first
         # quote's run-on stops where it starts rather than leave it out.
-        opening = self._lead_in(top, window)
         picked = more_quotes(
             (top.source, top.rank, opening[0].start, opening[-1].end),
             [(p.source, p.rank, w[0].start, w[-1].end) for p, _, w, _ in rest],
@@ -704,10 +704,10 @@ class ExtractiveAnswerer:
         units = units_of(doc)
         own = len(units)
         following = None
-        text, start = doc.page_content, int(md.get("start", 0))
+        text, start = doc.page_content, _start(doc)
         nxt = lexicon.next_chunk(doc)
         if nxt is not None:
-            n_start = int(nxt.metadata.get("start", 0))
+            n_start = _start(nxt)
             end = start + len(text)
             joined = joined_text(text, start, nxt.page_content, n_start)
             if n_start <= end:  # overlapping chunks: the next one carries the text on
@@ -796,12 +796,15 @@ class ExtractiveAnswerer:
         return window
 
     @classmethod
-    def final_quote(cls, p: Passage, window: list[Unit], wants_code: bool) -> list[Unit]:
-        """The chosen window as quoted: from its section's opening when it starts just inside
-        it, and on through the section below the page title (bench/fit_ranker.py labels
-        candidates by it)."""
-        quote = cls._lead_in(p, window)
-        return cls._run_on(p, quote, wants_code) if runs_on(p) else quote
+    def quote_parts(
+        cls, p: Passage, window: list[Unit], wants_code: bool
+    ) -> tuple[list[Unit], list[Unit]]:
+        """The chosen window's opening (from its section's opening when it starts just inside
+        it) and its quote (the opening, on through the section below the page title):
+        near-tie passages are chosen against the opening (bench/fit_ranker.py labels
+        candidates by the quote)."""
+        opening = cls._lead_in(p, window)
+        return opening, cls._run_on(p, opening, wants_code) if runs_on(p) else opening
 
     @staticmethod
     def _run_on(p: Passage, window: list[Unit], wants_code: bool) -> list[Unit]:
@@ -839,11 +842,11 @@ class ExtractiveAnswerer:
         if window[0].start - int(section_start) > LEAD_IN_CHARS + SECTION_QUOTE_CHARS:
             return p  # too far in even if all between were code (see `leads_in`)
         prev = lexicon.previous_chunk(p.chunk)
-        if prev is None or int(prev.metadata.get("start", 0)) > int(section_start) + 2:
+        if prev is None or _start(prev) > int(section_start) + 2:
             return p
         first = p.units[0].start if p.units else p.text_start
         before = [u for u in units_of(prev) if u.end <= first]
-        prev_start = int(prev.metadata.get("start", 0))
+        prev_start = _start(prev)
         text = joined_text(prev.page_content, prev_start, p.text, p.text_start)
         if not before or text is None or not leads_in(before + p.units, window[0]):
             return p
