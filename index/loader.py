@@ -21,14 +21,12 @@ import os
 import posixpath
 import re
 import threading
-import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 import yaml
-from bs4 import BeautifulSoup, Tag, XMLParsedAsHTMLWarning
 from bs4.dammit import EncodingDetector
 
 from index import files
@@ -41,17 +39,10 @@ from index.formats.mdx import mdx_to_markdown
 from index.formats.notebook import parse_notebook
 from index.formats.pdf import parse_pdf
 from index.formats.rst import parse_rst
-from index.html import parse_page
+from index.html import Tag, get_text, parse_html, parse_page
 from index.ignore import IgnoreRules
 from index.parsed import NotContentEntry, ParseCache
 from index.structure import JUNK, TextBuilder, fenced_runs, markdown_blocks, normalize_text
-
-# libxml2's HTML parser (lxml) builds the same documents as the standard library's
-# html.parser on the generators' pages (the whole Python docs tree compared), and the whole
-# parse runs 1.2x faster.
-HTML_PARSER = "lxml"
-# XHTML pages (DocBook, Publican) are HTML to us; bs4 would warn on each one.
-warnings.filterwarnings("ignore", category=XMLParsedAsHTMLWarning)
 
 log = logging.getLogger(__name__)
 
@@ -295,12 +286,13 @@ def _parse_html(raw: bytes, stem: str) -> _Parsed:
             markup = raw.decode(declared)
         except (LookupError, UnicodeDecodeError):
             raise exc from None
-    soup = BeautifulSoup(markup, HTML_PARSER, multi_valued_attributes=None)
+    doc = parse_html(markup)
 
-    head_title = soup.title.get_text(" ", strip=True) if soup.title else ""
-    canonical = soup.find("link", rel="canonical")
-    href = canonical.get("href") if isinstance(canonical, Tag) else None
-    metas = soup.find_all("meta")  # one walk of the page, not one per field
+    title_tag = next(doc.iter("title"), None)
+    head_title = get_text(title_tag, " ", strip=True) if title_tag is not None else ""
+    canonical = next((t for t in doc.iter("link") if t.get("rel") == "canonical"), None)
+    href = canonical.get("href") if canonical is not None else None
+    metas = list(doc.iter("meta"))  # one walk of the page, not one per field
     meta: dict[str, object] = {
         "publisher": _meta(metas, prop="og:site_name"),
         "author": _meta(metas, name="author"),
@@ -309,9 +301,9 @@ def _parse_html(raw: bytes, stem: str) -> _Parsed:
     }
     og_title = _meta(metas, prop="og:title")
     builder = TextBuilder()
-    facts = parse_page(soup, builder)
+    facts = parse_page(doc, builder)
     text, sections, code = builder.build()
-    links = len(soup.find_all("a"))
+    links = sum(1 for _ in doc.iter("a"))
     prose = len(text) - sum(b - a for a, b in code) - sum(s.body_start - s.start for s in sections)
     if (
         facts["link_density"] >= MAX_LINK_DENSITY

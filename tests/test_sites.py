@@ -177,11 +177,11 @@ def test_heading_anchors_are_the_html_ids(generator):
 
 
 def test_the_content_root_is_the_first_selector_that_matches():
-    from index.html import find_root
+    from index.html import find_root, parse_html
 
     def root_of(body: str) -> str:
-        root = find_root(BeautifulSoup(f"<html><body>{body}</body></html>", "html.parser"))
-        return root.get("id") or root.name
+        root = find_root(parse_html(f"<html><body>{body}</body></html>"))
+        return root.get("id") or root.tag
 
     # [role=main] outranks a plain <main>, wherever it sits in the page
     assert root_of('<main id="m">x</main><div id="r" role="main">y</div>') == "r"

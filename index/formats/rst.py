@@ -216,9 +216,7 @@ def rst_to_html(source: str) -> str:
 
 
 def parse_rst(raw: bytes, stem: str) -> Parsed:
-    from bs4 import BeautifulSoup
-
-    from index.html import parse_page
+    from index.html import parse_html, parse_page
     from index.loader import _decode  # the one decoding policy of text formats
 
     source = _decode(raw)
@@ -228,15 +226,15 @@ def parse_rst(raw: bytes, stem: str) -> Parsed:
         raise ValueError("unparsable reStructuredText: nested too deeply") from exc
     except Exception as exc:  # docutils raises its own types (SystemMessage, ...)
         raise ValueError(f"unparsable reStructuredText: {exc or type(exc).__name__}") from exc
-    soup = BeautifulSoup(f'<html><body><div role="main">{body}</div></body></html>', "html.parser")
-    for pre in soup.find_all("pre"):
-        classes = pre.get("class") or []
+    doc = parse_html(f'<html><body><div role="main">{body}</div></body></html>')
+    for pre in doc.iter("pre"):
+        classes = (pre.get("class") or "").split()
         if "code" in classes:  # docutils: <pre class="code python literal-block">
             langs = [c for c in classes if c not in _NOT_LANGUAGES]
             if langs:
-                pre["class"] = [*classes, f"language-{langs[0]}"]
+                pre.set("class", " ".join([*classes, f"language-{langs[0]}"]))
     builder = TextBuilder()
-    facts = parse_page(soup, builder)
+    facts = parse_page(doc, builder)
     text, sections, code = builder.build()
     title = one_line(facts["h1"]) or first_heading(sections)
     return Parsed(text, title or stem, sections=sections, code=code)
