@@ -38,7 +38,7 @@ def parse_html(markup: str) -> Tag:
     Parsed from UTF-8 bytes with the encoding given: lxml refuses a str that declares an
     encoding (XHTML's `<?xml ... encoding=...?>`), and the bytes' own declaration or <meta>
     charset must not override the decoding the loader chose."""
-    parser = etree.HTMLParser(encoding="utf-8")
+    parser = etree.HTMLParser(encoding="utf-8", huge_tree=True)
     doc = etree.fromstring(markup.encode("utf-8"), parser)
     if doc is None:  # empty markup
         doc = etree.Element("html")
@@ -66,9 +66,12 @@ def _collapse_blank_strings(doc: Tag) -> None:
                     node.tail = blank
 
 
-def _strings(root: Tag, skip: Collection[str] = _STRING_CONTAINERS) -> Iterator[str]:
+def _strings(
+    root: Tag, skip: Collection[str] = _STRING_CONTAINERS, *, br: str = ""
+) -> Iterator[str]:
     """The strings under `root` in document order (bs4's `descendants` that are strings),
-    none of those inside a `skip` element. Comments' own text is not a string."""
+    none of those inside a `skip` element; `br` (if given) where a <br> is. Comments' own
+    text is not a string. A loop, not recursion: a page may nest thousands deep."""
     if root.text and isinstance(root.tag, str) and root.tag not in skip:
         yield root.text
     stack: list[tuple[Iterator[Tag], str | None]] = [(iter(root), None)]
@@ -76,6 +79,8 @@ def _strings(root: Tag, skip: Collection[str] = _STRING_CONTAINERS) -> Iterator[
         children, tail = stack[-1]
         for node in children:
             if isinstance(node.tag, str) and node.tag not in skip:
+                if br and node.tag == "br":
+                    yield br
                 if node.text:
                     yield node.text
                 if len(node):
@@ -426,22 +431,9 @@ def _code_language(pre: Tag) -> str:
 
 
 def _pre_text(pre: Tag) -> str:
-    """A code block's text; a <br> is a line break (Docusaurus' Prism lines end in <br>)."""
-    parts: list[str] = []
-
-    def add(tag: Tag) -> None:  # every string here, a script's too (as bs4's descendants)
-        if tag.text:
-            parts.append(tag.text)
-        for child in tag:
-            if _is_tag(child):
-                if child.tag == "br":
-                    parts.append("\n")
-                add(child)
-            if child.tail:
-                parts.append(child.tail)
-
-    add(pre)
-    return "".join(parts)
+    """A code block's text; a <br> is a line break (Docusaurus' Prism lines end in <br>).
+    Every string here, a script's too (as bs4's descendants)."""
+    return "".join(_strings(pre, (), br="\n"))
 
 
 def link_density(root: Tag) -> float:

@@ -296,6 +296,18 @@ def test_html_declared_charset_is_honoured(tmp_path):
     assert load(tmp_path, "l.html", raw).text == "Caf\u00e9 au lait."
 
 
+def test_a_huge_page_and_a_deeply_nested_code_block_keep_all_their_text(tmp_path):
+    # libxml2 stops at a text node of 10 MB or a tree 256 deep unless told the tree is huge
+    words = "word " * 2_100_000
+    page = f"<body><main><p>{words}</p><p>The end.</p></main></body>"
+    doc = load(tmp_path, "big.html", page, max_bytes=20_000_000)  # MAX_DOCUMENT_BYTES is 50 MB
+    assert doc.text.endswith("word\n\nThe end.") and len(doc.text) > 10_000_000
+    spans = 1500  # deeper than Python's recursion limit
+    code = "<span>" * spans + "x = 1" + "</span>" * spans
+    doc = load(tmp_path, "deep.html", f"<body><main><pre>{code}</pre><p>After.</p></main></body>")
+    assert "x = 1" in doc.text and doc.text.endswith("After.")
+
+
 def test_a_contents_page_is_ignored_not_an_error(tmp_path):
     links = "".join(f"<li><a href='p{i}.html'>Chapter {i}</a></li>" for i in range(30))
     write(tmp_path, "contents.html", f"<body><main><h1>Contents</h1><ul>{links}</ul></main></body>")
