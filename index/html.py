@@ -8,9 +8,9 @@ content root the way the generators mark it (Sphinx `role="main"`, MkDocs Materi
 (exact text, indentation kept) into a `TextBuilder`.
 
 Pages are lxml trees (`parse_html`), read the way BeautifulSoup reads them (bs4 built the
-same trees from libxml2's parser's events, some 25x slower): a string is an element's `.text` or `.tail`;
-comments and processing instructions are nodes whose own text is never read, but the text
-after them is; `_strings` leaves out what bs4's `get_text()` does.
+same trees from libxml2's parser's events, some 25x slower): a string is an element's
+`.text` or `.tail`; comments and processing instructions are nodes whose own text is never
+read, but the text after them is; `_strings` leaves out what bs4's `get_text()` does.
 """
 
 from __future__ import annotations
