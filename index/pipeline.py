@@ -51,6 +51,7 @@ from index.errors import ConfigError, CorpusBotError
 from index.loader import load_corpus, unsupported_files
 from index.sentences import UNIT_VECTORS, encode_unit_vectors, units_of_chunk
 from index.settings import CURRENT_FILE, Settings
+from index.writer import SliceWriter, open_writer
 
 log = logging.getLogger(__name__)
 
@@ -459,6 +460,7 @@ def _reindex(
             prev_ids=prev_ids,
             embeddings=embeddings,
             progress=progress,
+            path=path,
         )
         if plan is not None:
             summary.reused += len(chunks) - len(members)  # kept in the base, not copied
@@ -616,6 +618,7 @@ def _fill(
     prev_ids: set[str],
     embeddings: Embeddings | None,
     progress: bool,
+    path: Path | None,
 ) -> None:
     """Copy reusable vectors from `source`, embed the rest, then validate the generation."""
     reuse: set[str] = set()
@@ -638,37 +641,16 @@ def _fill(
 
     # Similar lengths per batch pad less, so embedding runs at the raw embedder's speed.
     todo = sorted((c for c in chunks if c.id not in reuse), key=lambda c: len(c.page_content))
-    pause_at = os.environ.get(PAUSE_ENV, "")
     if todo:
-        embeddings = embeddings or make_embeddings(settings)
-        show_bar = progress and sys.stderr.isatty()
-        bar = tqdm(
-            total=len(todo),
-            desc="embedding",
-            unit="chunk",
-            bar_format=BAR_FORMAT,
-            disable=not show_bar,
+        # Started before the model loads, so the child's start overlaps it.
+        writer = open_writer(
+            client=client, collection=collection, path=path, slices=-(-len(todo) // WRITE_SLICE)
         )
-        # Vectors are written in large slices, not per batch: Chroma's indexing threads
-        # would otherwise compete with the embedder for the cores (~10% slower measured).
-        pending: tuple[list[Document], list[list[float]]] = ([], [])
-        # Log lines go through tqdm.write while the bar is shown, so they never cut into it.
-        with logging_redirect_tqdm() if show_bar else contextlib.nullcontext(), bar:
-            # A few batches per call: the embedder sorts each call's texts by token count.
-            step = settings.embed_batch_size * CALL_BATCHES
-            for i in range(0, len(todo), step):
-                batch = todo[i : i + step]
-                pending[0].extend(batch)
-                pending[1].extend(_embed(embeddings, batch))
-                summary.embedded += len(batch)
-                bar.update(len(batch))
-                if len(pending[0]) >= WRITE_SLICE or i + step >= len(todo):
-                    store.add_chunks(client, collection, *pending)
-                    for c in pending[0]:  # written: don't hold every sentence vector until the end
-                        c.metadata.pop(UNIT_VECTORS, None)
-                    pending = ([], [])
-                if pause_at.startswith("embed:") and summary.embedded >= int(pause_at[6:]):
-                    _pause(pause_at, settings.index_dir)
+        try:
+            _embed_and_write(settings, summary, todo, writer, embeddings, progress)
+            writer.close()
+        finally:
+            writer.abort()
 
     # Validate before anyone can see it: exactly the expected ids, nothing more or less.
     expected = {str(c.id) for c in chunks}
@@ -678,6 +660,46 @@ def _fill(
             f"generation {collection.name} failed validation: {len(expected - got)} chunks "
             f"missing, {len(got - expected)} unexpected"
         )
+
+
+def _embed_and_write(
+    settings: Settings,
+    summary: IndexSummary,
+    todo: list[Document],
+    writer: SliceWriter,
+    embeddings: Embeddings | None,
+    progress: bool,
+) -> None:
+    pause_at = os.environ.get(PAUSE_ENV, "")
+    embeddings = embeddings or make_embeddings(settings)
+    show_bar = progress and sys.stderr.isatty()
+    bar = tqdm(
+        total=len(todo),
+        desc="embedding",
+        unit="chunk",
+        bar_format=BAR_FORMAT,
+        disable=not show_bar,
+    )
+    # Vectors are written in large slices, not per batch: Chroma's indexing threads
+    # would otherwise compete with the embedder for the cores (~10% slower measured).
+    pending: tuple[list[Document], list[list[float]]] = ([], [])
+    # Log lines go through tqdm.write while the bar is shown, so they never cut into it.
+    with logging_redirect_tqdm() if show_bar else contextlib.nullcontext(), bar:
+        # A few batches per call: the embedder sorts each call's texts by token count.
+        step = settings.embed_batch_size * CALL_BATCHES
+        for i in range(0, len(todo), step):
+            batch = todo[i : i + step]
+            pending[0].extend(batch)
+            pending[1].extend(_embed(embeddings, batch))
+            summary.embedded += len(batch)
+            bar.update(len(batch))
+            if len(pending[0]) >= WRITE_SLICE or i + step >= len(todo):
+                writer.add(*pending)
+                for c in pending[0]:  # written: don't hold every sentence vector until the end
+                    c.metadata.pop(UNIT_VECTORS, None)
+                pending = ([], [])
+            if pause_at.startswith("embed:") and summary.embedded >= int(pause_at[6:]):
+                _pause(pause_at, settings.index_dir)
 
 
 def _embed(embeddings: Embeddings, batch: list[Document]) -> list[list[float]]:

@@ -95,14 +95,13 @@ def test_progress_bar_has_an_eta_and_log_lines_never_cut_into_it(
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     configure_logging("INFO")
-    real_add = pipeline.store.add_chunks
+    real_embed = pipeline._embed
 
-    def add_chunks(*args, **kwargs):  # a log line while the bar is on screen
+    def embed(*args, **kwargs):  # a log line while the bar is on screen
         logging.getLogger("test").warning("a log line mid-bar")
-        return real_add(*args, **kwargs)
+        return real_embed(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline.store, "add_chunks", add_chunks)
-    monkeypatch.setattr(pipeline, "WRITE_SLICE", 8)
+    monkeypatch.setattr(pipeline, "_embed", embed)
     settings = make_settings(
         corpus_dir=corpus_dir, chunk_size=150, chunk_overlap=10, embed_batch_size=1
     )
