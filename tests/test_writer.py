@@ -119,7 +119,10 @@ def test_a_failed_write_in_the_child_comes_back_as_a_message(settings: Settings)
     client = store.make_client(settings)
     collection = store.create_generation(client, "gen-x", embedder_id="e")
     w = writer.ProcessWriter.start(path=settings.chroma_path, client=client, collection=collection)
-    same = [Document(page_content="a", id="1", metadata=META), Document(page_content="b", id="1", metadata=META)]
+    same = [
+        Document(page_content="a", id="1", metadata=META),
+        Document(page_content="b", id="1", metadata=META),
+    ]
     try:
         w.add(same, [[0.1, 0.2], [0.3, 0.4]])  # Chroma refuses duplicate ids in one add
         with pytest.raises(CorpusBotError, match="writing to the index failed.*[Dd]uplicate"):
