@@ -620,37 +620,25 @@ def _fill(
     progress: bool,
     path: Path | None,
 ) -> None:
-    """Copy reusable vectors from `source`, embed the rest, then validate the generation."""
-    reuse: set[str] = set()
-    if source is not None:
-        # Copied a slice at a time, so a large index's vectors are never all in memory.
-        by_id = {str(c.id): c for c in chunks if c.id in prev_ids}
-        ids = list(by_id)
-        for i in range(0, len(ids), WRITE_SLICE):
-            vectors, old_meta = store.get_vectors_and_metadata(source, ids[i : i + WRITE_SLICE])
-            copied = [by_id[cid] for cid in ids[i : i + WRITE_SLICE] if cid in vectors]
-            for c in copied:  # sentence vectors travel with the chunk vector
-                if UNIT_VECTORS in old_meta[str(c.id)]:
-                    c.metadata[UNIT_VECTORS] = old_meta[str(c.id)][UNIT_VECTORS]
-            if copied:
-                store.add_chunks(client, collection, copied, [vectors[str(c.id)] for c in copied])
-            for c in copied:
-                c.metadata.pop(UNIT_VECTORS, None)
-            reuse.update(str(c.id) for c in copied)
-    summary.reused = len(reuse)
+    """Copy reusable vectors from `source`, embed the rest, then validate the generation.
 
-    # Similar lengths per batch pad less, so embedding runs at the raw embedder's speed.
-    todo = sorted((c for c in chunks if c.id not in reuse), key=lambda c: len(c.page_content))
-    if todo:
-        # Started before the model loads, so the child's start overlaps it.
-        writer = open_writer(
-            client=client, collection=collection, path=path, slices=-(-len(todo) // WRITE_SLICE)
-        )
-        try:
+    Every write to the new generation goes through one writer, so with the child-process
+    writer this process never writes to the collection the child writes (each process
+    keeps its own copy of a collection's HNSW index: chroma issue #3792)."""
+    # Started before the copies and the model load, so the child's start overlaps them.
+    writer = open_writer(
+        client=client, collection=collection, path=path, slices=-(-len(chunks) // WRITE_SLICE)
+    )
+    try:
+        reuse = _copy_vectors(chunks, source, prev_ids, writer) if source is not None else set()
+        summary.reused = len(reuse)
+        # Similar lengths per batch pad less, so embedding runs at the raw embedder's speed.
+        todo = sorted((c for c in chunks if c.id not in reuse), key=lambda c: len(c.page_content))
+        if todo:
             _embed_and_write(settings, summary, todo, writer, embeddings, progress)
-            writer.close()
-        finally:
-            writer.abort()
+        writer.close()
+    finally:
+        writer.abort()
 
     # Validate before anyone can see it: exactly the expected ids, nothing more or less.
     expected = {str(c.id) for c in chunks}
@@ -660,6 +648,28 @@ def _fill(
             f"generation {collection.name} failed validation: {len(expected - got)} chunks "
             f"missing, {len(got - expected)} unexpected"
         )
+
+
+def _copy_vectors(
+    chunks: list[Document], source: store.View, prev_ids: set[str], writer: SliceWriter
+) -> set[str]:
+    """Write the chunks whose vectors `source` already has; their ids."""
+    reuse: set[str] = set()
+    # Copied a slice at a time, so a large index's vectors are never all in memory.
+    by_id = {str(c.id): c for c in chunks if c.id in prev_ids}
+    ids = list(by_id)
+    for i in range(0, len(ids), WRITE_SLICE):
+        vectors, old_meta = store.get_vectors_and_metadata(source, ids[i : i + WRITE_SLICE])
+        copied = [by_id[cid] for cid in ids[i : i + WRITE_SLICE] if cid in vectors]
+        for c in copied:  # sentence vectors travel with the chunk vector
+            if UNIT_VECTORS in old_meta[str(c.id)]:
+                c.metadata[UNIT_VECTORS] = old_meta[str(c.id)][UNIT_VECTORS]
+        if copied:
+            writer.add(copied, [vectors[str(c.id)] for c in copied])
+        for c in copied:
+            c.metadata.pop(UNIT_VECTORS, None)
+        reuse.update(str(c.id) for c in copied)
+    return reuse
 
 
 def _embed_and_write(

@@ -65,9 +65,35 @@ def test_a_generation_written_by_the_child_process_equals_one_written_in_line(
     for cid, (vector, text, meta) in line_rows.items():
         assert child_rows[cid][1:] == (text, meta)
         assert child_rows[cid][0] == pytest.approx(vector, abs=1e-6)
+    assert_every_vector_finds_its_chunk(by_child)
     # ... and a new reader answers from it.
     hits = index_reader(by_child, minilm).dense_search("When did North Korea mine bitcoin?", 3)
     assert len(hits) == 3 and all(doc.id in child_rows for doc, _ in hits)
+
+
+def assert_every_vector_finds_its_chunk(settings: Settings) -> None:
+    """The vector index holds every row: each stored vector's nearest chunk is its own."""
+    view = active_view(settings)
+    vectors = store.get_vectors(view, sorted(store.all_ids(view)))
+    assert vectors
+    for cid, vector in vectors.items():
+        assert view.query(vector, 1)[0][0].id == cid
+
+
+def test_an_incremental_generation_copies_and_embeds_through_the_child(
+    make_settings, corpus_dir: Path, minilm, started
+):
+    settings = make_settings(corpus_dir=corpus_dir, layer_max_share=0)  # copy, never layer
+    reindex(settings, embeddings=minilm)
+    (corpus_dir / "exchange-hacks.md").write_text(
+        "# Exchange hacks\n\nSeveral exchanges reported intrusions in 2017. Investigators "
+        "linked the phishing emails to a group that had targeted banks before.\n"
+    )
+    summary = reindex(settings, embeddings=minilm)
+    assert summary.reused > 4 and summary.embedded >= 1 and summary.base is None
+    assert len(started) == 2 and started[1]._proc.returncode == 0
+    assert rows(settings).keys() == expected_ids(settings)
+    assert_every_vector_finds_its_chunk(settings)
 
 
 def test_a_writer_that_dies_fails_the_run_and_keeps_the_active_generation(
