@@ -515,15 +515,18 @@ def bench_langchain(corpus: Path, work: Path, questions: list[str]) -> tuple[dic
 
 
 def raw_embed(texts: list[str], *, call: int = 256) -> dict:
-    """embed_documents on `texts`, in length-sorted calls of `call` texts (the pipeline's
-    EMBED_BATCH_SIZE * CALL_BATCHES): seconds and tokens (as the model sees them)."""
+    """embed_documents on `texts`, in calls of `call` texts (the pipeline's EMBED_BATCH_SIZE *
+    CALL_BATCHES) sorted by token count as the pipeline sorts them (counting not timed):
+    seconds and tokens (as the model sees them)."""
     from index.embedder import MiniLMEmbeddings
 
     emb = MiniLMEmbeddings()
     emb.embed_documents(["load the model"])
-    tok = emb._load().tokenizer
-    tokens = sum(len(e.ids) for e in tok.encode_batch(texts))
-    ordered = sorted(texts, key=len)
+    counts = emb.token_counts(texts)
+    tokens = sum(counts)
+    ordered = [
+        texts[i] for i in sorted(range(len(texts)), key=lambda i: (counts[i], len(texts[i])))
+    ]
     started = time.perf_counter()
     for i in range(0, len(ordered), call):
         emb.embed_documents(ordered[i : i + call])

@@ -632,8 +632,7 @@ def _fill(
     try:
         reuse = _copy_vectors(chunks, source, prev_ids, writer) if source is not None else set()
         summary.reused = len(reuse)
-        # Similar lengths per batch pad less, so embedding runs at the raw embedder's speed.
-        todo = sorted((c for c in chunks if c.id not in reuse), key=lambda c: len(c.page_content))
+        todo = [c for c in chunks if c.id not in reuse]
         if todo:
             _embed_and_write(settings, summary, todo, writer, embeddings, progress)
         writer.close()
@@ -682,6 +681,15 @@ def _embed_and_write(
 ) -> None:
     pause_at = os.environ.get(PAUSE_ENV, "")
     embeddings = embeddings or make_embeddings(settings)
+    # Similar lengths per call pad less. Sorted by the model's token count, the Python docs
+    # tree's forward passes are 0.1 % padding; by characters, 6.5 % (bench/README.md).
+    token_counts = getattr(embeddings, "token_counts", None)
+    if token_counts is not None:
+        counts = token_counts([embedding_text(c) for c in todo])
+        order = sorted(range(len(todo)), key=lambda i: (counts[i], len(todo[i].page_content)))
+        todo = [todo[i] for i in order]
+    else:  # e.g. OpenAI embeddings: no tokenizer here
+        todo = sorted(todo, key=lambda c: len(c.page_content))
     show_bar = progress and sys.stderr.isatty()
     bar = tqdm(
         total=len(todo),

@@ -144,6 +144,13 @@ def test_long_text_truncated_at_256_tokens(minilm: MiniLMEmbeddings) -> None:
     assert _cos(a, c) < 0.9
 
 
+def test_token_counts_are_what_the_model_sees(minilm: MiniLMEmbeddings) -> None:
+    texts = ["apple " * 300, "", "two words"] * 400  # past one tokenizing slice
+    counts = minilm.token_counts(texts)
+    # [CLS] + words + [SEP], cut at 256 like the embedding itself.
+    assert counts[:3] == [256, 2, 4] and counts == counts[:3] * 400
+
+
 def test_concurrent_queries_are_consistent(minilm: MiniLMEmbeddings) -> None:
     expected = minilm.embed_documents(TEXTS)
     with ThreadPoolExecutor(max_workers=4) as pool:
