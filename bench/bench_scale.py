@@ -158,11 +158,19 @@ def _settings(corpus: Path, index: Path):
     return Settings(_env_file=None, corpus_dir=corpus, index_dir=index)
 
 
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
+def _proc_mb(path: str, key: str) -> float:
+    """A kB field of a /proc file, in MB (0 if the process is gone)."""
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(key):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return 0.0
+
+
+def _rss_mb(pid: int) -> float:
+    return _proc_mb(f"/proc/{pid}/status", "VmRSS:")
 
 
 def _timed(cmd: list[str], rss_file: Path) -> list[str]:
@@ -205,13 +213,7 @@ def _descendants(pid: int) -> list[int]:
 
 
 def _pss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+    return _proc_mb(f"/proc/{pid}/smaps_rollup", "Pss:")
 
 
 class TreeMemory:
@@ -518,15 +520,12 @@ def raw_embed(texts: list[str], *, call: int = 256) -> dict:
     """embed_documents on `texts`, in calls of `call` texts (the pipeline's EMBED_BATCH_SIZE *
     CALL_BATCHES) sorted by token count as the pipeline sorts them (counting not timed):
     seconds and tokens (as the model sees them)."""
-    from index.embedder import MiniLMEmbeddings
+    from index.embedder import MiniLMEmbeddings, embedding_order
 
     emb = MiniLMEmbeddings()
     emb.embed_documents(["load the model"])
-    counts = emb.token_counts(texts)
-    tokens = sum(counts)
-    ordered = [
-        texts[i] for i in sorted(range(len(texts)), key=lambda i: (counts[i], len(texts[i])))
-    ]
+    tokens = sum(emb.token_counts(texts))
+    ordered = [texts[i] for i in embedding_order(emb, texts)]
     started = time.perf_counter()
     for i in range(0, len(ordered), call):
         emb.embed_documents(ordered[i : i + call])

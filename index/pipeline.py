@@ -46,7 +46,7 @@ from index import lexical, store
 from index.chunker import chunk_document, embedding_text
 from index.documents import SourceDoc
 from index.embedder import embedder_id as get_embedder_id
-from index.embedder import make_embeddings
+from index.embedder import embedding_order, make_embeddings
 from index.errors import ConfigError, CorpusBotError
 from index.loader import load_corpus, unsupported_files
 from index.sentences import UNIT_VECTORS, encode_unit_vectors, units_of_chunk
@@ -681,15 +681,7 @@ def _embed_and_write(
 ) -> None:
     pause_at = os.environ.get(PAUSE_ENV, "")
     embeddings = embeddings or make_embeddings(settings)
-    # Similar lengths per call pad less. Sorted by the model's token count, the Python docs
-    # tree's forward passes are 0.1 % padding; by characters, 6.5 % (bench/README.md).
-    token_counts = getattr(embeddings, "token_counts", None)
-    if token_counts is not None:
-        counts = token_counts([embedding_text(c) for c in todo])
-        order = sorted(range(len(todo)), key=lambda i: (counts[i], len(todo[i].page_content)))
-        todo = [todo[i] for i in order]
-    else:  # e.g. OpenAI embeddings: no tokenizer here
-        todo = sorted(todo, key=lambda c: len(c.page_content))
+    todo = [todo[i] for i in embedding_order(embeddings, [embedding_text(c) for c in todo])]
     show_bar = progress and sys.stderr.isatty()
     bar = tqdm(
         total=len(todo),
