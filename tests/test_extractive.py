@@ -22,6 +22,7 @@ from bot.answer.extractive import (
     answer_type,
     asks_about_document,
     closed_code,
+    context_ranges,
     joined_text,
     load_common_words,
     more_quotes,
@@ -34,6 +35,7 @@ from bot.answer.extractive import (
 )
 from bot.followup import Standalone
 from bot.retriever import HybridRetriever, Lexicon
+from bot.sentences import word_spans
 from bot.service import build_service
 from bot.settings import BotSettings
 from index import lexical
@@ -231,6 +233,25 @@ def test_question_terms_mark_names_numbers_and_rare_words():
         "since": False,
         "2019": True,
     }
+
+
+def test_a_sentence_describing_the_askers_situation_names_nothing_the_answer_must_hold():
+    common = load_common_words(TOKENIZER_PATH)
+
+    def hard(question: str) -> dict[str, bool]:
+        return {t.word: t.hard for t in question_terms(question, common)}
+
+    asked = hard("when would i turn on late acks in Celery? my worker gets oom killed mid task")
+    assert asked["Celery"] is True  # the question's own name
+    assert asked["oom"] is False  # what the asker sees, said beside the question
+    # The same word in the question sentence itself stays a name.
+    assert hard("why does my worker get oom killed mid task?")["oom"] is True
+    # A bare tag question ("bug?") leaves the statement as the question's content.
+    tagged = hard("set -e doesnt exit when the failing command is inside Coincheck. bug?")
+    assert tagged["Coincheck"] is True
+    # "$?" and "..." end no sentence.
+    assert hard("why does return 300 in a function give me $? of 44")["44"] is True
+    assert context_ranges("is it fast? yes", word_spans("is it fast? yes")) == []
 
 
 def test_placeholder_names_are_the_askers_own_not_words_to_search_for():

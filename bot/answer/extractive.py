@@ -145,13 +145,43 @@ def _is_common(word: str, common: frozenset[str]) -> bool:
 _CODE_GLUE = set("<>&$(){}[]=|;+*/%~^#@`\\")
 
 
+# A sentence ends at . ? or ! right after a word (not "$?" or "..."), before a space.
+_SENTENCE_END = re.compile(r"(?<=[^\W_])[.?!]+(?=\s)")
+
+
+def context_ranges(question: str, spans: list[re.Match[str]]) -> list[tuple[int, int]]:
+    """Where a question describes the asker's situation rather than asks: the statements
+    beside a question sentence that holds the question's content ("when would i turn on
+    acks_late? my worker sometimes gets oom killed mid task"). Their words say what the
+    asker runs or sees, not what the answer must be about. Nothing is context when the
+    question sentence is a bare tag ("... inside an if. bug?")."""
+    bounds, start = [], 0
+    for end in _SENTENCE_END.finditer(question):
+        bounds.append((start, end.end()))
+        start = end.end()
+    bounds.append((start, len(question)))
+    asking = [(a, b) for a, b in bounds if question[a:b].rstrip().endswith("?")]
+    rest = [(a, b) for a, b in bounds if (a, b) not in asking and question[a:b].strip()]
+    if not asking or not rest:
+        return []
+    content = sum(
+        1
+        for m in spans
+        for a, b in asking
+        if a <= m.start() < b and is_content(normalize_word(m.group()))
+    )
+    return rest if content >= 3 else []
+
+
 def question_terms(question: str, common: frozenset[str], *, weight: float = 1.0) -> list[Term]:
     """Content terms of a question, marking names, numbers and rare words as hard. A chat
-    shortening ("cmd") is an ordinary word, and so is a number inside code."""
+    shortening ("cmd") is an ordinary word, and so is a number inside code, and so is a
+    word of a sentence that only describes the asker's situation (`context_ranges`)."""
     out: dict[str, Term] = {}
     spans = word_spans(question)
     partners = _alternatives(question, spans)
     asker_own = placeholders(question)
+    context = context_ranges(question, spans)
     for i, m in enumerate(spans):
         raw = m.group()
         w = normalize_word(raw)
@@ -162,7 +192,9 @@ def question_terms(question: str, common: frozenset[str], *, weight: float = 1.0
         # A capital on the first word is just sentence case; elsewhere it marks a name.
         capital = raw[:1].isupper() and (i > 0 or not common_word or raw.isupper())
         glued = question[m.start() - 1 : m.start()] + question[m.end() : m.end() + 1]
-        if any(ch.isdigit() for ch in w):
+        if any(a <= m.start() < b for a, b in context):
+            hard = False
+        elif any(ch.isdigit() for ch in w):
             hard = _CODE_GLUE.isdisjoint(glued)
         else:
             hard = capital or not common_word
