@@ -246,9 +246,13 @@ def test_a_sentence_describing_the_askers_situation_names_nothing_the_answer_mus
     assert asked["oom"] is False  # what the asker sees, said beside the question
     # The same word in the question sentence itself stays a name.
     assert hard("why does my worker get oom killed mid task?")["oom"] is True
-    # A bare tag question ("bug?") leaves the statement as the question's content.
+    assert hard("when do i turn on acks? my worker gets oom killed")["oom"] is False
+    # A bare tag question ("bug?") leaves the statement as the question's content, and so
+    # does a question sentence pointing back at it ("them").
     tagged = hard("set -e doesnt exit when the failing command is inside Coincheck. bug?")
     assert tagged["Coincheck"] is True
+    back = hard("vars set inside Coincheck are empty after the loop. any way to keep them?")
+    assert back["Coincheck"] is True
     # "$?" and "..." end no sentence.
     assert hard("why does return 300 in a function give me $? of 44")["44"] is True
     assert context_ranges("is it fast? yes", word_spans("is it fast? yes")) == []

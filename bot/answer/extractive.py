@@ -30,6 +30,7 @@ import json
 import logging
 import math
 import re
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -44,7 +45,7 @@ from langchain_core.embeddings import Embeddings
 
 from bot.answer.features import DECISION_FEATURES, RANK_FEATURES, Decision, Ranking
 from bot.errors import USER_TEXTS
-from bot.followup import Standalone
+from bot.followup import Standalone, refers_back
 from bot.models import Answer, Citation
 from bot.retriever import Lexicon
 from bot.sentences import (
@@ -151,26 +152,39 @@ _SENTENCE_END = re.compile(r"(?<=[^\W_])[.?!]+(?=\s)")
 
 def context_ranges(question: str, spans: list[re.Match[str]]) -> list[tuple[int, int]]:
     """Where a question describes the asker's situation rather than asks: the statements
-    beside a question sentence that holds the question's content ("when would i turn on
-    acks_late? my worker sometimes gets oom killed mid task"). Their words say what the
-    asker runs or sees, not what the answer must be about. Nothing is context when the
-    question sentence is a bare tag ("... inside an if. bug?")."""
+    beside a question sentence that asks on its own ("when would i turn on acks_late? my
+    worker sometimes gets oom killed mid task"). Their words say what the asker runs or
+    sees, not what the answer must be about."""
     bounds, start = [], 0
     for end in _SENTENCE_END.finditer(question):
         bounds.append((start, end.end()))
         start = end.end()
     bounds.append((start, len(question)))
-    asking = [(a, b) for a, b in bounds if question[a:b].rstrip().endswith("?")]
-    rest = [(a, b) for a, b in bounds if (a, b) not in asking and question[a:b].strip()]
-    if not asking or not rest:
+    asks = [question[a:b].rstrip().endswith("?") for a, b in bounds]
+    rest = [
+        (a, b) for (a, b), q in zip(bounds, asks, strict=True) if not q and question[a:b].strip()
+    ]
+    if not any(asks) or not rest:
         return []
+    starts = [a for a, _ in bounds]
     content = sum(
         1
         for m in spans
-        for a, b in asking
-        if a <= m.start() < b and is_content(normalize_word(m.group()))
+        if asks[bisect_right(starts, m.start()) - 1] and is_content(normalize_word(m.group()))
     )
-    return rest if content >= 3 else []
+    # A question sentence pointing back at the statement ("... empty after the loop. any way
+    # to keep them?") or a bare tag of one word ("... inside an if. bug?") leaves the
+    # statement as what is asked.
+    pointing = any(refers_back(question[a:b]) for (a, b), q in zip(bounds, asks, strict=True) if q)
+    if content < 2 or pointing:
+        return []
+    return rest
+
+
+def _within(position: int, ranges: list[tuple[int, int]]) -> bool:
+    """`position` falls in one of `ranges` (sorted, disjoint)."""
+    i = bisect_right(ranges, (position, math.inf)) - 1  # the last range starting at or before
+    return i >= 0 and position < ranges[i][1]
 
 
 def question_terms(question: str, common: frozenset[str], *, weight: float = 1.0) -> list[Term]:
@@ -192,7 +206,7 @@ def question_terms(question: str, common: frozenset[str], *, weight: float = 1.0
         # A capital on the first word is just sentence case; elsewhere it marks a name.
         capital = raw[:1].isupper() and (i > 0 or not common_word or raw.isupper())
         glued = question[m.start() - 1 : m.start()] + question[m.end() : m.end() + 1]
-        if any(a <= m.start() < b for a, b in context):
+        if _within(m.start(), context):
             hard = False
         elif any(ch.isdigit() for ch in w):
             hard = _CODE_GLUE.isdisjoint(glued)
