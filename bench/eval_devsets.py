@@ -11,6 +11,13 @@ indexed with the real pipeline into a temporary INDEX_DIR (cached per corpus con
 A set's `followups.yaml` (questions asked in a thread after earlier ones, each answered by
 the chain first) is reported on rows of its own, "<set> follow-ups".
 
+With `--site`, a set whose folder has a `site.yaml` (the whole documentation tree its pages
+come from, as its Debian package installs it) is also asked against that whole tree, on a
+row "<set> on site": the same questions and key phrases, the expected pages found where
+`prefix` puts them. That is how the bot is used on a real site, where other pages (a
+reference, a user guide, release notes) compete with the ones that hold the answer; its
+"declined" is not comparable (the site may hold what an out-of-scope question asks).
+
 Per set and split it prints:
 * answered: the answer is not a decline and cites a passage of an expected document that
   contains one of the key phrases (the fact and a supporting citation);
@@ -82,6 +89,23 @@ def load_items(path: Path) -> list[Item]:
     return out
 
 
+@dataclass(frozen=True)
+class Site:
+    """A set's whole documentation tree (`site.yaml`)."""
+
+    package: str  # the Debian package that installs it
+    path: Path
+    prefix: str  # where the set's corpus/ sits inside it ("faq/")
+
+
+def site_of(qfile: Path) -> Site | None:
+    spec = qfile.with_name("site.yaml")
+    if not spec.is_file():
+        return None
+    raw = yaml.safe_load(spec.read_text(encoding="utf-8"))
+    return Site(str(raw["package"]), Path(raw["path"]), str(raw.get("prefix") or ""))
+
+
 def sets() -> list[tuple[str, Path, Path]]:
     found = [DEFAULT_SET]
     for qfile in sorted(DEVSETS.glob("*/questions.yaml")):
@@ -122,10 +146,19 @@ def build(name: str, corpus: Path, *, settings_overrides: dict | None = None):
 
 
 def evaluate(
-    name: str, corpus: Path, qfile: Path, *, split: str | None, features_out=None, overrides=None
+    name: str,
+    corpus: Path,
+    qfile: Path,
+    *,
+    split: str | None,
+    features_out=None,
+    overrides=None,
+    prefix: str = "",
 ):
     service = build(name, corpus, settings_overrides=overrides)
     items = [i for i in load_items(qfile) if split in (None, i.split)]
+    for i in items:  # the expected pages, where the indexed tree has them
+        i.sources = [prefix + s for s in i.sources]
     results: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     failures = []
     for item in items:
@@ -252,6 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--junk", action="store_true", help="also: answers that change when a junk file is added"
     )
+    p.add_argument(
+        "--site",
+        action="store_true",
+        help="also: each set with a site.yaml asked against its whole documentation tree",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     out = args.features.open("w", encoding="utf-8") if args.features else None
@@ -281,6 +319,20 @@ def main(argv: list[str] | None = None) -> int:
                 name, corpus, followups, split=args.split, overrides=overrides
             )
             reported.append((f"{name} follow-ups", more))
+            failures += more_failures
+        site = site_of(qfile) if args.site else None
+        if site is not None and not site.path.is_dir():
+            print(f"[{name}] no site at {site.path}: apt-get install {site.package}")
+        elif site is not None:
+            more, more_failures = evaluate(
+                f"{name}-site",
+                site.path,
+                qfile,
+                split=args.split,
+                overrides=overrides,
+                prefix=site.prefix,
+            )
+            reported.append((f"{name} on site", more))
             failures += more_failures
         for label, res in reported:
             for split in sorted(res):

@@ -163,3 +163,23 @@ def test_total_corpus_size() -> None:
         if p.is_file()
     )
     assert total < MAX_CORPUS_BYTES, total
+
+
+SITE_SETS = sorted(p.parent.name for p in DEVSETS.glob("*/site.yaml"))
+
+
+@pytest.mark.parametrize("name", SITE_SETS)
+def test_site_holds_the_corpus(name: str) -> None:
+    """site.yaml (`eval_devsets.py --site`) names the whole tree the corpus was copied from,
+    and where in it: every corpus file is there, byte for byte (when the package is installed)."""
+    from bench.eval_devsets import site_of
+
+    site = site_of(DEVSETS / name / "questions.yaml")
+    assert site is not None and site.package and site.path.is_absolute(), name
+    assert not site.prefix.startswith("/") and (not site.prefix or site.prefix.endswith("/"))
+    if not site.path.is_dir():
+        pytest.skip(f"{site.path} not here (apt-get install {site.package})")
+    corpus = DEVSETS / name / "corpus"
+    for p in sorted(q for q in corpus.rglob("*") if q.is_file()):
+        there = site.path / (site.prefix + p.relative_to(corpus).as_posix())
+        assert there.is_file() and there.read_bytes() == p.read_bytes(), there
