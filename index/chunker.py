@@ -45,6 +45,14 @@ def context_of(metadata: dict) -> str:
     return SECTION_SEP.join(path)
 
 
+def question_heading(metadata: dict) -> str | None:
+    """The chunk's own (deepest) section heading when it is a question ("Can I safely shut
+    down the worker?"), else None: FAQ pages head each answer with the question it answers."""
+    section = str(metadata.get("section") or "")
+    heading = section.rsplit(SECTION_SEP, 1)[-1].strip()
+    return heading if heading.endswith("?") and len(heading) > 1 else None
+
+
 def embedding_text(chunk: Document) -> str:
     """What is embedded and searched for a chunk: its heading path, then its text. Headings
     are context for retrieval, never part of the quotable `page_content`."""

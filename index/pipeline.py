@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
 from chromadb.errors import NotFoundError
@@ -43,13 +44,19 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from index import lexical, store
-from index.chunker import chunk_document, embedding_text
+from index.chunker import chunk_document, embedding_text, question_heading
 from index.documents import SourceDoc
 from index.embedder import embedder_id as get_embedder_id
 from index.embedder import embedding_order, make_embeddings
 from index.errors import ConfigError, CorpusBotError
 from index.loader import load_corpus, unsupported_files
-from index.sentences import UNIT_VECTORS, encode_unit_vectors, units_of_chunk
+from index.sentences import (
+    HEADING_VECTOR,
+    UNIT_VECTORS,
+    VECTOR_KEYS,
+    encode_unit_vectors,
+    units_of_chunk,
+)
 from index.settings import CURRENT_FILE, Settings
 from index.writer import SliceWriter, open_writer
 
@@ -533,7 +540,7 @@ def _source_states(
     for cid, _, md in rows:
         source = str(md.get("source", ""))
         shas.setdefault(source, str(md.get("doc_sha256", "")))
-        meta = {k: v for k, v in md.items() if k != UNIT_VECTORS}
+        meta = {k: v for k, v in md.items() if k not in VECTOR_KEYS}
         parts.setdefault(source, []).append((cid, json.dumps(meta, sort_keys=True, default=str)))
     return {
         source: _SourceState(
@@ -660,13 +667,14 @@ def _copy_vectors(
     for i in range(0, len(ids), WRITE_SLICE):
         vectors, old_meta = store.get_vectors_and_metadata(source, ids[i : i + WRITE_SLICE])
         copied = [by_id[cid] for cid in ids[i : i + WRITE_SLICE] if cid in vectors]
-        for c in copied:  # sentence vectors travel with the chunk vector
-            if UNIT_VECTORS in old_meta[str(c.id)]:
-                c.metadata[UNIT_VECTORS] = old_meta[str(c.id)][UNIT_VECTORS]
+        for c in copied:  # sentence and heading vectors travel with the chunk vector
+            for key in VECTOR_KEYS & old_meta[str(c.id)].keys():
+                c.metadata[key] = old_meta[str(c.id)][key]
         if copied:
             writer.add(copied, [vectors[str(c.id)] for c in copied])
         for c in copied:
-            c.metadata.pop(UNIT_VECTORS, None)
+            for key in VECTOR_KEYS:
+                c.metadata.pop(key, None)
         reuse.update(str(c.id) for c in copied)
     return reuse
 
@@ -706,7 +714,8 @@ def _embed_and_write(
             if len(pending[0]) >= WRITE_SLICE or i + step >= len(todo):
                 writer.add(*pending)
                 for c in pending[0]:  # written: don't hold every sentence vector until the end
-                    c.metadata.pop(UNIT_VECTORS, None)
+                    for key in VECTOR_KEYS:
+                        c.metadata.pop(key, None)
                 pending = ([], [])
             if pause_at.startswith("embed:") and summary.embedded >= int(pause_at[6:]):
                 _pause(pause_at, settings.index_dir)
@@ -714,11 +723,14 @@ def _embed_and_write(
 
 def _embed(embeddings: Embeddings, batch: list[Document]) -> list[list[float]]:
     """Chunk vectors; with the offline model also a vector per sentence/code unit, pooled
-    from the same forward pass and stored in the chunk's metadata for the answerer."""
+    from the same forward pass and stored in the chunk's metadata for the answerer, and
+    the vector of each question heading (a handful per FAQ page, embedded once here so the
+    answerer runs no model for them)."""
     texts = [embedding_text(c) for c in batch]
     embed_with_spans = getattr(embeddings, "embed_with_spans", None)
     if embed_with_spans is None:  # e.g. OpenAI embeddings: no token states
         return embeddings.embed_documents(texts)
+    _embed_question_headings(embeddings, batch)
     spans = []
     for c, text in zip(batch, texts, strict=True):
         offset = len(text) - len(c.page_content)  # the heading context comes first
@@ -729,6 +741,19 @@ def _embed(embeddings: Embeddings, batch: list[Document]) -> list[list[float]]:
     for c, uv in zip(batch, unit_vectors, strict=True):
         c.metadata[UNIT_VECTORS] = encode_unit_vectors(uv)
     return vectors
+
+
+def _embed_question_headings(embeddings: Embeddings, batch: list[Document]) -> None:
+    heading_of = {str(c.id): h for c in batch if (h := question_heading(c.metadata))}
+    headings = sorted(set(heading_of.values()))
+    if not headings:
+        return
+    vectors = np.asarray(embeddings.embed_documents(headings), dtype=np.float32)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    encoded = {h: encode_unit_vectors(v[None, :]) for h, v in zip(headings, vectors, strict=True)}
+    for c in batch:
+        if (h := heading_of.get(str(c.id))) is not None:
+            c.metadata[HEADING_VECTOR] = encoded[h]
 
 
 def _chunk_all(

@@ -160,6 +160,11 @@ def units_of_chunk(text: str, metadata: dict) -> list[Unit]:
 
 
 UNIT_VECTORS = "unit_vectors"  # chunk metadata key: one vector per `units_of_chunk` unit
+# Chunk metadata key: the vector of the chunk's own section heading when that heading is a
+# question (`index.chunker.question_heading`), embedded alone, as the answerer compares it
+# with the user's question (bot/answer/asked.py).
+HEADING_VECTOR = "heading_vector"
+VECTOR_KEYS = frozenset({UNIT_VECTORS, HEADING_VECTOR})  # computed by the embedder, not chunked
 
 
 def encode_unit_vectors(vectors: np.ndarray) -> str:

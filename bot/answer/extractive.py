@@ -43,6 +43,7 @@ import numpy as np
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
+from bot.answer.asked import HeadingVectors, asked_heading
 from bot.answer.features import DECISION_FEATURES, RANK_FEATURES, Decision, Ranking
 from bot.errors import USER_TEXTS
 from bot.followup import Standalone, refers_back
@@ -57,9 +58,15 @@ from bot.sentences import (
     tokenize,
     word_spans,
 )
-from index.chunker import context_of
+from index.chunker import context_of, question_heading
 from index.embedder import DIMENSION
-from index.sentences import ITEM_START, UNIT_VECTORS, decode_unit_vectors, units_of_chunk
+from index.sentences import (
+    HEADING_VECTOR,
+    ITEM_START,
+    UNIT_VECTORS,
+    decode_unit_vectors,
+    units_of_chunk,
+)
 
 log = logging.getLogger(__name__)
 
@@ -433,6 +440,12 @@ class Passage:
         return str(self.chunk.metadata.get("source", ""))
 
 
+def _section_key(p: Passage) -> tuple[str, str] | None:
+    """(source, heading) when the passage's section is headed by a question."""
+    heading = question_heading(p.chunk.metadata)
+    return (p.source, heading) if heading is not None else None
+
+
 def _start(chunk: Document) -> int:
     """Where the chunk starts in its document's text."""
     return int(chunk.metadata.get("start", 0))
@@ -571,6 +584,7 @@ class ExtractiveAnswerer:
         self._counts = word_counts if word_counts is not None else english_word_counts()
         self.decision = decision or Decision.default()
         self.ranking = ranking or Ranking.default()
+        self._headings = HeadingVectors(embeddings)
         self.trace: list[tuple[Passage, list[Unit], dict[str, float]]] | None = None
 
     def answer(self, question: str | Standalone, docs: list[Document]) -> Answer:
@@ -676,6 +690,13 @@ class ExtractiveAnswerer:
             if self.trace is not None:  # bench/fit_ranker.py
                 self.trace.append((p, window, f))
         ranked = sorted(candidates, key=lambda c: -c[1].score)
+        asked = self._asked_section(passages, qvec)
+        first = next((c for c in ranked if _section_key(c[0]) == asked), None) if asked else None
+        if first is not None:
+            # The section under a heading that asks this question answers it: its best
+            # candidate goes first (`bot/answer/asked.py`).
+            ranked.remove(first)
+            ranked.insert(0, first)
         top, unit, window, _ = ranked[0]
         quoted = set().union(*(u.terms for u in window))
         missing = [t for t in terms if not lexicon.knows(t.term)]
@@ -726,6 +747,22 @@ class ExtractiveAnswerer:
             return declined, features
         composed.candidate = composed.citations[0]
         return composed, features
+
+    def _asked_section(self, passages: list[Passage], qvec: np.ndarray) -> tuple[str, str] | None:
+        """(source, heading) of the retrieved section whose heading asks the question."""
+        vectors: dict[str, np.ndarray] = {}
+        for p in passages:
+            heading = question_heading(p.chunk.metadata)
+            stored = decode_unit_vectors(p.chunk.metadata.get(HEADING_VECTOR), DIMENSION)
+            if heading is not None and stored is not None and len(stored) == 1:
+                vectors[heading] = stored[0]
+        unstored = [h for p in passages if (h := question_heading(p.chunk.metadata))]
+        vectors.update(self._headings.of(h for h in unstored if h not in vectors))
+        heading = asked_heading(vectors, qvec)
+        if heading is None:
+            return None
+        # The same question heading on two pages: the one retrieved first.
+        return next(k for p in passages if (k := _section_key(p)) and k[1] == heading)
 
     def _read(self, t: Term, lexicon: Lexicon) -> Term:
         """A question word as the corpus spells it: a chat shortening spelled out ("repo"),
