@@ -11,7 +11,9 @@ phrase, from an expected document). The model is linear and fitted *listwise*: a
 over one question's candidates, maximising the probability of the candidates whose quote
 holds the fact (L2-regularised, gradient descent), so what is learnt is which sentence beats
 the others of the same question, not an absolute score. Only tune halves are read; the
-held-out halves measure the result (`python -m bench.eval_devsets --split heldout`).
+held-out halves measure the result (`python -m bench.eval_devsets --split heldout`). This
+fits the ranking alone: the answerer's question-heading rule (`bot/answer/asked.py`) puts a
+section whose heading asks the question first afterwards.
 """
 
 from __future__ import annotations
