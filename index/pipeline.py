@@ -56,6 +56,7 @@ from index.sentences import (
     VECTOR_KEYS,
     encode_unit_vectors,
     units_of_chunk,
+    without_vectors,
 )
 from index.settings import CURRENT_FILE, Settings
 from index.writer import SliceWriter, open_writer
@@ -540,7 +541,7 @@ def _source_states(
     for cid, _, md in rows:
         source = str(md.get("source", ""))
         shas.setdefault(source, str(md.get("doc_sha256", "")))
-        meta = {k: v for k, v in md.items() if k not in VECTOR_KEYS}
+        meta = without_vectors(md)
         parts.setdefault(source, []).append((cid, json.dumps(meta, sort_keys=True, default=str)))
     return {
         source: _SourceState(
@@ -690,6 +691,7 @@ def _embed_and_write(
     pause_at = os.environ.get(PAUSE_ENV, "")
     embeddings = embeddings or make_embeddings(settings)
     todo = [todo[i] for i in embedding_order(embeddings, [embedding_text(c) for c in todo])]
+    headings = _question_heading_vectors(embeddings, todo)
     show_bar = progress and sys.stderr.isatty()
     bar = tqdm(
         total=len(todo),
@@ -708,7 +710,7 @@ def _embed_and_write(
         for i in range(0, len(todo), step):
             batch = todo[i : i + step]
             pending[0].extend(batch)
-            pending[1].extend(_embed(embeddings, batch))
+            pending[1].extend(_embed(embeddings, batch, headings))
             summary.embedded += len(batch)
             bar.update(len(batch))
             if len(pending[0]) >= WRITE_SLICE or i + step >= len(todo):
@@ -721,16 +723,19 @@ def _embed_and_write(
                 _pause(pause_at, settings.index_dir)
 
 
-def _embed(embeddings: Embeddings, batch: list[Document]) -> list[list[float]]:
+def _embed(
+    embeddings: Embeddings, batch: list[Document], headings: dict[str, str]
+) -> list[list[float]]:
     """Chunk vectors; with the offline model also a vector per sentence/code unit, pooled
     from the same forward pass and stored in the chunk's metadata for the answerer, and
-    the vector of each question heading (a handful per FAQ page, embedded once here so the
-    answerer runs no model for them)."""
+    its question heading's vector (from `headings`)."""
     texts = [embedding_text(c) for c in batch]
     embed_with_spans = getattr(embeddings, "embed_with_spans", None)
     if embed_with_spans is None:  # e.g. OpenAI embeddings: no token states
         return embeddings.embed_documents(texts)
-    _embed_question_headings(embeddings, batch)
+    for c in batch:
+        if (heading := question_heading(c.metadata)) in headings:
+            c.metadata[HEADING_VECTOR] = headings[heading]
     spans = []
     for c, text in zip(batch, texts, strict=True):
         offset = len(text) - len(c.page_content)  # the heading context comes first
@@ -743,17 +748,18 @@ def _embed(embeddings: Embeddings, batch: list[Document]) -> list[list[float]]:
     return vectors
 
 
-def _embed_question_headings(embeddings: Embeddings, batch: list[Document]) -> None:
-    heading_of = {str(c.id): h for c in batch if (h := question_heading(c.metadata))}
-    headings = sorted(set(heading_of.values()))
+def _question_heading_vectors(embeddings: Embeddings, chunks: list[Document]) -> dict[str, str]:
+    """Each distinct question heading of the chunks, embedded alone once for the whole run
+    (a section's chunks fall in different calls once sorted by length), encoded as stored.
+    Empty for an embedder without sentence vectors: the answerer embeds them if it needs."""
+    if getattr(embeddings, "embed_with_spans", None) is None:
+        return {}
+    headings = sorted({h for c in chunks if (h := question_heading(c.metadata))})
     if not headings:
-        return
+        return {}
     vectors = np.asarray(embeddings.embed_documents(headings), dtype=np.float32)
     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    encoded = {h: encode_unit_vectors(v[None, :]) for h, v in zip(headings, vectors, strict=True)}
-    for c in batch:
-        if (h := heading_of.get(str(c.id))) is not None:
-            c.metadata[HEADING_VECTOR] = encoded[h]
+    return {h: encode_unit_vectors(v[None, :]) for h, v in zip(headings, vectors, strict=True)}
 
 
 def _chunk_all(

@@ -167,6 +167,11 @@ HEADING_VECTOR = "heading_vector"
 VECTOR_KEYS = frozenset({UNIT_VECTORS, HEADING_VECTOR})  # computed by the embedder, not chunked
 
 
+def without_vectors(metadata: dict) -> dict:
+    """A chunk's metadata without what the embedder added (`VECTOR_KEYS`)."""
+    return {k: v for k, v in metadata.items() if k not in VECTOR_KEYS}
+
+
 def encode_unit_vectors(vectors: np.ndarray) -> str:
     """Unit vectors as int8 (x127), base64: ~0.5 KB a sentence, cosine error ~1e-3."""
     q = np.clip(np.rint(vectors * 127.0), -127, 127).astype(np.int8)

@@ -57,7 +57,7 @@ from langchain_core.embeddings import Embeddings
 
 from index.errors import ConfigError, CorpusBotError, IndexNotReady, StoreUnavailable
 from index.lexical import lexical_root
-from index.sentences import VECTOR_KEYS
+from index.sentences import without_vectors
 from index.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -588,7 +588,7 @@ class Snapshot:
                 Document(
                     id=cid,
                     page_content=text or "",
-                    metadata={k: v for k, v in md.items() if k not in VECTOR_KEYS},
+                    metadata=without_vectors(md),
                 )
                 for cid, text, md in self.view.rows(["documents", "metadatas"])
             ]
@@ -604,7 +604,7 @@ class Snapshot:
             cid: Document(
                 id=cid,
                 page_content=text or "",
-                metadata={k: v for k, v in md.items() if k not in VECTOR_KEYS},
+                metadata=without_vectors(md),
             )
             for cid, (_, text, md) in self.view.get(ids, ["documents", "metadatas"]).items()
         }

@@ -38,10 +38,14 @@ class HeadingVectors:
 
     def of(self, headings: Iterable[str]) -> dict[str, np.ndarray]:
         wanted = list(dict.fromkeys(headings))
+        found: dict[str, np.ndarray] = {}
         with self._lock:
-            found = {h: self._cache[h] for h in wanted if h in self._cache}
+            for h in wanted:
+                if h in self._cache:
+                    self._cache.move_to_end(h)  # recently used
+                    found[h] = self._cache[h]
         todo = [h for h in wanted if h not in found]
-        if todo:
+        if todo:  # one model call for all the new ones, outside the lock
             vectors = np.asarray(self._embeddings.embed_documents(todo), dtype=np.float32)
             norms = np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
             found.update(zip(todo, vectors / norms, strict=True))
@@ -50,10 +54,6 @@ class HeadingVectors:
                     self._cache[h] = found[h]
                 while len(self._cache) > self._size:
                     self._cache.popitem(last=False)
-        with self._lock:
-            for h in wanted:
-                if h in self._cache:
-                    self._cache.move_to_end(h)
         return found
 
 

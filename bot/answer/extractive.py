@@ -750,19 +750,19 @@ class ExtractiveAnswerer:
 
     def _asked_section(self, passages: list[Passage], qvec: np.ndarray) -> tuple[str, str] | None:
         """(source, heading) of the retrieved section whose heading asks the question."""
+        keys: list[tuple[str, str]] = []
         vectors: dict[str, np.ndarray] = {}
         for p in passages:
-            heading = question_heading(p.chunk.metadata)
+            if (key := _section_key(p)) is None:
+                continue
+            keys.append(key)
             stored = decode_unit_vectors(p.chunk.metadata.get(HEADING_VECTOR), DIMENSION)
-            if heading is not None and stored is not None and len(stored) == 1:
-                vectors[heading] = stored[0]
-        unstored = [h for p in passages if (h := question_heading(p.chunk.metadata))]
-        vectors.update(self._headings.of(h for h in unstored if h not in vectors))
+            if stored is not None and len(stored) == 1:
+                vectors[key[1]] = stored[0]
+        vectors.update(self._headings.of(h for _, h in keys if h not in vectors))
         heading = asked_heading(vectors, qvec)
-        if heading is None:
-            return None
         # The same question heading on two pages: the one retrieved first.
-        return next(k for p in passages if (k := _section_key(p)) and k[1] == heading)
+        return next((k for k in keys if k[1] == heading), None)
 
     def _read(self, t: Term, lexicon: Lexicon) -> Term:
         """A question word as the corpus spells it: a chat shortening spelled out ("repo"),
