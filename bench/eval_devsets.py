@@ -18,6 +18,12 @@ row "<set> on site": the same questions and key phrases, the expected pages foun
 reference, a user guide, release notes) compete with the ones that hold the answer; its
 "declined" is not comparable (the site may hold what an out-of-scope question asks).
 
+With `--offtopic`, general off-topic questions (`devsets/offtopic.yaml`: trivia, cooking,
+small talk; nothing of any corpus) are asked of each set's corpus, on a row
+"<set> off-topic", and with `--site` of its whole tree too ("<set> off-topic on site"):
+the off-topic chatter a Discord server sends, where the sets' own out-of-scope questions are
+near misses about the same product.
+
 Per set and split it prints:
 * answered: the answer is not a decline and cites a passage of an expected document that
   contains one of the key phrases (the fact and a supporting citation);
@@ -51,6 +57,8 @@ OUT_OF_SCOPE = {"out_of_scope", "offtopic", "absent"}
 FIT_SETS = ("default", "faq", "manual", "sphinx-site")
 # Beside a set's questions.yaml: follow-ups asked in a thread after earlier questions.
 FOLLOWUPS = "followups.yaml"
+# General off-topic questions, asked of every set's corpus with --offtopic.
+OFFTOPIC = DEVSETS / "offtopic.yaml"
 
 
 def norm(text: str) -> str:
@@ -286,6 +294,11 @@ def main(argv: list[str] | None = None) -> int:
         "--junk", action="store_true", help="also: answers that change when a junk file is added"
     )
     p.add_argument(
+        "--offtopic",
+        action="store_true",
+        help="also: the general off-topic questions (devsets/offtopic.yaml) asked of each corpus",
+    )
+    p.add_argument(
         "--site",
         action="store_true",
         help="also: each set with a site.yaml asked against its whole documentation tree",
@@ -320,20 +333,29 @@ def main(argv: list[str] | None = None) -> int:
             )
             reported.append((f"{name} follow-ups", more))
             failures += more_failures
+        if args.offtopic:
+            more, more_failures = evaluate(
+                name, corpus, OFFTOPIC, split=args.split, overrides=overrides
+            )
+            reported.append((f"{name} off-topic", more))
+            failures += more_failures
         site = site_of(qfile) if args.site else None
         if site is not None and not site.path.is_dir():
             print(f"[{name}] no site at {site.path}: apt-get install {site.package}")
         elif site is not None:
-            more, more_failures = evaluate(
-                f"{name}-site",
-                site.path,
-                qfile,
-                split=args.split,
-                overrides=overrides,
-                prefix=site.prefix,
-            )
-            reported.append((f"{name} on site", more))
-            failures += more_failures
+            for label, questions in [("on site", qfile)] + (
+                [("off-topic on site", OFFTOPIC)] if args.offtopic else []
+            ):
+                more, more_failures = evaluate(
+                    f"{name}-site",
+                    site.path,
+                    questions,
+                    split=args.split,
+                    overrides=overrides,
+                    prefix=site.prefix,
+                )
+                reported.append((f"{name} {label}", more))
+                failures += more_failures
         for label, res in reported:
             for split in sorted(res):
                 r = res[split]

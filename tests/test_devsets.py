@@ -183,3 +183,16 @@ def test_site_holds_the_corpus(name: str) -> None:
     for p in sorted(q for q in corpus.rglob("*") if q.is_file()):
         there = site.path / (site.prefix + p.relative_to(corpus).as_posix())
         assert there.is_file() and there.read_bytes() == p.read_bytes(), there
+
+
+def test_offtopic_questions_well_formed() -> None:
+    """devsets/offtopic.yaml (`eval_devsets.py --offtopic`): general off-topic questions asked
+    of every corpus, all out of scope, unique, and split in equal halves."""
+    from bench.eval_devsets import OFFTOPIC, load_items
+
+    items = load_items(OFFTOPIC)
+    assert not any(i.answerable for i in items)
+    assert len({i.id for i in items}) == len(items)
+    assert len({collapse(i.q) for i in items}) == len(items)
+    halves = Counter(i.split for i in items)
+    assert set(halves) == SPLITS and halves["tune"] == halves["heldout"] >= 20, halves
