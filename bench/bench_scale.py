@@ -133,13 +133,14 @@ def questions_from_headings(corpus: Path, n: int = N_QUESTIONS) -> list[str]:
 
 
 def _env(corpus: Path, index: Path) -> dict[str, str]:
+    # The tokenizer's parallelism is left as the caller has it, as for the raw embedder run in
+    # this process: the indexer is measured as a user runs it, against the same reference.
     env = {k: v for k, v in os.environ.items() if k not in _setting_names()}
     env.update(
         CORPUS_DIR=str(corpus),
         INDEX_DIR=str(index),
         LOG_LEVEL="WARNING",
         PYTHONPATH=str(ROOT),
-        TOKENIZERS_PARALLELISM="false",
     )
     return env
 
