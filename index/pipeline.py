@@ -674,8 +674,7 @@ def _copy_vectors(
         if copied:
             writer.add(copied, [vectors[str(c.id)] for c in copied])
         for c in copied:
-            for key in VECTOR_KEYS:
-                c.metadata.pop(key, None)
+            c.metadata = without_vectors(c.metadata)
         reuse.update(str(c.id) for c in copied)
     return reuse
 
@@ -716,8 +715,7 @@ def _embed_and_write(
             if len(pending[0]) >= WRITE_SLICE or i + step >= len(todo):
                 writer.add(*pending)
                 for c in pending[0]:  # written: don't hold every sentence vector until the end
-                    for key in VECTOR_KEYS:
-                        c.metadata.pop(key, None)
+                    c.metadata = without_vectors(c.metadata)
                 pending = ([], [])
             if pause_at.startswith("embed:") and summary.embedded >= int(pause_at[6:]):
                 _pause(pause_at, settings.index_dir)
