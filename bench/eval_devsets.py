@@ -155,15 +155,14 @@ def build(name: str, corpus: Path, *, settings_overrides: dict | None = None):
 
 def evaluate(
     name: str,
-    corpus: Path,
+    service,
     qfile: Path,
     *,
     split: str | None,
     features_out=None,
-    overrides=None,
     prefix: str = "",
 ):
-    service = build(name, corpus, settings_overrides=overrides)
+    """`qfile`'s questions (of `split`) asked of set `name`'s `service` (from `build`)."""
     items = [i for i in load_items(qfile) if split in (None, i.split)]
     for i in items:  # the expected pages, where the indexed tree has them
         i.sources = [prefix + s for s in i.sources]
@@ -320,39 +319,30 @@ def main(argv: list[str] | None = None) -> int:
             )
             if value is not None
         }
-        results, failures = evaluate(
-            name, corpus, qfile, split=args.split, features_out=out, overrides=overrides
-        )
+        service = build(name, corpus, settings_overrides=overrides)
+        results, failures = evaluate(name, service, qfile, split=args.split, features_out=out)
         reported = [(name, results)]
         followups = qfile.with_name(FOLLOWUPS)
         if followups.is_file():
             # Thread follow-ups, on rows of their own (no search-box column: they have
             # history); not decision-fitting data.
-            more, more_failures = evaluate(
-                name, corpus, followups, split=args.split, overrides=overrides
-            )
+            more, more_failures = evaluate(name, service, followups, split=args.split)
             reported.append((f"{name} follow-ups", more))
             failures += more_failures
         if args.offtopic:
-            more, more_failures = evaluate(
-                name, corpus, OFFTOPIC, split=args.split, overrides=overrides
-            )
+            more, more_failures = evaluate(name, service, OFFTOPIC, split=args.split)
             reported.append((f"{name} off-topic", more))
             failures += more_failures
         site = site_of(qfile) if args.site else None
         if site is not None and not site.path.is_dir():
             print(f"[{name}] no site at {site.path}: apt-get install {site.package}")
         elif site is not None:
+            on_site = build(f"{name}-site", site.path, settings_overrides=overrides)
             for label, questions in [("on site", qfile)] + (
                 [("off-topic on site", OFFTOPIC)] if args.offtopic else []
             ):
                 more, more_failures = evaluate(
-                    f"{name}-site",
-                    site.path,
-                    questions,
-                    split=args.split,
-                    overrides=overrides,
-                    prefix=site.prefix,
+                    f"{name}-site", on_site, questions, split=args.split, prefix=site.prefix
                 )
                 reported.append((f"{name} {label}", more))
                 failures += more_failures
