@@ -488,6 +488,19 @@ def test_pdf_running_headers_page_numbers_and_leaders_go(tmp_path):
         assert doc.text[span.start : span.end] == lines[1]
 
 
+def test_pdf_a_short_line_keeps_its_final_hyphen(tmp_path):
+    full = "word " * 12  # a full line of the page
+    page = [
+        full + "and", full + "so on", full + "the end.",
+        "[n]<&digit-",  # a definition term, with its own hyphen: room for more on its line
+        "moves the file descriptor digit to file descriptor n,",
+        full + "as described accord-", "ingly below.",
+    ]  # fmt: skip
+    text = load(tmp_path, "p.pdf", pdf_bytes([page])).text
+    assert "[n]<&digit-\nmoves the file descriptor" in text
+    assert "as described accordingly below." in text
+
+
 def test_pdf_paragraphs_end_at_short_lines_that_end_a_sentence(tmp_path):
     full = "word " * 12  # a full line of the page
     page = [
