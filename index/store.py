@@ -66,7 +66,14 @@ POINTER_SUFFIX = "__active"
 BASE_KEY = "base"  # a layer generation's base generation (collection metadata)
 MASKED_KEY = "masked"  # ... and the sources of the base it replaces (JSON list)
 GENERATION_INFIX = "__g"
-COSINE = {"hnsw": {"space": "cosine"}}
+# Chroma writes a collection's vector index to disk only once `sync_threshold` records
+# (default 1000) have come since the last write, and on every open re-inserts the ones after
+# it, with threads, in no fixed order: each restart of the bot then had its own graph and
+# could find other nearest chunks for the same question (Chroma issues #3638, #7463; 2 of 54
+# questions' top 30 differed on Celery's docs). A generation is written once and then only
+# read, so the index is written with every add: the last add leaves nothing to re-insert
+# (writing the Python docs' 21,161 chunks took as long either way, 17.9-18.9 s).
+COSINE = {"hnsw": {"space": "cosine", "sync_threshold": 1}}
 _PAGE = 1000  # rows per get() page when reading a whole generation
 _HISTORY = 10  # previous generations remembered in the pointer (KEEP_GENERATIONS <= 10)
 

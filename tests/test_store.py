@@ -7,8 +7,11 @@ storage, not the model (the pipeline tests use the real MiniLM embedder).
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import socket
+import subprocess
+import sys
 
 import pytest
 from langchain_core.documents import Document
@@ -16,6 +19,7 @@ from langchain_core.embeddings import Embeddings
 
 from index import store
 from index.errors import ConfigError, IndexNotReady, StoreUnavailable
+from tests.helpers import subprocess_env
 
 DIM = 32
 
@@ -99,6 +103,55 @@ def test_generation_is_cosine_and_round_trips_vectors(client):
     got = store.get_vectors(col, ids)
     assert set(got) == {chunks[0].id}
     assert got[chunks[0].id] == pytest.approx(HashedWords().embed_query(chunks[0].page_content))
+
+
+_QUERY_IN_NEW_PROCESS = """
+import json, random, sys
+from index import store
+from index.settings import Settings
+client = store.make_client(Settings())
+col = client.get_collection(store.read_pointer(client, "corpus").generation)
+rng = random.Random(7)
+queries = [[rng.gauss(0, 1) for _ in range(int(sys.argv[1]))] for _ in range(60)]
+print(json.dumps(col.query(query_embeddings=queries, n_results=20, include=[])["ids"]))
+"""
+
+
+def test_a_generation_answers_the_same_in_every_new_process(make_settings):
+    # Chroma writes its vector index to disk only every `sync_threshold` records and
+    # rebuilds what came after on each open, with threads: a generation left that way
+    # gave other nearest chunks after each restart of the bot (Chroma issue #3638).
+    settings = make_settings()
+    client = store.make_client(settings)
+    rng = __import__("random").Random(3)
+    n, dim = 1500, 48
+    name = store.new_generation_name("corpus")
+    col = store.create_generation(client, name, embedder_id="hash")
+    chunks = [
+        Document(id=f"c{i}", page_content=f"chunk {i}", metadata={"source": f"{i % 30}.md"})
+        for i in range(n)
+    ]
+    vectors = [[rng.gauss(0, 1) for _ in range(dim)] for _ in range(n)]
+    for i in range(0, n, 1024):  # as the pipeline's writer adds them
+        store.add_chunks(client, col, chunks[i : i + 1024], vectors[i : i + 1024])
+    store.mark_ready(col, embedder_id="hash")
+    fields = dict(generation=name, embedder="hash", built_at="2024-01-01T00:00:00+00:00")
+    store.write_pointer(
+        client, "corpus", store.IndexInfo(**fields, fingerprint="f", documents=30, chunks=n)
+    )
+    del client, col
+
+    def query() -> list[list[str]]:
+        out = subprocess.run(
+            [sys.executable, "-c", _QUERY_IN_NEW_PROCESS, str(dim)],
+            capture_output=True, text=True, check=True, env=subprocess_env(settings),
+        )  # fmt: skip
+        return json.loads(out.stdout)
+
+    first = query()
+    assert all(len(ids) == 20 for ids in first)
+    assert query() == first
+    assert query() == first
 
 
 def test_reader_without_index_is_not_ready(client, make_settings):
