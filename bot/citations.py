@@ -22,7 +22,7 @@ import functools
 import re
 from dataclasses import dataclass, field
 
-from bot.sentences import STOPWORDS, tokenize
+from bot.sentences import STOPWORDS, acronym_key, initialisms, is_acronym, tokenize
 
 MIN_SUPPORT = 0.5  # share of a claim's informative terms its cited chunk must contain
 
@@ -49,8 +49,6 @@ _NUMBER_WORDS = {
     "seventeenth": "17", "eighteenth": "18", "nineteenth": "19", "twentieth": "20",
     "thirtieth": "30",
 }  # fmt: skip
-# Joiners inside a multi-word name when taking its initials ("Republic of Korea").
-_NAME_JOINERS = frozenset({"of", "and", "the", "for", "de"})
 
 _ISO_DATE = re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b")
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?:st|nd|rd|th|s)?(?![\w])", re.I)
@@ -87,8 +85,8 @@ def key_tokens(text: str) -> KeyTokens:
             continue
         if low in STOPWORDS or low in _NUMBER_WORDS:
             continue
-        if _is_acronym(word):
-            acronyms.add(_acronym_key(word))
+        if is_acronym(word):
+            acronyms.add(acronym_key(word))
             continue
         camel = any(ch.isupper() for ch in word[1:])
         if _at_sentence_start(text, m.start()) and not camel:
@@ -168,13 +166,13 @@ def _chunk_index(text: str) -> _ChunkIndex:
         words.add(word)
         if "-" in word:
             words.update(p for p in word.split("-") if p)
-        if _is_acronym(_strip_possessive(m.group(0))):
-            words.add(_acronym_key(word))
+        if is_acronym(_strip_possessive(m.group(0))):
+            words.add(acronym_key(word))
     return _ChunkIndex(
         numbers=frozenset(numbers),
         dates=frozenset(dates),
         words=frozenset(words),
-        initialisms=frozenset(_initialisms(text)),
+        initialisms=frozenset(initialisms(text)),
         terms=frozenset(tokenize(text)),
     )
 
@@ -225,39 +223,6 @@ def _strip_possessive(word: str) -> str:
     if word.endswith("'s"):
         return word[:-2]
     return word.rstrip("'")
-
-
-def _is_acronym(word: str) -> bool:
-    core = word[:-1] if len(word) > 2 and word.endswith("s") else word  # "NGOs"
-    return len(core) >= 2 and core.isalpha() and core.isupper()
-
-
-def _acronym_key(word: str) -> str:
-    w = word.lower()
-    return w[:-1] if len(w) > 2 and word[-1] == "s" and word[:-1].isupper() else w
-
-
-def _initialisms(text: str) -> set[str]:
-    """Initials of runs of capitalised words, e.g. 'Korea Development Bank' -> 'kdb'."""
-    out: set[str] = set()
-    run: list[str] = []
-
-    def flush() -> None:
-        while run and run[-1].lower() in _NAME_JOINERS:
-            run.pop()
-        caps = [w for w in run if w.lower() not in _NAME_JOINERS]
-        if len(caps) >= 2:
-            out.add("".join(w[0] for w in caps).lower())
-        run.clear()
-
-    for m in re.finditer(r"[^\W\d_]+(?:['’][^\W\d_]+)?|[^\w\s]", text):
-        word = m.group(0)
-        if word[0].isupper() or (run and word.lower() in _NAME_JOINERS):
-            run.append(word)
-        else:
-            flush()
-    flush()
-    return out
 
 
 def _at_sentence_start(text: str, pos: int) -> bool:

@@ -31,10 +31,13 @@ from index.lexical import LexicalData, chunk_terms
 from index.store import get_vectors_texts_and_metadata
 from index.terms import (
     SPELLED_OUT,
+    acronym_key,
+    is_acronym,
     is_content,
     normalize_word,
     placeholders,
     stem,
+    tokenize,
     typo_fixes,
     words,
 )
@@ -259,6 +262,14 @@ class Lexicon:
             return term
         return full
 
+    def acronym_name(self, word: str) -> str | None:
+        """The multi-word name the corpus writes where the asker wrote an acronym it never
+        uses ("DPRK": "Democratic People's Republic of Korea"), if it has one with those
+        initials. Three letters at least: two initials fit too many pairs of words."""
+        if not is_acronym(word) or len(key := acronym_key(word)) < 3 or self.knows(stem(key)):
+            return None
+        return self._data.names.get(key)
+
     def corrected(self, word: str, term: str, english: frozenset[str]) -> str:
         """The corpus's term for a typo of an English word it uses ("seperate" -> the stem
         of "separate"): only for a lowercase `word` that is no English word and unknown to
@@ -383,7 +394,8 @@ class HybridRetriever(BaseRetriever):
 
     def _query_terms(self, query: str, lexicon: Lexicon) -> list[str]:
         """BM25 terms of the question, as the corpus spells them: chat shortenings spelled
-        out, typos of English words corrected (as the answerer reads them)."""
+        out, typos of English words corrected, an acronym the corpus never uses as the name
+        it writes instead (as the answerer reads them)."""
         out = []
         asker_own = placeholders(query)
         for raw in words(query):
@@ -391,6 +403,9 @@ class HybridRetriever(BaseRetriever):
             if not is_content(w) or w in asker_own:
                 continue
             t = stem(w)
+            if (name := lexicon.acronym_name(raw)) is not None:
+                out.extend(tokenize(name))
+                continue
             full = lexicon.spelled_out(t)
             out.append(full if full != t else lexicon.corrected(raw, t, self.english))
         return out

@@ -10,8 +10,12 @@ from langchain_core.documents import Document
 
 from index.sentences import Sentence, split_sentences
 from index.terms import (
+    NAME_JOINERS,
     SPELLED_OUT,
     STOPWORDS,
+    acronym_key,
+    initialisms,
+    is_acronym,
     is_content,
     normalize_word,
     placeholders,
@@ -23,9 +27,13 @@ from index.terms import (
 
 # Re-exported: the splitter's and the tokeniser's home is index (the indexer caches terms).
 __all__ = [
+    "NAME_JOINERS",
     "SPELLED_OUT",
     "STOPWORDS",
     "Sentence",
+    "acronym_key",
+    "initialisms",
+    "is_acronym",
     "is_content",
     "normalize_word",
     "placeholders",

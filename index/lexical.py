@@ -7,7 +7,7 @@ embedded Chroma folder, or INDEX_DIR with a Chroma server):
 
     <generation>/manifest.json     format, generation, chunk count, hash of index/terms.py
     <generation>/chunks.json       chunk ids in BM25 order (source, chunk_index), sources,
-                                   sorted terms
+                                   sorted terms, the corpus's multi-word names by initials
     <generation>/arrays.npz        per chunk: source, chunk_index, term ids (for reuse by
                                    the next run); per term: chunk frequency; per source:
                                    its chunk count and term -> chunks-containing-it (CSR)
@@ -36,12 +36,12 @@ import numpy as np
 from langchain_core.documents import Document
 
 from index.chunker import embedding_text
-from index.terms import tokenize
+from index.terms import initialisms, tokenize
 
 log = logging.getLogger(__name__)
 
 LEXICAL_DIR = "lexical"
-FORMAT = 1
+FORMAT = 2  # 2: names by initials
 _MANIFEST = "manifest.json"
 _CHUNKS = "chunks.json"
 _ARRAYS = "arrays.npz"
@@ -84,6 +84,9 @@ class LexicalData:
     token_indptr: np.ndarray  # per chunk: slice of token_ids
     token_ids: np.ndarray  # int32 term ids of every chunk's terms, in order
     bm25: Any  # bm25s.BM25, or None when no chunk has a term
+    # Initials -> the multi-word name they abbreviate, as the chunks write it (the most
+    # frequent): "dprk" -> "Democratic People's Republic of Korea".
+    names: dict[str, str]
 
     def chunk_tokens(self, i: int) -> list[str]:
         a, b = int(self.token_indptr[i]), int(self.token_indptr[i + 1])
@@ -113,7 +116,9 @@ def build(
         old = {cid: i for i, cid in enumerate(reuse.ids)}
     tokens: list[list[str]] = []
     reused = 0
+    named: Counter[tuple[str, str]] = Counter()
     for _, _, cid, text, md in items:
+        named.update(initialisms(embedding_text(Document(page_content=text, metadata=md))).items())
         j = old.get(cid)
         if j is not None and reuse is not None:
             tokens.append(reuse.chunk_tokens(j))
@@ -171,6 +176,7 @@ def build(
         token_indptr=np.array(token_indptr, dtype=np.int64),
         token_ids=np.array(token_ids, dtype=np.int32),
         bm25=bm25,
+        names={key: name for (key, name), _ in reversed(named.most_common())},
     )
 
 
@@ -182,7 +188,8 @@ def save(data: LexicalData, root: Path, *, chunks: int) -> Path:
     tmp.mkdir(parents=True)
     try:
         with open(tmp / _CHUNKS, "w", encoding="utf-8") as fh:
-            json.dump({"ids": data.ids, "sources": data.sources, "terms": data.terms}, fh)
+            listed = {"ids": data.ids, "sources": data.sources, "terms": data.terms}
+            json.dump({**listed, "names": data.names}, fh)
         np.savez(
             tmp / _ARRAYS,
             chunk_source=data.chunk_source,
@@ -266,6 +273,7 @@ def load(root: Path, generation: str, *, chunks: int) -> LexicalData:
             sources=list(listed["sources"]),
             terms=list(listed["terms"]),
             bm25=bm25,
+            names={str(k): str(v) for k, v in listed["names"].items()},
             **{k: arrays[k] for k in _ARRAY_FIELDS},
         )
     except Exception as err:  # noqa: BLE001 - any damage means: build it instead

@@ -171,3 +171,38 @@ def _terms(text: str) -> list[str]:
 
 # Stem of a shortening -> stem of its full word ("repos" -> "repo" -> "repository").
 SPELLED_OUT = {stem(short): stem(full) for short, full in _SHORT.items()}
+
+
+# --- acronyms ------------------------------------------------------------------------------
+
+# Joiners inside a multi-word name when taking its initials ("Republic of Korea").
+NAME_JOINERS = frozenset({"of", "and", "the", "for", "de"})
+_CAPITAL = r"[^\W\d_a-z][^\W\d_]*(?:['’][^\W\d_]+)?"
+# A run of capitalised words on one line, joiners allowed between them.
+_NAME_RUN = re.compile(
+    rf"(?<![\w'’]){_CAPITAL}(?:[ \t]+(?:(?:of|and|the|for|de)[ \t]+)*{_CAPITAL})+"
+)
+
+
+def is_acronym(word: str) -> bool:
+    """All capitals, two letters or more ("KDB", "NGOs")."""
+    core = word[:-1] if len(word) > 2 and word.endswith("s") else word  # "NGOs"
+    return len(core) >= 2 and core.isalpha() and core.isupper()
+
+
+def acronym_key(word: str) -> str:
+    """An acronym lowercased, without a plural s: how initials are compared."""
+    w = word.lower()
+    return w[:-1] if len(w) > 2 and word[-1] == "s" and word[:-1].isupper() else w
+
+
+def initialisms(text: str) -> dict[str, str]:
+    """Initials of the runs of capitalised words, each with its run: 'kdb' -> 'Korea
+    Development Bank', 'dprk' -> 'Democratic People's Republic of Korea' (joiners don't
+    count; a run ends at a line's end or any punctuation)."""
+    out: dict[str, str] = {}
+    for m in _NAME_RUN.finditer(text):
+        caps = [w for w in m.group(0).split() if w.lower() not in NAME_JOINERS]
+        if len(caps) >= 2:
+            out.setdefault("".join(w[0] for w in caps).lower(), " ".join(m.group(0).split()))
+    return out

@@ -298,6 +298,21 @@ def test_a_missing_name_offered_beside_a_known_word_does_not_count_as_missing(se
     assert hard("install over pxe or bootp")["pxe"] is True  # nor anything the corpus knows
 
 
+def test_an_acronym_the_corpus_never_uses_is_read_as_the_name_it_spells_out(service):
+    # The articles write "Democratic People's Republic of Korea", never "DPRK": that is no
+    # sign they don't answer, and the passage that does is quoted.
+    answer = service.answer("Did the DPRK keep its crypto mining going for long?", [])
+    assert not answer.abstained
+    assert any("gave up its mining efforts after a short time" in c.quote for c in answer.citations)
+    rows = [("a", "The Korea Development Bank (KDB) said so.", {"source": "a.md"}),
+            ("b", "The International Energy Agency agrees.", {"source": "b.md"})]  # fmt: skip
+    corpus = Lexicon(lexical.build("g", rows), lambda ids: {})
+    assert corpus.acronym_name("IEA") == "The International Energy Agency"
+    assert corpus.acronym_name("KDB") is None  # the corpus uses it
+    assert corpus.acronym_name("EA") is None  # two initials fit too many pairs of words
+    assert corpus.acronym_name("XYZ") is None
+
+
 def test_a_typo_of_an_english_word_is_read_as_the_word_not_as_a_name(service):
     assert "separate" in typo_fixes("seperate") and "received" in typo_fixes("recieved")
     assert "prompt" not in typo_fixes("rprompt")  # a name built on a word changes its ends

@@ -94,6 +94,9 @@ def test_bot_uses_the_cache_with_the_same_results(index_settings, minilm, caplog
     for term in ["bitcoin", "mine", "korea", "nonexistentterm"]:
         assert a.idf_within(sources)(term) == b.idf_within(sources)(term)
         assert a.knows(term) == b.knows(term)
+    # The corpus never writes "DPRK"; one article spells the name out.
+    assert a.acronym_name("DPRK") == b.acronym_name("DPRK")
+    assert a.acronym_name("DPRK") == "Democratic People’s Republic of Korea"
     pairs = 0
     for chunk in built.reader.snapshot().chunks():
         na, nb = a.next_chunk(chunk), b.next_chunk(chunk)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from langchain_core.documents import Document
 
-from bot.sentences import best_sentences, split_sentences, stem, tokenize
+from bot.sentences import best_sentences, initialisms, is_acronym, split_sentences, stem, tokenize
 from index.sentences import chunk_units
 from index.settings import REPO_ROOT
 
@@ -100,3 +100,18 @@ def test_abbreviations_in_a_long_text():
     # (The bounded look-back that keeps this linear is measured in bench/, not timed here.)
     text = "Mr. Smith met Dr. Jones. " * 4000
     assert len(split_sentences(text)) == 4000
+
+
+def test_initialisms_of_runs_of_capitalised_words():
+    text = (
+        "Reports say the Democratic People’s Republic of Korea mines coins.\n"
+        "A unit of the Korea Development Bank (KDB) said so. In 2017, Recorded Future agreed.\n"
+        "Getting Started\nInstall it."
+    )
+    got = initialisms(text)
+    assert got["dprk"] == "Democratic People’s Republic of Korea"  # joiners don't count
+    assert got["kdb"] == "Korea Development Bank"
+    assert got["rf"] == "Recorded Future"
+    assert "gs" in got and "gsi" not in got  # a run ends with its line
+    assert "rsd" not in got and "aukdb" not in got  # lowercase words and "(" end a run
+    assert is_acronym("KDB") and is_acronym("NGOs") and not is_acronym("Korea")

@@ -232,6 +232,24 @@ def question_terms(question: str, common: frozenset[str], *, weight: float = 1.0
     return list(out.values())
 
 
+def _named(terms: list[Term], lexicon: Lexicon) -> list[Term]:
+    """An acronym the corpus never uses, read as the name it writes with those initials
+    ("DPRK": "Democratic People's Republic of Korea", `Lexicon.acronym_name`): that name's
+    words, sharing the acronym's weight, none of them a name the quote must hold. The
+    corpus names it, just not that way."""
+    out: list[Term] = []
+    have = {t.term for t in terms}
+    for t in terms:
+        name = lexicon.acronym_name(t.word) if t.hard else None
+        parts = [w for w in dict.fromkeys(tokenize(name)) if w not in have] if name else []
+        if not parts:
+            out.append(t)
+            continue
+        out += [replace(t, term=w, word=w, hard=False, weight=t.weight / len(parts)) for w in parts]
+        have.update(parts)
+    return out
+
+
 def _alternatives(question: str, spans: list[re.Match[str]]) -> dict[int, list[int]]:
     """Which content words are offered as alternatives of each other: the nearest content
     words on either side of an "or" ("a usb stick or over pxe"), or two words joined by a
@@ -605,6 +623,7 @@ class ExtractiveAnswerer:
         if not terms or not docs:
             return self._abstain(q, docs, "no content terms" if not terms else "no chunks"), {}
         lexicon = self._lexicon()
+        terms = _named(terms, lexicon)
         terms = [self._read(t, lexicon) for t in terms]
         # Word weights from the documents that hold the evidence, not the whole corpus.
         idf_of = lexicon.idf_within({str(d.metadata.get("source", "")) for d in docs})
