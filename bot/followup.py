@@ -8,6 +8,8 @@ own words. It does so when the follow-up leans on the conversation:
 * it refers back ("how do i undo that", "does it work for arguments too?", "and for a
   group?"): the previous question's words that the previous answer also holds, i.e. what
   the exchange was about in the documents ("cancel setTimeout"), not how it was asked.
+  A possessive after a name of the question's own ("Did the DPRK keep its mining going?")
+  is that name's, not a reference back.
 Any other follow-up stands alone ("Who is FireEye's research director?"), and so does one
 that says it changes the topic ("unrelated, but ...").
 """
@@ -109,6 +111,10 @@ _NOT_REFERRING = re.compile(
     r"(?:possible|ok|okay|safe|worth|better|best|normal|necessary|true|recommended|a\s+good)\b"
     r"|\b(?:(?:a|an|the|some|any)\s+\w+|\w+(?:thing|one|body)|so|such|sure)\s+that\b"
 )
+_POSSESSIVE = frozenset({"its", "their"})
+# A name of the question's own: a capitalised word after the first (not "I", "I'm"), or
+# an acronym.
+_NAME = re.compile(r"(?<=\S\s)[^\W\d_a-z][^\W\d_][\w'’-]*|\b[^\W\d_a-z]{2,}\b")
 _THE_ONE = re.compile(r"(?i)\b(?:the|that|this)\s+(?:\w+\s+)?ones?\b")  # "the linux one"
 # A question that says it starts a new topic: "unrelated, but ...", "different question:
 # ...", "off topic - ..." at its start (punctuation or "but" after the marker, so that
@@ -138,8 +144,13 @@ def refers_back(question: str) -> bool:
         return True
     if _THE_ONE.search(q):
         return True
-    said = {normalize_word(w) for w in words(_NOT_REFERRING.sub(" ", q))}
-    return not _REFERRING.isdisjoint(said)
+    said = [normalize_word(w) for w in words(_NOT_REFERRING.sub(" ", q))]
+    # A possessive after a name of the question's own is that name's ("Did the DPRK keep its
+    # mining going", "does Celery retry their tasks"), not the conversation's.
+    named = _NAME.search(q)
+    own = _POSSESSIVE if named is not None else frozenset()
+    later = {normalize_word(w) for w in words(q[named.end() :])} if named is not None else set()
+    return any(w in _REFERRING and not (w in own and w in later) for w in said)
 
 
 def rule_condense(question: str, history: Sequence[tuple[str, str]]) -> Standalone:

@@ -191,6 +191,8 @@ def test_what_refers_back():
         "how do i build the linux one",
         "so what about windows",
         "ok, is that safe?",
+        "how do I change its color",  # no name of its own before "its"
+        "Is their API stable",
     ):
         assert refers_back(q), q
     for q in (
@@ -200,6 +202,8 @@ def test_what_refers_back():
         "is there anything that lists held packages",
         "how do i make sure that an option is set",
         "how do I make an option required",
+        "Did the DPRK keep its crypto mining going for long?",  # its = the DPRK's
+        "does Celery retry their tasks",
     ):
         assert not refers_back(q), q
 
