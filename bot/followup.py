@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.errors import LLMError
-from bot.sentences import STOPWORDS, normalize_word, stem, words
+from bot.sentences import STOPWORDS, normalize_word, stem, word_spans, words
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +112,6 @@ _NOT_REFERRING = re.compile(
     r"|\b(?:(?:a|an|the|some|any)\s+\w+|\w+(?:thing|one|body)|so|such|sure)\s+that\b"
 )
 _POSSESSIVE = frozenset({"its", "their"})
-# A name of the question's own: a capitalised word after the first (not "I", "I'm"), or
-# an acronym.
-_NAME = re.compile(r"(?<=\S\s)[^\W\d_a-z][^\W\d_][\w'’-]*|\b[^\W\d_a-z]{2,}\b")
 _THE_ONE = re.compile(r"(?i)\b(?:the|that|this)\s+(?:\w+\s+)?ones?\b")  # "the linux one"
 # A question that says it starts a new topic: "unrelated, but ...", "different question:
 # ...", "off topic - ..." at its start (punctuation or "but" after the marker, so that
@@ -147,10 +144,21 @@ def refers_back(question: str) -> bool:
     said = [normalize_word(w) for w in words(_NOT_REFERRING.sub(" ", q))]
     # A possessive after a name of the question's own is that name's ("Did the DPRK keep its
     # mining going", "does Celery retry their tasks"), not the conversation's.
-    named = _NAME.search(q)
-    own = _POSSESSIVE if named is not None else frozenset()
-    later = {normalize_word(w) for w in words(q[named.end() :])} if named is not None else set()
-    return any(w in _REFERRING and not (w in own and w in later) for w in said)
+    named = _first_name_end(q)
+    later = {normalize_word(w) for w in words(q[named:])} if named is not None else set()
+    return any(w in _REFERRING and not (w in _POSSESSIVE and w in later) for w in said)
+
+
+def _first_name_end(question: str) -> int | None:
+    """Where the question's first name ends: an acronym, or a capitalised word after the
+    first word (not "I" nor "I'm")."""
+    for i, m in enumerate(word_spans(question)):
+        w = m.group()
+        if (len(w) >= 2 and w.isalpha() and w.isupper()) or (
+            i > 0 and w[:1].isupper() and w[1:2].isalpha()
+        ):
+            return m.end()
+    return None
 
 
 def rule_condense(question: str, history: Sequence[tuple[str, str]]) -> Standalone:

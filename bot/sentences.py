@@ -10,7 +10,6 @@ from langchain_core.documents import Document
 
 from index.sentences import Sentence, split_sentences
 from index.terms import (
-    NAME_JOINERS,
     SPELLED_OUT,
     STOPWORDS,
     acronym_key,
@@ -27,7 +26,6 @@ from index.terms import (
 
 # Re-exported: the splitter's and the tokeniser's home is index (the indexer caches terms).
 __all__ = [
-    "NAME_JOINERS",
     "SPELLED_OUT",
     "STOPWORDS",
     "Sentence",

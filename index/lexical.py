@@ -189,7 +189,7 @@ def save(data: LexicalData, root: Path, *, chunks: int) -> Path:
     try:
         with open(tmp / _CHUNKS, "w", encoding="utf-8") as fh:
             listed = {"ids": data.ids, "sources": data.sources, "terms": data.terms}
-            json.dump({**listed, "names": data.names}, fh)
+            json.dump(listed | {"names": data.names}, fh)
         np.savez(
             tmp / _ARRAYS,
             chunk_source=data.chunk_source,

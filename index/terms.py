@@ -177,7 +177,7 @@ SPELLED_OUT = {stem(short): stem(full) for short, full in _SHORT.items()}
 
 # Joiners inside a multi-word name when taking its initials ("Republic of Korea").
 NAME_JOINERS = frozenset({"of", "and", "the", "for", "de"})
-_CAPITAL = r"[^\W\d_a-z][^\W\d_]*(?:['’][^\W\d_]+)?"
+_CAPITAL = r"[^\W\d_a-z][^\W\d_]*(?:['’][^\W\d_]+)?"  # no \p{Lu} in re: checked again below
 # A run of capitalised words on one line, joiners allowed between them.
 _NAME_RUN = re.compile(
     rf"(?<![\w'’]){_CAPITAL}(?:[ \t]+(?:(?:of|and|the|for|de)[ \t]+)*{_CAPITAL})+"
@@ -201,8 +201,21 @@ def initialisms(text: str) -> dict[str, str]:
     Development Bank', 'dprk' -> 'Democratic People's Republic of Korea' (joiners don't
     count; a run ends at a line's end or any punctuation)."""
     out: dict[str, str] = {}
-    for m in _NAME_RUN.finditer(text):
-        caps = [w for w in m.group(0).split() if w.lower() not in NAME_JOINERS]
+
+    def add(run: list[str]) -> None:
+        while run and run[-1].lower() in NAME_JOINERS:
+            run.pop()
+        caps = [w for w in run if w.lower() not in NAME_JOINERS]
         if len(caps) >= 2:
-            out.setdefault("".join(w[0] for w in caps).lower(), " ".join(m.group(0).split()))
+            out.setdefault("".join(w[0] for w in caps).lower(), " ".join(run))
+
+    for m in _NAME_RUN.finditer(text):
+        run: list[str] = []
+        for w in m.group(0).split():
+            if w[0].isupper() or (run and w.lower() in NAME_JOINERS):
+                run.append(w)
+            else:  # a lowercase letter the pattern's class lets through ("élan")
+                add(run)
+                run = []
+        add(run)
     return out
