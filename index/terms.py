@@ -179,9 +179,8 @@ SPELLED_OUT = {stem(short): stem(full) for short, full in _SHORT.items()}
 NAME_JOINERS = frozenset({"of", "and", "the", "for", "de"})
 _CAPITAL = r"[^\W\d_a-z][^\W\d_]*(?:['’][^\W\d_]+)?"  # no \p{Lu} in re: checked again below
 # A run of capitalised words on one line, joiners allowed between them.
-_NAME_RUN = re.compile(
-    rf"(?<![\w'’]){_CAPITAL}(?:[ \t]+(?:(?:of|and|the|for|de)[ \t]+)*{_CAPITAL})+"
-)
+_JOINER = "|".join(sorted(NAME_JOINERS))
+_NAME_RUN = re.compile(rf"(?<![\w'’]){_CAPITAL}(?:[ \t]+(?:(?:{_JOINER})[ \t]+)*{_CAPITAL})+")
 
 
 def is_acronym(word: str) -> bool:
