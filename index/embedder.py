@@ -62,6 +62,20 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    """A text as the model sees it (truncated): its token ids and, when asked for, each
+    token's character span, (0, 0) for the special tokens (so no span ever takes them in).
+    Compact (int32 arrays, ~12 bytes a token), so a whole corpus can be tokenized once and
+    the same tokens used to order the texts and to embed them."""
+
+    ids: np.ndarray
+    offsets: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
 @dataclass
 class _Runtime:
     tokenizer: Tokenizer
@@ -179,23 +193,28 @@ class MiniLMEmbeddings(Embeddings):
             log.warning("could not open another embedding session (%s); using one", err)
 
     def _embed(
-        self, texts: list[str], spans: list[list[tuple[int, int]]] | None = None
+        self,
+        texts: list[str],
+        spans: list[list[tuple[int, int]]] | None = None,
+        tokens: list[Tokens] | None = None,
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         """Unit vectors of `texts`, and (when `spans` are given) of each character span of
         each text, mean-pooled from the same forward pass's token states: a sentence's
-        vector in the context of its chunk, for no extra model time."""
+        vector in the context of its chunk, for no extra model time. `tokens`: the texts
+        already tokenized (`tokenize`, with offsets when `spans` are given)."""
         rt = self._load()
         out = np.zeros((len(texts), DIMENSION), dtype=np.float32)
         span_out = [np.zeros((len(s), DIMENSION), dtype=np.float32) for s in spans or []]
         if not texts:
             return out, span_out
-        encodings = rt.tokenizer.encode_batch(texts)
+        if tokens is None:
+            tokens = self.tokenize(texts, offsets=spans is not None)
         # Sort by token count so each batch pads to a similar length; `out` restores order.
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        order = sorted(range(len(texts)), key=lambda i: len(tokens[i]))
         jobs: list[tuple[list[int], int]] = []
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
-            width = max(len(encodings[i].ids) for i in batch)
+            width = max(len(tokens[i]) for i in batch)
             # Memory: a long batch runs in slices of at most MAX_RUN_TOKENS padded tokens
             # (attention activations grow with rows x width^2: 32 x 256 tokens peaked at
             # ~0.7 GB, 8 x 256 at ~0.2 GB; with two sessions 4 x 256 was both faster and
@@ -206,7 +225,7 @@ class MiniLMEmbeddings(Embeddings):
         def run(job: tuple[list[int], int]) -> None:
             session = rt.idle.get()  # each run has a session to itself
             try:
-                self._run(session, encodings, job[0], job[1], out, spans, span_out)
+                self._run(session, tokens, job[0], job[1], out, spans, span_out)
             finally:
                 rt.idle.put(session)
 
@@ -222,7 +241,7 @@ class MiniLMEmbeddings(Embeddings):
     @staticmethod
     def _run(
         session: ort.InferenceSession,
-        encodings: list,
+        tokens: list[Tokens],
         idx: list[int],
         width: int,
         out: np.ndarray,
@@ -232,13 +251,13 @@ class MiniLMEmbeddings(Embeddings):
         """One forward pass over the texts `idx`, padded to `width`; fills out/span_out."""
         ids = np.zeros((len(idx), width), dtype=np.int64)
         mask = np.zeros((len(idx), width), dtype=np.int64)
+        # One sequence per text, unpadded by the tokenizer: every token is attended to and
+        # has type 0 (what the tokenizer's attention_mask and type_ids say for it).
         types = np.zeros((len(idx), width), dtype=np.int64)
         for row, i in enumerate(idx):
-            enc = encodings[i]
-            n = len(enc.ids)
-            ids[row, :n] = enc.ids
-            mask[row, :n] = enc.attention_mask
-            types[row, :n] = enc.type_ids
+            n = len(tokens[i])
+            ids[row, :n] = tokens[i].ids
+            mask[row, :n] = 1
         (hidden,) = session.run(
             ["last_hidden_state"],
             {"input_ids": ids, "attention_mask": mask, "token_type_ids": types},
@@ -249,14 +268,33 @@ class MiniLMEmbeddings(Embeddings):
         out[idx] = pooled / np.maximum(norms, 1e-12)
         if spans is not None:
             for row, i in enumerate(idx):
-                span_out[i] = _pool_spans(hidden[row], encodings[i], spans[i])
+                span_out[i] = _pool_spans(hidden[row], tokens[i], spans[i])
 
     def embed_with_spans(
-        self, texts: list[str], spans: list[list[tuple[int, int]]]
-    ) -> tuple[list[list[float]], list[np.ndarray]]:
-        """`embed_documents` plus a unit vector per span (zeros where truncation cut it)."""
-        vectors, span_vectors = self._embed(list(texts), spans)
-        return vectors.tolist(), span_vectors
+        self,
+        texts: list[str],
+        spans: list[list[tuple[int, int]]],
+        *,
+        tokens: list[Tokens] | None = None,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The texts' unit vectors (one row each) plus a unit vector per span (zeros where
+        truncation cut it). `tokens`: the texts already tokenized, with offsets."""
+        return self._embed(list(texts), spans, tokens)
+
+    def tokenize(self, texts: list[str], *, offsets: bool = False) -> list[Tokens]:
+        """Each text as the model sees it (truncated as when embedding); with `offsets`,
+        its tokens' character spans too (needed to pool spans)."""
+        tokenizer = self._load().tokenizer
+        out: list[Tokens] = []
+        # A slice at a time: an encoding holds offsets and masks too (~20 KB per chunk).
+        for i in range(0, len(texts), COUNT_SLICE):
+            for e in tokenizer.encode_batch(texts[i : i + COUNT_SLICE]):
+                spans = None
+                if offsets:
+                    spans = np.array(e.offsets, dtype=np.int32).reshape(-1, 2)
+                    spans[np.array(e.special_tokens_mask, dtype=bool)] = 0
+                out.append(Tokens(np.array(e.ids, dtype=np.int32), spans))
+        return out
 
     def token_counts(self, texts: list[str]) -> list[int]:
         """How many tokens the model sees of each text (truncated as when embedding)."""
@@ -298,31 +336,34 @@ def _fixed_mmap_threshold() -> None:
     mallopt(m_mmap_threshold, MMAP_THRESHOLD)
 
 
-def _pool_spans(hidden: np.ndarray, encoding: object, spans: list[tuple[int, int]]) -> np.ndarray:
-    """Mean of the token states inside each character span, L2-normalised."""
-    offsets = encoding.offsets  # type: ignore[attr-defined]
-    special = encoding.special_tokens_mask  # type: ignore[attr-defined]
+def _pool_spans(hidden: np.ndarray, tokens: Tokens, spans: list[tuple[int, int]]) -> np.ndarray:
+    """Mean of the token states inside each character span, L2-normalised (special tokens,
+    at (0, 0), are inside none)."""
+    assert tokens.offsets is not None, "spans are pooled from tokens with offsets"
     out = np.zeros((len(spans), DIMENSION), dtype=np.float32)
-    starts = np.array([a for a, _ in offsets])
-    ends = np.array([b for _, b in offsets])
-    real = np.array([not x for x in special], dtype=bool)
+    starts, ends = tokens.offsets[:, 0], tokens.offsets[:, 1]
+    states = hidden[: len(tokens)]
     for k, (a, b) in enumerate(spans):
-        sel = real & (ends > a) & (starts < b)
+        sel = (ends > a) & (starts < b)
         if sel.any():
-            v = hidden[: len(offsets)][sel].mean(axis=0)
+            v = states[sel].mean(axis=0)
             out[k] = v / max(float(np.linalg.norm(v)), 1e-12)
     return out
 
 
-def embedding_order(embeddings: Embeddings, texts: list[str]) -> list[int]:
+def embedding_order(
+    embeddings: Embeddings, texts: list[str], *, counts: list[int] | None = None
+) -> list[int]:
     """Indices of `texts` in the order to embed them, so that each call's texts have similar
     lengths and its forward passes pad little: by the model's token count (then length), or
     by length for an embedder without a tokenizer here (e.g. OpenAI). On the Python docs
-    tree, sorted by tokens 0.1 % of the padded tokens are padding; by characters, 6.5 %."""
+    tree, sorted by tokens 0.1 % of the padded tokens are padding; by characters, 6.5 %.
+    `counts`: the texts' token counts when the caller has them already."""
     token_counts = getattr(embeddings, "token_counts", None)
-    if token_counts is None:
+    if counts is None and token_counts is None:
         return sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    counts = token_counts(texts)
+    if counts is None:
+        counts = token_counts(texts)
     return sorted(range(len(texts)), key=lambda i: (counts[i], len(texts[i])))
 
 

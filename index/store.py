@@ -451,7 +451,7 @@ def add_chunks(
         part = chunks[i : i + step]
         collection.add(
             ids=[str(c.id) for c in part],
-            embeddings=[list(map(float, v)) for v in vectors[i : i + step]],
+            embeddings=np.asarray(vectors[i : i + step], dtype=np.float32),
             documents=[c.page_content for c in part],
             metadatas=[dict(c.metadata) for c in part],
         )

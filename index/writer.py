@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+import numpy as np
 from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
 from langchain_core.documents import Document
@@ -48,6 +49,10 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)  # so the child impo
 class SliceWriter(Protocol):
     def add(self, chunks: Sequence[Document], vectors: Sequence[Sequence[float]]) -> None: ...
 
+    @property
+    def background(self) -> bool:
+        """Whether a slice is written while the caller goes on (the child writer)."""
+
     def close(self) -> None:
         """Return once everything added is written; raise the first failed write's error."""
 
@@ -61,6 +66,8 @@ class InlineWriter:
     def __init__(self, *, client: ClientAPI, collection: Collection) -> None:
         self._client = client
         self._collection = collection
+
+    background = False
 
     def add(self, chunks: Sequence[Document], vectors: Sequence[Sequence[float]]) -> None:
         store.add_chunks(self._client, self._collection, chunks, vectors)
@@ -103,8 +110,13 @@ class ProcessWriter:
             return
         self._wait()
         # Pickled here and now: the caller may change the chunks' metadata once this returns.
-        self._send((list(chunks), list(vectors)))
+        # The vectors as one float32 array: 4 bytes a number on the pipe, not a Python float.
+        self._send((list(chunks), np.asarray(vectors, dtype=np.float32)))
         self._in_flight = True
+
+    @property
+    def background(self) -> bool:
+        return self._ready and not self._inline
 
     def close(self) -> None:
         if self._inline:

@@ -151,6 +151,23 @@ def test_token_counts_are_what_the_model_sees(minilm: MiniLMEmbeddings) -> None:
     assert counts[:3] == [256, 2, 4] and counts == counts[:3] * 400
 
 
+def test_texts_tokenized_beforehand_embed_exactly_as_raw_text(minilm: MiniLMEmbeddings) -> None:
+    """The indexer tokenizes a corpus once (to order it) and embeds those tokens: the same
+    vectors, and the same sentence vectors, as embedding the text itself."""
+    texts = [TEXTS[0], "Short one. Then a second sentence here.", "A third. Right."]
+    spans = [[(0, 10)], [(0, 10), (11, 39)], [(0, 8), (9, 15)]]
+    tokens = minilm.tokenize(texts, offsets=True)
+    assert [len(t) for t in tokens] == minilm.token_counts(texts)
+    given, given_spans = minilm.embed_with_spans(texts, spans, tokens=tokens)
+    alone, alone_spans = minilm.embed_with_spans(texts, spans)
+    assert np.array_equal(given, alone)
+    assert all(np.array_equal(a, b) for a, b in zip(given_spans, alone_spans, strict=True))
+    assert np.allclose(given, minilm.embed_documents(texts), atol=1e-6)
+    # A span past the truncation pools nothing: zeros.
+    cut = minilm.embed_with_spans(["word " * 300], [[(0, 4), (1400, 1404)]])[1][0]
+    assert cut[0].any() and not cut[1].any()
+
+
 def test_concurrent_queries_are_consistent(minilm: MiniLMEmbeddings) -> None:
     expected = minilm.embed_documents(TEXTS)
     with ThreadPoolExecutor(max_workers=4) as pool:

@@ -96,6 +96,37 @@ def test_an_incremental_generation_copies_and_embeds_through_the_child(
     assert_every_vector_finds_its_chunk(settings)
 
 
+@pytest.mark.parametrize("child", [True, False])
+def test_the_last_slice_goes_to_a_background_writer_one_call_at_a_time(
+    make_settings, corpus_dir: Path, minilm, child: bool, monkeypatch: pytest.MonkeyPatch
+):
+    """Nothing overlaps the last write, so near the end a child writer gets each call's
+    chunks at once; slices written in line stay whole (smaller ones would only cost)."""
+    monkeypatch.setattr(pipeline, "CALL_BATCHES", 1)  # one chunk per call (batch size 1)
+    monkeypatch.setattr(pipeline, "WRITE_SLICE", 4)
+    if not child:
+        monkeypatch.setattr(writer, "open_writer", lambda **kw: writer.InlineWriter(
+            client=kw["client"], collection=kw["collection"]))  # fmt: skip
+        monkeypatch.setattr(pipeline, "open_writer", writer.open_writer)
+    sizes: list[int] = []
+    for cls in (writer.ProcessWriter, writer.InlineWriter):
+        real_add = cls.add
+
+        def add(self, chunks, vectors, real_add=real_add) -> None:
+            sizes.append(len(chunks))
+            real_add(self, chunks, vectors)
+
+        monkeypatch.setattr(cls, "add", add)
+    settings = make_settings(corpus_dir=corpus_dir, embed_batch_size=1)
+    summary = reindex(settings, embeddings=minilm)
+
+    n = summary.chunks
+    assert sum(sizes) == n and n % 4 != 0  # the seed corpus: a last slice not a whole one
+    whole, rest = divmod(n, 4)
+    assert sizes == [4] * whole + ([1] * rest if child else [rest])
+    assert rows(settings).keys() == expected_ids(settings)
+
+
 def test_a_writer_that_dies_fails_the_run_and_keeps_the_active_generation(
     settings: Settings, minilm, started, monkeypatch: pytest.MonkeyPatch
 ):
