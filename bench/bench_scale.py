@@ -337,6 +337,10 @@ def _pct(values: list[float], p: float) -> float:
 
 def bench_ours(corpus: Path, work: Path, questions: list[str]) -> dict:
     index = work / "index-ours"
+    # A first build: with --keep, an index left by an earlier run would make this a rebuild
+    # that also drops the old generation, and the next run (the changed page) reclaim its
+    # space (measured: one changed page 10.1 s instead of 5.2 s, peak 811 instead of 694 MB).
+    shutil.rmtree(index, ignore_errors=True)
     env = _env(corpus, index)
     r = run_measured([sys.executable, "-m", "index", "--full", "--json"], env=env, cwd=work)
     if r["rc"] not in (0, 3):
@@ -494,6 +498,7 @@ def _lc_main(mode: str, corpus: Path, persist: Path) -> int:
 
 def bench_langchain(corpus: Path, work: Path, questions: list[str]) -> tuple[dict, list[str]]:
     persist = work / "index-lc"
+    shutil.rmtree(persist, ignore_errors=True)  # a first build, as for ours
     env = _env(corpus, work / "unused-index")
     me = [sys.executable, str(Path(__file__).resolve()), "--_lc"]
     r = run_measured([*me, "index", str(corpus), str(persist)], env=env, cwd=work)
