@@ -43,7 +43,7 @@ MMAP_THRESHOLD = 128 * 1024  # glibc's default starting value, kept fixed (see b
 # with 2 threads kept 2 cores 1.57 busy; two with 1 thread each 1.97, 1.25x the throughput
 # (bench/README.md). More sessions would multiply the activation memory.
 MAX_SESSIONS = 2
-COUNT_SLICE = 512  # texts tokenized at once by token_counts
+COUNT_SLICE = 512  # texts tokenized at once by tokenize
 
 
 def default_model_path() -> Path:
@@ -298,13 +298,7 @@ class MiniLMEmbeddings(Embeddings):
 
     def token_counts(self, texts: list[str]) -> list[int]:
         """How many tokens the model sees of each text (truncated as when embedding)."""
-        tokenizer = self._load().tokenizer
-        # A slice at a time: an encoding holds offsets and masks too (~20 KB per chunk).
-        return [
-            len(e.ids)
-            for i in range(0, len(texts), COUNT_SLICE)
-            for e in tokenizer.encode_batch(texts[i : i + COUNT_SLICE])
-        ]
+        return [len(t) for t in self.tokenize(texts)]
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self._embed(list(texts))[0].tolist()

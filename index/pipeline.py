@@ -705,9 +705,9 @@ def _embed_and_write(
     # Each call's tokens, dropped once embedded (the whole corpus's are ~12 bytes a token).
     call_tokens: deque[list[Tokens]] | None = None
     if tokens is not None:
-        ordered = [tokens[i] for i in order]
-        call_tokens = deque(ordered[i : i + step] for i in range(0, len(ordered), step))
-        del ordered
+        call_tokens = deque(
+            [tokens[k] for k in order[i : i + step]] for i in range(0, len(order), step)
+        )
     del texts, tokens
     headings = _question_heading_vectors(embeddings, todo)
     show_bar = progress and sys.stderr.isatty()
