@@ -24,6 +24,10 @@ small talk; nothing of any corpus) are asked of each set's corpus, on a row
 the off-topic chatter a Discord server sends, where the sets' own out-of-scope questions are
 near misses about the same product.
 
+With `--framing`, every answerable question the bot answers correctly is asked again as
+people wrap it in chat (`FRAMINGS`: a greeting and thanks, "quick question" on a line of its
+own, a trailing emoji, bold): the share of those still answered correctly, per framing.
+
 Per set and split it prints:
 * answered: the answer is not a decline and cites a passage of an expected document that
   contains one of the key phrases (the fact and a supporting citation);
@@ -273,6 +277,36 @@ def junk_robustness(name: str, corpus: Path, qfile: Path, overrides: dict) -> Ju
     return result
 
 
+# How people wrap a question in a Discord server (bench for bot/framing.py): each variant of
+# a question the bot answers correctly bare should get a correct answer too.
+FRAMINGS: tuple[tuple[str, str], ...] = (
+    ("greeting and thanks", "hey everyone, {q} thanks in advance!"),
+    ("announced on a line of its own", "quick question\n{q}"),
+    ("emoji", "{q} 🙏"),
+    ("formatting", "**{q}**"),
+)
+
+
+def framing_robustness(service, qfile: Path, *, split: str | None) -> dict[str, list[bool]]:
+    """Per framing: for every answerable question (no history) answered correctly bare,
+    whether the framed message is answered correctly too."""
+    kept: dict[str, list[bool]] = defaultdict(list)
+    for item in load_items(qfile):
+        if split not in (None, item.split) or not item.answerable or item.history:
+            continue
+
+        def correct(question: str, item: Item = item) -> bool:
+            a = service.answer(question, [])
+            return not a.abstained and any(
+                c.source in item.sources and holds_fact(c.quote, item) for c in a.citations
+            )
+
+        if correct(item.q):
+            for label, template in FRAMINGS:
+                kept[label].append(correct(template.format(q=item.q)))
+    return kept
+
+
 def rate(values: list) -> str:
     if not values:
         return "-"
@@ -296,6 +330,11 @@ def main(argv: list[str] | None = None) -> int:
         "--offtopic",
         action="store_true",
         help="also: the general off-topic questions (devsets/offtopic.yaml) asked of each corpus",
+    )
+    p.add_argument(
+        "--framing",
+        action="store_true",
+        help="also: correct answers kept when the question is framed as chat (greeting, emoji)",
     )
     p.add_argument(
         "--site",
@@ -367,6 +406,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"{j.lost} correct answers lost, {j.gained} gained; "
                 f"{j.out_of_scope_answered} out-of-scope questions answered that were declined"
             )
+        if args.framing:
+            kept = framing_robustness(service, qfile, split=args.split)
+            print(f"[{name}] framed as chat, correct answers kept: " + "; ".join(
+                f"{label} {rate(v)}" for label, v in kept.items()
+            ))  # fmt: skip
         if args.failures:
             for item, answer in failures:
                 got = re.sub(r"\s+", " ", answer.text)[:160]

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.errors import LLMError
+from bot.framing import core_question
 from bot.sentences import STOPWORDS, normalize_word, stem, word_spans, words
 
 log = logging.getLogger(__name__)
@@ -183,7 +184,10 @@ def rule_condense(question: str, history: Sequence[tuple[str, str]]) -> Standalo
 def condense(
     question: str, history: Sequence[tuple[str, str]], *, llm_answerer: Any | None = None
 ) -> Standalone:
-    """The standalone form of `question` given (user_question, bot_answer) pairs, oldest first."""
+    """The standalone form of `question` given (user_question, bot_answer) pairs, oldest first.
+    Greetings and thanks around a question (`bot/framing.py`) are not part of it."""
+    question = core_question(question)
+    history = [(core_question(q), a) for q, a in history]
     if not history or is_acknowledgement(question) or _NEW_TOPIC.match(question):
         return Standalone(without_new_topic(question))  # nothing to carry over
     if llm_answerer is not None:

@@ -1,0 +1,100 @@
+"""What a chat message asks, without the words that frame it.
+
+People in a Discord server rarely type a bare question. They greet ("hey everyone,"),
+announce ("quick question:", "noob here"), apologise ("sorry if this is a dumb question")
+and thank ("thanks in advance!", "any help appreciated 🙏"). None of it says what is asked,
+no document holds it, and it pulls both the question's vector and its words away from the
+passage that answers: "hey everyone, how can debian upgrade programs that are running right
+now thanks in advance!" was declined where the bare question was answered.
+
+`core_question` takes such framing off the start and the end of a message, and only there:
+"how do I thank a contributor" and "what does the 'quick' option do" keep every word. The
+phrases are general chat English, not words of any corpus. A message that is nothing but
+framing ("hi all!") is returned as typed.
+"""
+
+from __future__ import annotations
+
+import re
+
+_END = r"(?:\s*[,.:;!?\-–—…]+\s*|\s+|$)"  # what may follow a framing phrase
+_ALL = r"(?:all|everyone|everybody|guys|folks|people|team|there|y'?all|friends|devs|gang)"
+_ADJ = (
+    r"(?:quick|simple|small|short|easy|dumb|stupid|silly|noob|newbie|beginner|basic|"
+    r"general|random|probably\s+(?:dumb|stupid|silly|obvious))"
+)
+
+_HELP_WANTED = (
+    r"any\s+(?:help|ideas?|pointers?|advice|hints?|tips?)(?:\s+(?:is|are|would\s+be))?"
+    r"(?:\s+(?:much|greatly|really|very|highly))?\s+appreciated"
+)
+
+_HELP_ASKED = _HELP_WANTED.replace(r"\s+appreciated", r"(?:\s+appreciated)?")
+
+_LEADING = re.compile(
+    r"(?i)^\W*(?:"
+    # greetings, with whom they greet
+    rf"(?:hi|hey|heya|hiya|hello|hallo|howdy|yo|greetings|gm|"
+    rf"good\s+(?:morning|afternoon|evening|day))(?:\s+{_ALL})?(?:\s+{_ALL})?"
+    # announcing the question
+    rf"|(?:i\s+have\s+|i've\s+got\s+|got\s+|just\s+)?(?:a\s+)?{_ADJ}\s+(?:question|q)"
+    rf"(?:\s+(?:for\s+(?:you\s+)?{_ALL}|here))?"
+    rf"|(?:i\s+have|i've\s+got|got)\s+a\s+question(?:\s+(?:for\s+(?:you\s+)?{_ALL}|here))?"
+    r"|question(?=\s*:)"
+    r"|(?:noob|newbie|beginner)\s+here"
+    r"|sorry\s+(?:if\s+this\s+(?:is\s+(?:a\s+)?(?:\w+\s+)?question|has\s+been\s+asked"
+    r"(?:\s+before)?)|to\s+bother(?:\s+you)?(?:\s+all)?|for\s+the\s+(?:\w+\s+)?question)"
+    r"(?:\s*,?\s+but\b)?"
+    # asking for help as a sentence of its own ("can someone help?"), not "help me <verb>"
+    r"|(?:can|could|would)\s+(?:someone|anyone|somebody|anybody)\s+(?:please\s+)?help"
+    r"(?:\s+me)?(?:\s+(?:out|with\s+(?:this|something)))?(?=\s*[,.:;!?])"
+    r"|(?:please|pls|plz)\s+help(?:\s+me)?(?=\s*[,.:;!?])"
+    rf"|{_HELP_WANTED}(?=\s*[,.:;!?])"
+    rf"){_END}"
+)
+
+# At the end after a sentence's punctuation, any thanks; run on without punctuation, only
+# thanks that can't be the question's own words ("how do I say thanks", "a way to thank you").
+_THANKS = (
+    r"(?:thanks|thank\s+you|thx|ty|tia|cheers|much\s+appreciated)"
+    rf"(?:\s+(?:in\s+advance|a\s+lot|so\s+much|a\s+ton|heaps|{_ALL}))*"
+)
+_TRAILING = re.compile(
+    r"(?i)(?:"
+    rf"(?:^|(?<=[,.;:!?\-–—…(]))\s*(?:{_THANKS}"
+    rf"|{_HELP_ASKED}"
+    r"|(?:i\s+would|i'?d)?\s*(?:really\s+)?appreciate\s+(?:any|some|the)\s+help"
+    r"|(?:please|pls|plz)\s+help(?:\s+me)?)"
+    r"|\s+(?:(?:thanks|thank\s+you|thx|ty)\s+in\s+advance|tia"
+    rf"|{_HELP_WANTED}|(?:i\s+would|i'?d)\s+appreciate\s+(?:any|some)\s+help)"
+    r")\W*$"
+)
+
+# Emoji, pictographs and text emoticons at the end: tone, not content.
+_TRAILING_TONE = re.compile(
+    r"(?:\s*(?:[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F\u200D]+|[:;]-?[()DPp/\\|]|<3|xD))+\s*$"
+)
+
+
+# Discord's markdown around words: `code`, **bold**, ~~strike~~, ||spoiler||. The marks go,
+# the words stay ("`acks_late`" asks about acks_late). Single * and __ stay: in code they
+# are the words ("a*b", "__init__").
+_MARKS = re.compile(r"`{3}|`|\*\*(?=\S)(.+?)(?<=\S)\*\*|~~(.+?)~~|\|\|(.+?)\|\|")
+
+
+def _unmark(m: re.Match[str]) -> str:
+    return next((g for g in m.groups() if g is not None), "")
+
+
+def core_question(message: str) -> str:
+    """`message` without greetings, announcements and thanks at its start and end, and
+    without chat formatting marks."""
+    text = _MARKS.sub(_unmark, message).strip()
+    while True:
+        before = text
+        text = _TRAILING_TONE.sub("", text)
+        text = _LEADING.sub("", text, count=1)
+        text = _TRAILING.sub("", text, count=1).rstrip(" ,;:-–—")
+        if text == before:
+            break
+    return text if any(ch.isalnum() for ch in text) else message.strip()

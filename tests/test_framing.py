@@ -1,0 +1,74 @@
+"""The question inside a chat message (`bot/framing.py`): a pure function, then the chain."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.followup import Standalone, condense
+from bot.framing import core_question
+from bot.service import build_service
+
+QUESTION = "When did North Korea start mining bitcoin?"
+
+
+@pytest.mark.parametrize(
+    ("message", "question"),
+    [
+        ("hey everyone, how do I pin a version? thanks in advance!", "how do I pin a version?"),
+        ("Hi all! Quick question: does it run on Windows? Thanks!", "does it run on Windows?"),
+        ("quick question\nwhere is the config file", "where is the config file"),
+        ("sorry if this is a dumb question but how do I X", "how do I X"),
+        ("noob here, what is a venv :)", "what is a venv"),
+        ("hello there, any help appreciated: why does it hang", "why does it hang"),
+        ("can someone help? my build fails with exit 2", "my build fails with exit 2"),
+        ("how do i do X? tia", "how do i do X?"),
+        ("how do I make X, thanks 🙏", "how do I make X"),
+        ("how do I X any help would be greatly appreciated!", "how do I X"),
+        ("when would i turn on `acks_late`?", "when would i turn on acks_late?"),
+        ("what does **--force** do", "what does --force do"),
+    ],
+)
+def test_framing_around_the_question_goes(message, question):
+    assert core_question(message) == question
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        # The same words inside the question are the question's own.
+        "how do I thank a contributor",
+        "is there a way to thank you",
+        "how do i say thanks",
+        "what does the quick option do",
+        "can someone help me understand why X fails",
+        "how do I say hello world in click",
+        # Single * and __ are code, not formatting.
+        "is a*b the same as b*a",
+        "why is __init__ called twice",
+        # A message that is only framing stays as typed (the chain decides what it is).
+        "hi all!",
+        "thanks!",
+    ],
+)
+def test_the_question_own_words_stay(message):
+    assert core_question(message) == message
+
+
+def test_condense_reads_past_the_framing_of_questions_and_history():
+    history = [("hey all, who traced attacks on bitcoin exchanges? thx", "FireEye [1]")]
+    got = condense("quick question: and how many?", history)
+    assert got == Standalone("and how many?", ("traced", "attacks", "bitcoin", "exchanges"))
+    assert condense("thanks!", history) == Standalone("thanks!")  # still an acknowledgement
+
+
+def test_a_framed_question_gets_the_bare_question_answer(seed_index):
+    service = build_service(seed_index, build_if_missing=False)
+    bare = service.answer(QUESTION)
+    for framed in (
+        f"hey everyone, quick question: {QUESTION} thanks in advance! 🙏",
+        f"hi guys\n{QUESTION.lower()} any help appreciated",
+    ):
+        got = service.answer(framed)
+        assert got.question == " ".join(framed.split())  # what the user typed, as shown
+        assert [c.quote for c in got.citations] == [c.quote for c in bare.citations]
+        assert got.text == bare.text
