@@ -26,7 +26,7 @@ near misses about the same product.
 
 With `--framing`, every answerable question the bot answers correctly is asked again as
 people wrap it in chat (`FRAMINGS`: a greeting and thanks, "quick question" on a line of its
-own, a trailing emoji, bold): the share of those still answered correctly, per framing.
+own, a trailing emoji, bold, capitals, a link, "i tried googling", "pls ...???"): the share of those still answered correctly, per framing.
 
 Per set and split it prints:
 * answered: the answer is not a decline and cites a passage of an expected document that
@@ -46,6 +46,7 @@ import logging
 import re
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -279,11 +280,15 @@ def junk_robustness(name: str, corpus: Path, qfile: Path, overrides: dict) -> Ju
 
 # How people wrap a question in a Discord server (bench for bot/framing.py): each variant of
 # a question the bot answers correctly bare should get a correct answer too.
-FRAMINGS: tuple[tuple[str, str], ...] = (
-    ("greeting and thanks", "hey everyone, {q} thanks in advance!"),
-    ("announced on a line of its own", "quick question\n{q}"),
-    ("emoji", "{q} 🙏"),
-    ("formatting", "**{q}**"),
+FRAMINGS: tuple[tuple[str, Callable[[str], str]], ...] = (
+    ("greeting and thanks", lambda q: f"hey everyone, {q} thanks in advance!"),
+    ("announced on a line of its own", lambda q: f"quick question\n{q}"),
+    ("emoji", lambda q: f"{q} 🙏"),
+    ("bold", lambda q: f"**{q}**"),
+    ("capitals", str.upper),
+    ("a link", lambda q: f"{q} https://example.org/docs/page.html"),
+    ("searched already", lambda q: f"{q}\ni tried googling but found nothing"),
+    ("insistent", lambda q: f"pls {q}??" if q.endswith("?") else f"pls {q}"),
 )
 
 
@@ -302,8 +307,8 @@ def framing_robustness(service, qfile: Path, *, split: str | None) -> dict[str, 
             )
 
         if correct(item.q):
-            for label, template in FRAMINGS:
-                kept[label].append(correct(template.format(q=item.q)))
+            for label, frame in FRAMINGS:
+                kept[label].append(correct(frame(item.q)))
     return kept
 
 

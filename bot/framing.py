@@ -42,6 +42,7 @@ _LEADING = re.compile(
     rf"|(?:i\s+have|i've\s+got|got)\s+a\s+question(?:\s+(?:for\s+(?:you\s+)?{_ALL}|here))?"
     r"|question(?=\s*:)"
     r"|(?:noob|newbie|beginner)\s+here"
+    r"|(?:please|pls|plz)(?=\s+\w)"
     r"|sorry\s+(?:if\s+this\s+(?:is\s+(?:a\s+)?(?:\w+\s+)?question|has\s+been\s+asked"
     r"(?:\s+before)?)|to\s+bother(?:\s+you)?(?:\s+all)?|for\s+the\s+(?:\w+\s+)?question)"
     r"(?:\s*,?\s+but\b)?"
@@ -70,6 +71,26 @@ _TRAILING = re.compile(
     r")\W*$"
 )
 
+# A closing sentence about having searched already ("i tried googling but found nothing",
+# "couldn't find it in the docs"): where the asker looked, not what they ask. Run on without
+# punctuation it must also say the search failed ("how do i find what i looked up in the
+# docs" keeps its words).
+_SEARCH_VERB = r"(?:already\s+|also\s+)?(?:tried|searched|looked|googled|checked)\b"
+_WHERE = (
+    r"[^.?!]*?\b(?:google|googling|docs?|documentation|everywhere|online|internet|"
+    r"stack\s*overflow|web|around)\b[^.?!]*?"
+)
+_NOT_FOUND = r"(?:i\s+)?(?:couldn'?t|can'?t|could\s+not|cannot|didn'?t)\s+find\b[^.?!]*"
+_FAILED = rf"\b(?:nothing|no\s+luck|no\s+answers?|no\s+results|everywhere|{_NOT_FOUND})"
+_I = r"i(?:'ve|\s+have)?\s+"
+_SEARCHED = re.compile(
+    r"(?i)(?:"
+    rf"(?:^|(?<=[.,;!?]))\s*(?:(?:but|and|also|btw)\s+)?(?:(?:{_I})?{_SEARCH_VERB}{_WHERE}"
+    rf"|{_NOT_FOUND})"
+    rf"|\s+(?:(?:but|and|also|btw)\s+)?{_I}{_SEARCH_VERB}{_WHERE}{_FAILED}[^.?!]*"
+    r")\W*$"
+)
+
 # Emoji, pictographs and text emoticons at the end: tone, not content.
 _TRAILING_TONE = re.compile(
     r"(?:\s*(?:[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F\u200D]+|[:;]-?[()DPp/\\|]|<3|xD))+\s*$"
@@ -86,15 +107,43 @@ def _unmark(m: re.Match[str]) -> str:
     return next((g for g in m.groups() if g is not None), "")
 
 
+# A link in a question names a page, not what is asked; its pieces ("https", "org", "html")
+# would read as names the answer must hold. A markdown link keeps its text.
+_LINK = re.compile(
+    r"\[([^\]]*)\]\(\s*<?(?:https?://|www\.)[^)\s]*>?\s*\)|<?(?:https?://|www\.)[^\s>]+>?"
+)
+
+
+def _unlink(m: re.Match[str]) -> str:
+    return m.group(1) or ""
+
+
+def _unshout(text: str) -> str:
+    """A message typed in capitals ("HOW DO I MAKE AN OPTION REQUIRED") in lower case: every
+    word would otherwise read as an acronym, a name the answer must hold."""
+    letters = [ch for ch in text if ch.isalpha()]
+    words = text.split()
+    if (
+        len(words) >= 3
+        and len(letters) >= 12
+        and sum(ch.isupper() for ch in letters) >= 0.9 * len(letters)
+    ):
+        return text.lower()
+    return text
+
+
 def core_question(message: str) -> str:
     """`message` without greetings, announcements and thanks at its start and end, and
     without chat formatting marks."""
-    text = _MARKS.sub(_unmark, message).strip()
+    text = _LINK.sub(_unlink, message)
+    text = _unshout(re.sub(r"[ \t]+", " ", _MARKS.sub(_unmark, text)).strip())
+    text = re.sub(r"([?!])[?!]+", r"\1", text)
     while True:
         before = text
         text = _TRAILING_TONE.sub("", text)
         text = _LEADING.sub("", text, count=1)
         text = _TRAILING.sub("", text, count=1).rstrip(" ,;:-–—")
+        text = _SEARCHED.sub("", text, count=1).rstrip(" ,;:-–—")
         if text == before:
             break
     return text if any(ch.isalnum() for ch in text) else message.strip()

@@ -26,6 +26,12 @@ QUESTION = "When did North Korea start mining bitcoin?"
         ("how do I X any help would be greatly appreciated!", "how do I X"),
         ("when would i turn on `acks_late`?", "when would i turn on acks_late?"),
         ("what does **--force** do", "what does --force do"),
+        ("pls how do I X???", "how do I X?"),
+        ("HOW DO I MAKE AN OPTION REQUIRED", "how do i make an option required"),
+        ("why does it 404 https://example.org/a/b.html", "why does it 404"),
+        ("is [this page](https://example.org/p) current?", "is this page current?"),
+        ("how do I X\ni tried googling but found nothing", "how do I X"),
+        ("how do I X? couldn't find it in the docs", "how do I X?"),
     ],
 )
 def test_framing_around_the_question_goes(message, question):
@@ -42,6 +48,8 @@ def test_framing_around_the_question_goes(message, question):
         "what does the quick option do",
         "can someone help me understand why X fails",
         "how do I say hello world in click",
+        "how do i find what i looked up in the docs",
+        "what does ETA mean",
         # Single * and __ are code, not formatting.
         "is a*b the same as b*a",
         "why is __init__ called twice",
