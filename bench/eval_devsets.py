@@ -24,9 +24,11 @@ small talk; nothing of any corpus) are asked of each set's corpus, on a row
 the off-topic chatter a Discord server sends, where the sets' own out-of-scope questions are
 near misses about the same product.
 
-With `--framing`, every answerable question the bot answers correctly is asked again as
-people wrap it in chat (`FRAMINGS`: a greeting and thanks, "quick question" on a line of its
-own, a trailing emoji, bold, capitals, a link, "i tried googling", "pls ...???"): the share of those still answered correctly, per framing.
+With `--chat`, every answerable question the bot answers correctly is asked again as people
+type in chat (`CHAT_VARIANTS`: a greeting and thanks, "quick question" on a line of its own,
+a trailing emoji, bold, capitals, a link, "i tried googling", "pls ...??", "I was
+wondering", "does anyone know", a typo, the asker's situation after the question): the share
+of those still answered correctly, per variant.
 
 Per set and split it prints:
 * answered: the answer is not a decline and cites a passage of an expected document that
@@ -278,9 +280,21 @@ def junk_robustness(name: str, corpus: Path, qfile: Path, overrides: dict) -> Ju
     return result
 
 
-# How people wrap a question in a Discord server (bench for bot/framing.py): each variant of
-# a question the bot answers correctly bare should get a correct answer too.
-FRAMINGS: tuple[tuple[str, Callable[[str], str]], ...] = (
+# How people type a question in a Discord server (bench for bot/framing.py, typo respelling
+# and the asker's situation): each variant of a question the bot answers correctly bare
+# should get a correct answer too.
+def _typo(q: str) -> str:
+    """Two middle letters of the question's longest word swapped ("optoin")."""
+    ws = q.split(" ")
+    i = max(range(len(ws)), key=lambda j: len(ws[j]) if ws[j].isalpha() else 0)
+    w = ws[i]
+    if len(w) >= 6:
+        k = len(w) // 2
+        ws[i] = w[:k] + w[k + 1] + w[k] + w[k + 2 :]
+    return " ".join(ws)
+
+
+CHAT_VARIANTS: tuple[tuple[str, Callable[[str], str]], ...] = (
     ("greeting and thanks", lambda q: f"hey everyone, {q} thanks in advance!"),
     ("announced on a line of its own", lambda q: f"quick question\n{q}"),
     ("emoji", lambda q: f"{q} 🙏"),
@@ -289,12 +303,16 @@ FRAMINGS: tuple[tuple[str, Callable[[str], str]], ...] = (
     ("a link", lambda q: f"{q} https://example.org/docs/page.html"),
     ("searched already", lambda q: f"{q}\ni tried googling but found nothing"),
     ("insistent", lambda q: f"pls {q}??" if q.endswith("?") else f"pls {q}"),
+    ("wondering", lambda q: f"I was wondering, {q}"),
+    ("does anyone know", lambda q: f"does anyone know {q}"),
+    ("a typo", _typo),
+    ("the asker's situation", lambda q: f"{q if q.endswith('?') else q + '?'} im on windows 10"),
 )
 
 
-def framing_robustness(service, qfile: Path, *, split: str | None) -> dict[str, list[bool]]:
-    """Per framing: for every answerable question (no history) answered correctly bare,
-    whether the framed message is answered correctly too."""
+def chat_robustness(service, qfile: Path, *, split: str | None) -> dict[str, list[bool]]:
+    """Per chat variant: for every answerable question (no history) answered correctly
+    bare, whether the variant is answered correctly too."""
     kept: dict[str, list[bool]] = defaultdict(list)
     for item in load_items(qfile):
         if split not in (None, item.split) or not item.answerable or item.history:
@@ -307,7 +325,7 @@ def framing_robustness(service, qfile: Path, *, split: str | None) -> dict[str, 
             )
 
         if correct(item.q):
-            for label, frame in FRAMINGS:
+            for label, frame in CHAT_VARIANTS:
                 kept[label].append(correct(frame(item.q)))
     return kept
 
@@ -337,9 +355,9 @@ def main(argv: list[str] | None = None) -> int:
         help="also: the general off-topic questions (devsets/offtopic.yaml) asked of each corpus",
     )
     p.add_argument(
-        "--framing",
+        "--chat",
         action="store_true",
-        help="also: correct answers kept when the question is framed as chat (greeting, emoji)",
+        help="also: correct answers kept when the question is typed as in chat (greeting, typo)",
     )
     p.add_argument(
         "--site",
@@ -411,9 +429,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{j.lost} correct answers lost, {j.gained} gained; "
                 f"{j.out_of_scope_answered} out-of-scope questions answered that were declined"
             )
-        if args.framing:
-            kept = framing_robustness(service, qfile, split=args.split)
-            print(f"[{name}] framed as chat, correct answers kept: " + "; ".join(
+        if args.chat:
+            kept = chat_robustness(service, qfile, split=args.split)
+            print(f"[{name}] typed as in chat, correct answers kept: " + "; ".join(
                 f"{label} {rate(v)}" for label, v in kept.items()
             ))  # fmt: skip
         if args.failures:

@@ -29,8 +29,11 @@ def create_chain(
     extractive: ExtractiveAnswerer,
     llm: Any | None = None,  # bot.llm.LLMAnswerer: answers and rewrites follow-ups
 ) -> Runnable:
+    respell = getattr(retriever, "respelled", None)  # HybridRetriever: typos as the corpus spells
+
     def standalone(inputs: dict[str, Any]) -> Standalone:
-        return condense(inputs["question"], inputs.get("history") or (), llm_answerer=llm)
+        s = condense(inputs["question"], inputs.get("history") or (), llm_answerer=llm)
+        return Standalone(respell(s.question), s.context) if respell is not None else s
 
     def answer(inputs: dict[str, Any]) -> Answer:
         question: Standalone = inputs["standalone"]

@@ -15,7 +15,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -24,7 +24,7 @@ from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict, PrivateAttr
+from pydantic import ConfigDict, Field, PrivateAttr
 
 from index import lexical
 from index.lexical import LexicalData, chunk_terms
@@ -39,6 +39,7 @@ from index.terms import (
     stem,
     tokenize,
     typo_fixes,
+    word_spans,
     words,
 )
 
@@ -270,17 +271,40 @@ class Lexicon:
             return None
         return self._data.names.get(key)
 
-    def corrected(self, word: str, term: str, english: frozenset[str]) -> str:
-        """The corpus's term for a typo of an English word it uses ("seperate" -> the stem
-        of "separate"): only for a lowercase `word` that is no English word and unknown to
-        the corpus (a name or jargon is left alone), one slip away (`typo_fixes`); the
-        corpus's most used candidate. Else `term` (the word's stem) unchanged."""
+    def corrected(
+        self,
+        word: str,
+        term: str,
+        english: frozenset[str],
+        counts: Mapping[str, int] | None = None,
+    ) -> str:
+        """The term for a typo (`spelling`: "seperate" -> the stem of "separate"), else
+        `term` (the word's stem) unchanged."""
+        fix = self.spelling(word, term, english, counts)
+        return stem(fix) if fix is not None else term
+
+    def spelling(
+        self,
+        word: str,
+        term: str,
+        english: frozenset[str],
+        counts: Mapping[str, int] | None = None,
+    ) -> str | None:
+        """The word a typo stands for: only for a lowercase `word` that is no English word
+        and unknown to the corpus (a name or jargon is left alone), one slip away
+        (`typo_fixes`), a word of the corpus or an English one ("codeanmes" -> "codenames",
+        "ordianry" -> "ordinary"). The corpus's most used candidate first, then the most
+        common English word (`counts`). None if there is none."""
         low = word.lower()
         if not english or word[:1].isupper() or low in english or self.knows(term):
-            return term
-        fixes = {stem(c) for c in typo_fixes(low) if c in english}
-        known = sorted((f for f in fixes if f in self.df), key=lambda f: (-self.df[f], f))
-        return known[0] if known else term
+            return None
+        fixes = [c for c in typo_fixes(low) if c in english or stem(c) in self.df]
+        counts = counts or {}
+        return min(
+            fixes,
+            key=lambda c: (-self.df.get(stem(c), 0), c not in english, -counts.get(c, 0), c),
+            default=None,
+        )
 
     def knows(self, term: str) -> bool:
         """In the corpus, or a word there is a longer/shorter form of it ('korea'/'korean')."""
@@ -372,6 +396,7 @@ class HybridRetriever(BaseRetriever):
     mode: Literal["hybrid", "dense"] = "hybrid"
     fetch_k: int = 20
     english: frozenset[str] = frozenset()  # English words, for typo correction (none: off)
+    english_counts: Mapping[str, int] = Field(default_factory=dict)  # which typo fix is likelier
 
     _lexical: _Lexical | None = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
@@ -407,8 +432,28 @@ class HybridRetriever(BaseRetriever):
                 out.extend(tokenize(name))
                 continue
             full = lexicon.spelled_out(t)
-            out.append(full if full != t else lexicon.corrected(raw, t, self.english))
+            out.append(
+                full if full != t else lexicon.corrected(raw, t, self.english, self.english_counts)
+            )
         return out
+
+    def respelled(self, text: str) -> str:
+        """`text` with its typos of English words the corpus uses corrected, as BM25 and the
+        answerer read them (`Lexicon.corrected`): so the query's vector is that of the words
+        meant ("optoin" would embed as pieces of nothing)."""
+        if not self.english:
+            return text
+        lexicon = self.lexicon()
+        out, last = [], 0
+        for m in word_spans(text):
+            w = normalize_word(m.group())
+            if not is_content(w):
+                continue
+            fix = lexicon.spelling(m.group(), stem(w), self.english, self.english_counts)
+            if fix is not None:
+                out += [text[last : m.start()], fix]
+                last = m.end()
+        return "".join(out) + text[last:] if out else text
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun

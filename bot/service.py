@@ -12,7 +12,7 @@ from typing import Any
 
 from langchain_core.runnables import Runnable
 
-from bot.answer.extractive import ExtractiveAnswerer, load_common_words
+from bot.answer.extractive import ExtractiveAnswerer, english_word_counts, load_common_words
 from bot.chain import create_chain
 from bot.errors import QuestionRejected, user_text
 from bot.mentions import strip_mentions
@@ -193,6 +193,7 @@ def build_service(
         mode=settings.retrieval_mode,
         fetch_k=max(20, 4 * settings.retrieval_k),
         english=english,
+        english_counts=english_word_counts(),
     )
     extractive = ExtractiveAnswerer(
         lexicon=retriever.lexicon,

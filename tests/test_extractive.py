@@ -23,6 +23,7 @@ from bot.answer.extractive import (
     asks_about_document,
     closed_code,
     context_ranges,
+    english_word_counts,
     joined_text,
     load_common_words,
     more_quotes,
@@ -43,7 +44,7 @@ from index.embedder import TOKENIZER_PATH
 from index.loader import load_file
 from index.pipeline import reindex
 from index.sentences import UNIT_VECTORS, decode_unit_vectors, units_of_chunk
-from index.terms import placeholders, typo_fixes
+from index.terms import normalize_word, placeholders, stem, typo_fixes
 from tests.helpers import index_reader
 
 SITES = Path(__file__).parent / "data" / "sites"
@@ -342,6 +343,27 @@ def test_a_typo_of_an_english_word_is_read_as_the_word_not_as_a_name(service):
     retriever = HybridRetriever(reader=None, english=common)
     assert retriever._query_terms("trace to a seperate file", corpus) == ["trac", "separat", "fil"]
     assert HybridRetriever(reader=None)._query_terms("seperate", corpus) == ["seperat"]
+
+
+def test_typos_are_respelled_before_the_question_is_embedded(service):
+    rows = [("a", "Debian codenames come from Toy Story.", {"source": "a.md", "chunk_index": 0})]
+    corpus = Lexicon(lexical.build("g", rows), lambda ids: {})
+    common = load_common_words(TOKENIZER_PATH)
+    counts = english_word_counts()
+
+    def spelled(word: str) -> str | None:
+        return corpus.spelling(word, stem(normalize_word(word)), common, counts)
+
+    assert spelled("codeanmes") == "codenames"  # the corpus's own jargon, no English word
+    assert spelled("ordianry") == "ordinary"  # an English word, though the corpus lacks it
+    assert spelled("codenames") is None and spelled("ordinary") is None  # spelled right
+    assert spelled("Codeanmes") is None  # capitalised: a name, left alone
+    assert spelled("pnpm") is None  # too short to tell a typo from jargon
+    # The chain embeds and searches the respelled question: the same answer as spelled right.
+    right = service.answer("When did North Korea start mining bitcoin?")
+    typed = service.answer("When did North Korea start minnig bitocin?")
+    assert typed.standalone_question == "When did North Korea start mining bitcoin?"
+    assert [c.quote for c in typed.citations] == [c.quote for c in right.citations]
 
 
 def test_answer_types():
