@@ -27,7 +27,8 @@ near misses about the same product.
 With `--chat`, every answerable question the bot answers correctly is asked again as people
 type in chat (`CHAT_VARIANTS`: a greeting and thanks, "quick question" on a line of its own,
 a trailing emoji, bold, capitals, a link, "i tried googling", "pls ...??", "I was
-wondering", "does anyone know", a typo, the asker's situation after the question): the share
+wondering", "does anyone know", a typo, the asker's situation after the question, a
+traceback pasted after it, code pasted before it): the share
 of those still answered correctly, per variant.
 
 Per set and split it prints:
@@ -294,6 +295,11 @@ def _typo(q: str) -> str:
     return " ".join(ws)
 
 
+_TRACEBACK = """Traceback (most recent call last):
+  File "app.py", line 3, in <module>
+    main()
+RuntimeError: something failed"""
+
 CHAT_VARIANTS: tuple[tuple[str, Callable[[str], str]], ...] = (
     ("greeting and thanks", lambda q: f"hey everyone, {q} thanks in advance!"),
     ("announced on a line of its own", lambda q: f"quick question\n{q}"),
@@ -307,6 +313,11 @@ CHAT_VARIANTS: tuple[tuple[str, Callable[[str], str]], ...] = (
     ("does anyone know", lambda q: f"does anyone know {q}"),
     ("a typo", _typo),
     ("the asker's situation", lambda q: f"{q if q.endswith('?') else q + '?'} im on windows 10"),
+    ("a traceback pasted after", lambda q: f"{q}\n```\n{_TRACEBACK}\n```"),
+    (
+        "code pasted before",
+        lambda q: f"here is my code:\n```py\nx = load(path)\nprint(x)\n```\n{q}",
+    ),
 )
 
 

@@ -42,6 +42,9 @@ _LEADING = re.compile(
     rf"|(?:i\s+have|i've\s+got|got)\s+a\s+question(?:\s+(?:for\s+(?:you\s+)?{_ALL}|here))?"
     r"|question(?=\s*:)"
     r"|(?:noob|newbie|beginner)\s+here"
+    # introducing what was pasted (the block itself is gone): "here is my code:"
+    r"|(?:here(?:'s|\s+is|\s+are)\s+)?(?:my|the)\s+(?:code|error|output|traceback|"
+    r"stack\s*trace|logs?|config|setup)(?=\s*[:.])"
     # thinking aloud before asking
     r"|(?:(?:ok(?:ay)?|alright|right|um+|uh+|hm+)\s*,?\s+)?so(?:\s+basically)?(?=\s+\w)"
     r"|basically(?=\s+\w)|(?:um+|uh+|hm+)(?=\W)"
@@ -143,10 +146,17 @@ def _unshout(text: str) -> str:
     return text
 
 
+# A fenced block pasted with the question (the asker's code, a traceback): their material,
+# whose names ("app.py", "RuntimeError", "line 3") no document answers about. The question
+# is the prose around it; a message that is only a block stays as typed.
+_FENCED = re.compile(r"```.*?(?:```|$)", re.DOTALL)
+
+
 def core_question(message: str) -> str:
     """`message` without greetings, announcements and thanks at its start and end, and
     without chat formatting marks."""
-    text = _LINK.sub(_unlink, message)
+    prose = _FENCED.sub(" ", message)
+    text = _LINK.sub(_unlink, prose if any(ch.isalnum() for ch in prose) else message)
     text = _unshout(re.sub(r"[ \t]+", " ", _MARKS.sub(_unmark, text)).strip())
     text = re.sub(r"([?!])[?!]+", r"\1", text)
     while True:

@@ -32,6 +32,9 @@ QUESTION = "When did North Korea start mining bitcoin?"
         ("is [this page](https://example.org/p) current?", "is this page current?"),
         ("how do I X\ni tried googling but found nothing", "how do I X"),
         ("how do I X? couldn't find it in the docs", "how do I X?"),
+        ("here is my code:\n```py\nx = load(path)\n```\nwhy does it fail", "why does it fail"),
+        ("why does it fail?\n```\nTraceback (most recent call last):\n```", "why does it fail?"),
+        ("```what is a venv```", "what is a venv"),  # only a block: its text is the question
     ],
 )
 def test_framing_around_the_question_goes(message, question):
@@ -50,6 +53,7 @@ def test_framing_around_the_question_goes(message, question):
         "how do I say hello world in click",
         "how do i find what i looked up in the docs",
         "what does ETA mean",
+        "what does the config: key do",
         # Single * and __ are code, not formatting.
         "is a*b the same as b*a",
         "why is __init__ called twice",
