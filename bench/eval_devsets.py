@@ -28,7 +28,7 @@ With `--chat`, every answerable question the bot answers correctly is asked agai
 type in chat (`CHAT_VARIANTS`: a greeting and thanks, "quick question" on a line of its own,
 a trailing emoji, bold, capitals, a link, "i tried googling", "pls ...??", "I was
 wondering", "does anyone know", a typo, the asker's situation after the question, a
-traceback pasted after it, code pasted before it): the share
+traceback pasted after it, code pasted before it, a second question after it): the share
 of those still answered correctly, per variant.
 
 Per set and split it prints:
@@ -318,6 +318,7 @@ CHAT_VARIANTS: tuple[tuple[str, Callable[[str], str]], ...] = (
         "code pasted before",
         lambda q: f"here is my code:\n```py\nx = load(path)\nprint(x)\n```\n{q}",
     ),
+    ("a second question after", lambda q: f"{q} also, is there a changelog somewhere?"),
 )
 
 

@@ -15,6 +15,7 @@ from bot.answer.extractive import (
     MAX_QUOTES,
     NOT_FOUND,
     SECTION_QUOTE_CHARS,
+    SITUATION_WEIGHT,
     ExtractiveAnswerer,
     Passage,
     Unit,
@@ -257,6 +258,16 @@ def test_a_sentence_describing_the_askers_situation_names_nothing_the_answer_mus
     # "$?" and "..." end no sentence.
     assert hard("why does return 300 in a function give me $? of 44")["44"] is True
     assert context_ranges("is it fast? yes", word_spans("is it fast? yes")) == []
+    # A situation after the question, even with a pronoun in the question ("them"), weighs
+    # a quarter; a second question of its own after the first is not this answer's.
+    weight = {
+        t.word: t.weight for t in question_terms("can click ask them for it? im on Windows", common)
+    }
+    assert weight["Windows"] == SITUATION_WEIGHT and weight["click"] == 1.0
+    two = "how do I pin a version? also, is there a changelog somewhere?"
+    assert context_ranges(two, word_spans(two)) == [(two.index("?") + 1, len(two))]
+    leaning = "does click support aliases? how do i set them up?"  # "them": part of the first
+    assert context_ranges(leaning, word_spans(leaning)) == []
 
 
 def test_placeholder_names_are_the_askers_own_not_words_to_search_for():

@@ -174,6 +174,17 @@ def context_ranges(question: str, spans: list[re.Match[str]]) -> list[tuple[int,
         start = end.end()
     bounds.append((start, len(question)))
     asks = [question[a:b].rstrip().endswith("?") for a, b in bounds]
+    # A second question of its own after the first ("how do i X? also, is there a Y?") is
+    # answered another time: this answer is the first one's. One that leans on the first
+    # ("... ? how?", "does it work on windows?") is part of it.
+    own = [
+        sum(is_content(normalize_word(m.group())) for m in spans if a <= m.start() < b) >= 2
+        and not refers_back(question[a:b])
+        for a, b in bounds
+    ]
+    first = next((i for i, (q, o) in enumerate(zip(asks, own, strict=True)) if q and o), None)
+    if first is not None:
+        asks = [q and not (i > first and own[i]) for i, q in enumerate(asks)]
     rest = [
         (a, b) for (a, b), q in zip(bounds, asks, strict=True) if not q and question[a:b].strip()
     ]
