@@ -10,7 +10,9 @@ now thanks in advance!" was declined where the bare question was answered.
 `core_question` takes such framing off the start and the end of a message, and only there:
 "how do I thank a contributor" and "what does the 'quick' option do" keep every word. The
 phrases are general chat English, not words of any corpus. A message that is nothing but
-framing ("hi all!") is returned as typed.
+framing ("hi all!") is returned as typed. It also reads past what is typed around the
+question rather than asked: Discord's formatting marks, links, a code block or traceback
+pasted with it, a message in capitals (read in lower case) and "???".
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ _ALL = r"(?:all|everyone|everybody|guys|folks|people|team|there|y'?all|friends|d
 _ADJ = (
     r"(?:quick|simple|small|short|easy|dumb|stupid|silly|noob|newbie|beginner|basic|"
     r"general|random|probably\s+(?:dumb|stupid|silly|obvious))"
+)
+
+# What an opener like "so" must be followed by to be one ("so far, ..." keeps its "so").
+_ASKS = (
+    r"\s*,?\s+(?:how|what|why|when|where|which|who|whats|is|are|does|do|did|can|could|"
+    r"should|would|will|i|my|we|if|there)\b"
 )
 
 _HELP_WANTED = (
@@ -46,7 +54,7 @@ _LEADING = re.compile(
     r"|(?:here(?:'s|\s+is|\s+are)\s+)?(?:my|the)\s+(?:code|error|output|traceback|"
     r"stack\s*trace|logs?|config|setup)(?=\s*[:.])"
     # thinking aloud before asking
-    r"|(?:(?:ok(?:ay)?|alright|right|um+|uh+|hm+)\s*,?\s+)?so(?:\s+basically)?(?=\s+\w)"
+    rf"|(?:(?:ok(?:ay)?|alright|right|um+|uh+|hm+)\s*,?\s+)?so(?:\s+basically(?=\s+\w)|(?={_ASKS}))"
     r"|basically(?=\s+\w)|(?:um+|uh+|hm+)(?=\W)"
     r"|(?:i\s+was\s+|i'?m\s+|just\s+)?wondering(?:\s+(?=if\b|whether\b))?"
     r"|i\s+wonder(?=\s+(?:if|whether|how|why|what|when|where|which|who)\b)"
@@ -153,8 +161,8 @@ _FENCED = re.compile(r"```.*?(?:```|$)", re.DOTALL)
 
 
 def core_question(message: str) -> str:
-    """`message` without greetings, announcements and thanks at its start and end, and
-    without chat formatting marks."""
+    """The question `message` asks: without greetings, announcements and thanks at its
+    start and end, formatting marks, links and pasted blocks."""
     prose = _FENCED.sub(" ", message)
     text = _LINK.sub(_unlink, prose if any(ch.isalnum() for ch in prose) else message)
     text = _unshout(re.sub(r"[ \t]+", " ", _MARKS.sub(_unmark, text)).strip())

@@ -54,6 +54,7 @@ def test_framing_around_the_question_goes(message, question):
         "how do i find what i looked up in the docs",
         "what does ETA mean",
         "what does the config: key do",
+        "so far, how many workers can it run",
         # Single * and __ are code, not formatting.
         "is a*b the same as b*a",
         "why is __init__ called twice",
