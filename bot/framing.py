@@ -64,7 +64,6 @@ _LEADING = re.compile(
     r"(?:\s+(?=if\b|whether\b))?"
     r"|(?:can|could|would)\s+(?:you|someone|anyone|somebody|anybody)\s+(?:please\s+)?"
     r"(?:tell|explain\s+to|show)\s+me(?=\s+\w)"
-    r"|(?:please|pls|plz)(?=\s+\w)"
     r"|sorry\s+(?:if\s+this\s+(?:is\s+(?:a\s+)?(?:\w+\s+)?question|has\s+been\s+asked"
     r"(?:\s+before)?)|to\s+bother(?:\s+you)?(?:\s+all)?|for\s+the\s+(?:\w+\s+)?question)"
     r"(?:\s*,?\s+but\b)?"
@@ -73,6 +72,8 @@ _LEADING = re.compile(
     r"(?:\s+me)?(?:\s+(?:out|with\s+(?:this|something)))?(?=\s*[,.:;!?])"
     r"|(?:please|pls|plz)\s+help(?:\s+me)?(?=\s*[,.:;!?])"
     rf"|{_HELP_WANTED}(?=\s*[,.:;!?])"
+    # a bare "please" last: "please help me, ..." goes whole (above)
+    r"|(?:please|pls|plz)(?=\s+\w)"
     rf"){_END}"
 )
 

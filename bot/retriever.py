@@ -438,9 +438,9 @@ class HybridRetriever(BaseRetriever):
         return out
 
     def respelled(self, text: str) -> str:
-        """`text` with its typos of English words the corpus uses corrected, as BM25 and the
-        answerer read them (`Lexicon.corrected`): so the query's vector is that of the words
-        meant ("optoin" would embed as pieces of nothing)."""
+        """`text` with its typos respelled as BM25 and the answerer read them
+        (`Lexicon.spelling`): so the query's vector is that of the words meant ("optoin"
+        would embed as pieces of nothing)."""
         if not self.english:
             return text
         lexicon = self.lexicon()

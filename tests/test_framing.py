@@ -21,6 +21,8 @@ QUESTION = "When did North Korea start mining bitcoin?"
         ("noob here, what is a venv :)", "what is a venv"),
         ("hello there, any help appreciated: why does it hang", "why does it hang"),
         ("can someone help? my build fails with exit 2", "my build fails with exit 2"),
+        ("please help me, my build fails", "my build fails"),
+        ("please explain the cache", "explain the cache"),
         ("how do i do X? tia", "how do i do X?"),
         ("how do I make X, thanks 🙏", "how do I make X"),
         ("how do I X any help would be greatly appreciated!", "how do I X"),

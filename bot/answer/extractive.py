@@ -177,10 +177,11 @@ def context_ranges(question: str, spans: list[re.Match[str]]) -> list[tuple[int,
     # A second question of its own after the first ("how do i X? also, is there a Y?") is
     # answered another time: this answer is the first one's. One that leans on the first
     # ("... ? how?", "does it work on windows?") is part of it.
+    leans = [refers_back(question[a:b]) for a, b in bounds]
     own = [
         sum(is_content(normalize_word(m.group())) for m in spans if a <= m.start() < b) >= 2
-        and not refers_back(question[a:b])
-        for a, b in bounds
+        and not back
+        for (a, b), back in zip(bounds, leans, strict=True)
     ]
     first = next((i for i, (q, o) in enumerate(zip(asks, own, strict=True)) if q and o), None)
     if first is not None:
@@ -201,8 +202,8 @@ def context_ranges(question: str, spans: list[re.Match[str]]) -> list[tuple[int,
     # statement as what is asked. A pronoun can't point at a statement that comes after.
     first_statement = min(a for a, _ in rest)
     pointing = any(
-        refers_back(question[a:b])
-        for (a, b), q in zip(bounds, asks, strict=True)
+        back
+        for (a, _), q, back in zip(bounds, asks, leans, strict=True)
         if q and a > first_statement
     )
     if content < 2 or pointing:
