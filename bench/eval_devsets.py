@@ -28,8 +28,9 @@ With `--chat`, every answerable question the bot answers correctly is asked agai
 type in chat (`CHAT_VARIANTS`: a greeting and thanks, "quick question" on a line of its own,
 a trailing emoji, bold, capitals, a link, "i tried googling", "pls ...??", "I was
 wondering", "does anyone know", a typo, the asker's situation after the question, a
-traceback pasted after it, code pasted before it, a second question after it): the share
-of those still answered correctly, per variant.
+traceback pasted after it, code pasted before it, a second question after it, the asker's
+situation before it, "I'm stuck" or some context on a line before it, "URGENT:", one word in
+capitals): the share of those still answered correctly, per variant.
 
 Per set and split it prints:
 * answered: the answer is not a decline and cites a passage of an expected document that
@@ -300,6 +301,21 @@ _TRACEBACK = """Traceback (most recent call last):
     main()
 RuntimeError: something failed"""
 
+
+def _shout(q: str) -> str:
+    """The question with its longest everyday English word after the first in capitals."""
+    from bot.answer.extractive import RARE_COUNT, english_word_counts
+
+    counts = english_word_counts()
+    ws = q.split()
+    at = [i for i in range(1, len(ws)) if ws[i].isalpha() and ws[i].islower()]
+    at = [i for i in at if counts.get(ws[i], 0) >= RARE_COUNT]
+    if not at:
+        return q
+    i = max(at, key=lambda j: len(ws[j]))
+    return " ".join(ws[:i] + [ws[i].upper()] + ws[i + 1 :])
+
+
 CHAT_VARIANTS: tuple[tuple[str, Callable[[str], str]], ...] = (
     ("greeting and thanks", lambda q: f"hey everyone, {q} thanks in advance!"),
     ("announced on a line of its own", lambda q: f"quick question\n{q}"),
@@ -319,6 +335,14 @@ CHAT_VARIANTS: tuple[tuple[str, Callable[[str], str]], ...] = (
         lambda q: f"here is my code:\n```py\nx = load(path)\nprint(x)\n```\n{q}",
     ),
     ("a second question after", lambda q: f"{q} also, is there a changelog somewhere?"),
+    ("the asker's situation before", lambda q: f"im on windows 10 with the latest version. {q}"),
+    (
+        "stuck on a line before",
+        lambda q: f"I've been reading the docs for a while and I'm stuck.\n{q}",
+    ),
+    ("a line of context before", lambda q: f"I followed the tutorial step by step\n{q}"),
+    ("a shouted label", lambda q: f"URGENT: {q}"),
+    ("a shouted word", _shout),
 )
 
 

@@ -9,16 +9,19 @@ With an LLM answerer, its failures (LLMError) fall back to the extractive answer
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from operator import itemgetter
 from typing import Any
 
+from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, RunnablePassthrough
 
 from bot.answer.extractive import ExtractiveAnswerer
 from bot.errors import LLMError, fallback_note
 from bot.followup import Standalone, condense
 from bot.models import Answer
+from bot.retriever import HybridRetriever
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,14 @@ def create_chain(
 
     def standalone(inputs: dict[str, Any]) -> Standalone:
         s = condense(inputs["question"], inputs.get("history") or (), llm_answerer=llm)
-        return Standalone(respell(s.question), s.context) if respell is not None else s
+        if respell is None:
+            return s
+        return replace(
+            s,
+            question=respell(s.question),
+            preamble=respell(s.preamble),
+            situation=respell(s.situation),
+        )
 
     def answer(inputs: dict[str, Any]) -> Answer:
         question: Standalone = inputs["standalone"]
@@ -53,14 +63,17 @@ def create_chain(
                 result.mode = "extractive-fallback"
                 result.note = fallback_note(err.kind)
         result.question = inputs["question"]
-        if question.query != inputs["question"]:
+        if question.query != " ".join(inputs["question"].split()):
             result.standalone_question = question.query
         return result
 
+    def retrieve(s: Standalone, config: RunnableConfig) -> list[Document]:
+        if isinstance(retriever, HybridRetriever):  # searches by words and by meaning apart
+            return retriever.invoke(s.query, config, meaning=s.meaning)
+        return retriever.invoke(s.query, config)
+
     return (
         RunnablePassthrough.assign(standalone=RunnableLambda(standalone))
-        | RunnablePassthrough.assign(
-            docs=itemgetter("standalone") | RunnableLambda(lambda s: s.query) | retriever
-        )
+        | RunnablePassthrough.assign(docs=itemgetter("standalone") | RunnableLambda(retrieve))
         | RunnableLambda(answer)
     ).with_config(run_name="answer_question")

@@ -12,6 +12,12 @@ own words. It does so when the follow-up leans on the conversation:
   is that name's, not a reference back.
 Any other follow-up stands alone ("Who is FireEye's research director?"), and so does one
 that says it changes the topic ("unrelated, but ...").
+
+Every message, first or follow-up, is also read apart from the asker's situation
+(`split_situation`): statements before or after a question that asks on its own ("im on
+windows 10. how do i pin a version?", "been stuck for hours\nset A4 as the default paper
+size"). They are searched with the question and weigh a quarter of its words; the scene set
+before it stays out of the query's vector (`Standalone.meaning`).
 """
 
 from __future__ import annotations
@@ -19,12 +25,12 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.errors import LLMError
 from bot.framing import core_question
-from bot.sentences import STOPWORDS, normalize_word, stem, word_spans, words
+from bot.sentences import STOPWORDS, is_content, normalize_word, stem, word_spans, words
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +48,25 @@ class Standalone:
 
     question: str
     context: tuple[str, ...] = field(default_factory=tuple)
+    # The statements beside the question that describe the asker's situation
+    # (`split_situation`): searched with it, weighed less. Those before the question set
+    # the scene ("been stuck for hours. how do i ..."), those after often say it again in
+    # other words ("can an option take a str and an int? different types per value").
+    preamble: str = ""
+    situation: str = ""
 
     @property
     def query(self) -> str:
-        """What retrieval searches for."""
-        return f"{self.question} {' '.join(self.context)}" if self.context else self.question
+        """What retrieval searches for, by words."""
+        return " ".join(
+            x for x in (self.preamble, self.question, self.situation, *self.context) if x
+        )
+
+    @property
+    def meaning(self) -> str:
+        """What retrieval searches for by meaning (the query's vector): not the scene set
+        before the question, which would pull the vector away from what is asked."""
+        return " ".join(x for x in (self.question, self.situation, *self.context) if x)
 
 
 def content_words(text: str) -> list[str]:
@@ -113,7 +133,7 @@ _NOT_REFERRING = re.compile(
     r"|\b(?:(?:a|an|the|some|any)\s+\w+|\w+(?:thing|one|body)|so|such|sure)\s+that\b"
 )
 _POSSESSIVE = frozenset({"its", "their"})
-_THE_ONE = re.compile(r"(?i)\b(?:the|that|this)\s+(?:\w+\s+)?ones?\b")  # "the linux one"
+_THE_ONE = re.compile(r"(?i)\b(?:the|that|this|which)\s+(?:\w+\s+)?ones?\b")  # "the linux one"
 # A question that says it starts a new topic: "unrelated, but ...", "different question:
 # ...", "off topic - ..." at its start (punctuation or "but" after the marker, so that
 # "unrelated histories" stays a question about them), or "btw" / "by the way" anywhere.
@@ -189,10 +209,114 @@ def condense(
     question = core_question(question)
     history = [(core_question(q), a) for q, a in history]
     if not history or is_acknowledgement(question) or _NEW_TOPIC.match(question):
-        return Standalone(without_new_topic(question))  # nothing to carry over
+        asked, before, after = split_situation(without_new_topic(question))
+        return Standalone(asked, preamble=before, situation=after)  # nothing to carry over
     if llm_answerer is not None:
         try:
             return Standalone(llm_answerer.condense(question, history))
         except LLMError as err:
             log.info("LLM condense failed (%s); using the rule", err.kind)
-    return rule_condense(question, history)
+    asked, before, after = split_situation(question)
+    return replace(rule_condense(asked, history), preamble=before, situation=after)
+
+
+# A sentence ends at . ? or ! right after a word (not "$?"), before a space, or at a line
+# break. An ellipsis ("dpkg, apt, aptitude... which one") and a dotted abbreviation ("e.g.",
+# "etc.", "vs.") end none: what follows still belongs to what came before.
+_SENTENCE_END = re.compile(
+    r"(?<!\b[^\W\d_]\.[^\W\d_])(?<!\betc)(?<!\bvs)(?<!\bcf)"  # not after "e.g" nor "etc"
+    r"(?<=[^\W_])(?:[?!][.?!]*|\.(?!\.))(?=\s)"
+    r"|\n+"
+)
+_WH_WORD = r"how|what|what's|whats|why|when|where|which|who|whose"
+_WH = re.compile(rf"(?i)\s*(?:{_WH_WORD})\b")
+# How a question typed without "?" opens.
+_OPENS_QUESTION = re.compile(
+    rf"(?i)\s*(?:{_WH_WORD}|is|are|was|were|do|does|did|can|could|should|would|will|has|have|"
+    r"any\s+(?:way|idea))\b"
+)
+
+
+# A word of the asker's situation weighs a quarter of a question word: it may help pick the
+# passage, but the answer needn't hold it ("...? im on windows 10"). Tune halves: 0.5, 0.25
+# and 0 answer 33, 34 and 34 sphinx-site questions, the rest alike.
+SITUATION_WEIGHT = 0.25
+
+
+def context_ranges(question: str, spans: list[re.Match[str]]) -> list[tuple[int, int]]:
+    """Where a question describes the asker's situation rather than asks: the statements
+    beside a question sentence that asks on its own ("when would i turn on acks_late? my
+    worker sometimes gets oom killed mid task"). Their words say what the asker runs or
+    sees, not what the answer must be about."""
+    bounds, start = [], 0
+    for end in _SENTENCE_END.finditer(question):
+        bounds.append((start, end.end()))
+        start = end.end()
+    bounds.append((start, len(question)))
+    asks = [question[a:b].rstrip().endswith("?") for a, b in bounds]
+    opens = [bool(_OPENS_QUESTION.match(question[a:b])) for a, b in bounds]
+    wh = [bool(_WH.match(question[a:b])) for a, b in bounds]
+    if not any(asks):
+        # Typed without a question mark, a question opens like one ("how do i ...", "is it
+        # ok to ..."); else it is the last sentence ("been stuck for hours. set A4 as the
+        # default paper size").
+        asks = opens if any(opens) else [i == len(bounds) - 1 for i in range(len(bounds))]
+    # A second question of its own after the first ("how do i X? also, is there a Y?") is
+    # answered another time: this answer is the first one's. One that leans on the first
+    # ("... ? how?", "does it work on windows?") is part of it.
+    leans = [refers_back(question[a:b]) for a, b in bounds]
+    said = [
+        sum(is_content(normalize_word(m.group())) for m in spans if a <= m.start() < b)
+        for a, b in bounds
+    ]
+    # Two words of its own say what a question is about; one does after a question word
+    # ("what is SPI"), not as a bare tag ("bug?") nor after "is it" ("is it fast?").
+    own = [
+        (n >= 2 or (n == 1 and w)) and not back for n, w, back in zip(said, wh, leans, strict=True)
+    ]
+    first = next((i for i, (q, o) in enumerate(zip(asks, own, strict=True)) if q and o), None)
+    if first is not None:
+        asks = [q and not (i > first and own[i]) for i, q in enumerate(asks)]
+    rest = [
+        (a, b) for (a, b), q in zip(bounds, asks, strict=True) if not q and question[a:b].strip()
+    ]
+    if not any(asks) or not rest:
+        return []
+    content = sum(n for n, q in zip(said, asks, strict=True) if q)
+    opened = all(w for w, q in zip(wh, asks, strict=True) if q)
+    # A question sentence pointing back at a statement before it ("... empty after the loop.
+    # any way to keep them?") or a bare tag of one word ("... inside an if. bug?") leaves the
+    # statement as what is asked. A pronoun can't point at a statement that comes after.
+    first_statement = min(a for a, _ in rest)
+    pointing = any(
+        back
+        for (a, _), q, back in zip(bounds, asks, leans, strict=True)
+        if q and a > first_statement
+    )
+    if content < (1 if opened else 2) or pointing:
+        return []
+    return rest
+
+
+def split_situation(message: str) -> tuple[str, str, str]:
+    """(what is asked, the statements before it, those after it): the message's question
+    sentences and the statements beside them that `context_ranges` finds ("" for none)."""
+    ranges = context_ranges(message, word_spans(message))
+    if not ranges:
+        return message, "", ""
+    asked, last = [], 0
+    for a, b in ranges:
+        asked.append(message[last:a])
+        last = b
+    asked.append(message[last:])
+    starts = [0] + [b for _, b in ranges]  # where each asked piece starts
+    first = next((s for s, piece in zip(starts, asked, strict=True) if piece.strip()), 0)
+
+    def joined(pieces: list[str]) -> str:
+        return " ".join(" ".join(pieces).split())
+
+    return (
+        joined(asked),
+        joined([message[a:b] for a, b in ranges if b <= first]),
+        joined([message[a:b] for a, b in ranges if b > first]),
+    )

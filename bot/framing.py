@@ -49,6 +49,9 @@ _LEADING = re.compile(
     rf"(?:\s+(?:for\s+(?:you\s+)?{_ALL}|here))?"
     rf"|(?:i\s+have|i've\s+got|got)\s+a\s+question(?:\s+(?:for\s+(?:you\s+)?{_ALL}|here))?"
     r"|question(?=\s*:)"
+    # a label of urgency ("URGENT:", "[help]", "asap!")
+    r"|\[\s*(?:urgent|asap|help|important|question)\s*\]"
+    r"|(?:urgent|asap|help|important|sos)(?=\s*[:!])"
     r"|(?:noob|newbie|beginner)\s+here"
     # introducing what was pasted (the block itself is gone): "here is my code:"
     r"|(?:here(?:'s|\s+is|\s+are)\s+)?(?:my|the)\s+(?:code|error|output|traceback|"

@@ -456,10 +456,17 @@ class HybridRetriever(BaseRetriever):
         return "".join(out) + text[last:] if out else text
 
     def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+        self,
+        query: str,
+        *,
+        run_manager: CallbackManagerForRetrieverRun,
+        meaning: str | None = None,
     ) -> list[Document]:
+        """BM25 searches `query`'s words, the dense half its vector, or `meaning`'s when given
+        (`Standalone.meaning`: the question without the scene set before it)."""
+        meaning = meaning or query
         # One snapshot for both halves, so a re-index landing mid-question can't mix generations.
-        snapshot, dense = self.reader.search(query, self.fetch_k)
+        snapshot, dense = self.reader.search(meaning, self.fetch_k)
         lex = self.lexical_index(snapshot)
         dense_score = {str(d.id): s for d, s in dense}
         # Dense hits carry their full metadata (sentence vectors); in-memory chunks don't.
@@ -506,7 +513,7 @@ class HybridRetriever(BaseRetriever):
         if missing:
             # Lexical-only hits: score them against their stored vectors so every doc has one,
             # and fetch their full metadata (the sentence vectors stay out of memory).
-            qvec = snapshot.embeddings.embed_query(query)
+            qvec = snapshot.embeddings.embed_query(meaning)
             vectors, texts, metas = get_vectors_texts_and_metadata(snapshot.view, missing)
             for cid, vec in vectors.items():
                 dense_score[cid] = _cosine(qvec, vec)

@@ -27,11 +27,14 @@ log = logging.getLogger(__name__)
 def clean_question(raw: str, *, max_chars: int) -> str:
     """Strip control/zero-width characters and mentions; reject empty or overlong questions."""
     text = "".join(
-        " " if ch in "\t\n\r" else ch
+        " " if ch in "\t\r" else ch
         for ch in raw
         if ch in "\t\n\r" or unicodedata.category(ch) not in ("Cc", "Cf", "Cs")
     )
-    text = " ".join(strip_mentions(text).split())
+    # Line breaks stay (one per run): in chat a line is often a sentence of its own ("been
+    # stuck for hours" on one, the question on the next).
+    lines = (" ".join(line.split()) for line in strip_mentions(text).split("\n"))
+    text = "\n".join(line for line in lines if line)
     if not text:
         raise QuestionRejected(user_text("empty_question"))
     if len(text) > max_chars:

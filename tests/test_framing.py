@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.followup import Standalone, condense
+from bot.followup import Standalone, condense, split_situation
 from bot.framing import core_question
 from bot.service import build_service
 
@@ -37,6 +37,9 @@ QUESTION = "When did North Korea start mining bitcoin?"
         ("here is my code:\n```py\nx = load(path)\n```\nwhy does it fail", "why does it fail"),
         ("why does it fail?\n```\nTraceback (most recent call last):\n```", "why does it fail?"),
         ("```what is a venv```", "what is a venv"),  # only a block: its text is the question
+        ("URGENT: how do I X", "how do I X"),
+        ("[help] why does it hang?", "why does it hang?"),
+        ("help! my build fails", "my build fails"),
     ],
 )
 def test_framing_around_the_question_goes(message, question):
@@ -57,6 +60,7 @@ def test_framing_around_the_question_goes(message, question):
         "what does ETA mean",
         "what does the config: key do",
         "so far, how many workers can it run",
+        "help options: what does -h do",
         # Single * and __ are code, not formatting.
         "is a*b the same as b*a",
         "why is __init__ called twice",
@@ -76,14 +80,42 @@ def test_condense_reads_past_the_framing_of_questions_and_history():
     assert condense("thanks!", history) == Standalone("thanks!")  # still an acknowledgement
 
 
+@pytest.mark.parametrize(
+    ("message", "asked", "before", "after"),
+    [
+        # Statements before or after a question that asks on its own describe the asker.
+        ("im on windows 10. how do I pin a version?", "how do I pin a version?", "im on windows 10.", ""),
+        ("how do I pin a version? im on windows", "how do I pin a version?", "", "im on windows"),
+        ("ok. how do I pin a version? im on windows", "how do I pin a version?", "ok.", "im on windows"),
+        # Typed without "?": a sentence that opens like a question asks, else the last one.
+        ("been stuck for hours. how do i pin a version", "how do i pin a version", "been stuck for hours.", ""),
+        ("been stuck for hours\nset A4 as the default paper size", "set A4 as the default paper size", "been stuck for hours", ""),
+        # One word of its own is enough after a question word, not as a bare tag.
+        ("im new here. what is SPI", "what is SPI", "im new here.", ""),
+        ("set -e doesnt exit inside an if. bug?", "set -e doesnt exit inside an if. bug?", "", ""),
+        # A question pointing back at the statement asks about it.
+        ("vars set in the loop are empty after it. any way to keep them?", "vars set in the loop are empty after it. any way to keep them?", "", ""),
+    ],
+)  # fmt: skip
+def test_the_askers_situation_is_read_apart_from_what_is_asked(message, asked, before, after):
+    assert split_situation(message) == (asked, before, after)
+    got = condense(message, [])
+    assert got == Standalone(asked, preamble=before, situation=after)
+    # Searched by its words with the situation; by meaning without the scene set before it.
+    assert got.query == " ".join(x for x in (before, asked, after) if x)
+    assert got.meaning == " ".join(x for x in (asked, after) if x)
+
+
 def test_a_framed_question_gets_the_bare_question_answer(seed_index):
     service = build_service(seed_index, build_if_missing=False)
     bare = service.answer(QUESTION)
     for framed in (
         f"hey everyone, quick question: {QUESTION} thanks in advance! 🙏",
         f"hi guys\n{QUESTION.lower()} any help appreciated",
+        f"I've been reading the docs for a while and I'm stuck.\n{QUESTION}",
+        f"URGENT: {QUESTION.replace('mining', 'MINING')}",
     ):
         got = service.answer(framed)
-        assert got.question == " ".join(framed.split())  # what the user typed, as shown
+        assert got.question == framed  # what the user typed, as shown
         assert [c.quote for c in got.citations] == [c.quote for c in bare.citations]
         assert got.text == bare.text

@@ -10,6 +10,8 @@ def test_strip_mentions_every_kind() -> None:
     text = "hi <@1> <@!2> <@&3> <#4> @everyone @here ok"
     assert strip_mentions(text).split() == ["hi", "ok"]
     assert clean_question(text, max_chars=100) == "hi ok"
+    # Line breaks stay, one per run; other whitespace is one space.
+    assert clean_question(" hi\t<@1>\n\n\r\n ok  then \n", max_chars=100) == "hi\nok then"
 
 
 def test_bot_mention_found_and_stripped() -> None:

@@ -46,7 +46,7 @@ from langchain_core.embeddings import Embeddings
 from bot.answer.asked import HeadingVectors, asked_heading
 from bot.answer.features import DECISION_FEATURES, RANK_FEATURES, Decision, Ranking
 from bot.errors import USER_TEXTS
-from bot.followup import Standalone, refers_back
+from bot.followup import SITUATION_WEIGHT, Standalone, context_ranges
 from bot.models import Answer, Citation
 from bot.retriever import Lexicon
 from bot.sentences import (
@@ -153,74 +153,24 @@ def _is_common(word: str, common: frozenset[str]) -> bool:
 _CODE_GLUE = set("<>&$(){}[]=|;+*/%~^#@`\\")
 
 
-# A sentence ends at . ? or ! right after a word (not "$?" or "..."), before a space.
-_SENTENCE_END = re.compile(r"(?<=[^\W_])[.?!]+(?=\s)")
-
-
-# A word of the asker's situation weighs a quarter of a question word: it may help pick the
-# passage, but the answer needn't hold it ("...? im on windows 10"). Tune halves: 0.5, 0.25
-# and 0 answer 33, 34 and 34 sphinx-site questions, the rest alike.
-SITUATION_WEIGHT = 0.25
-
-
-def context_ranges(question: str, spans: list[re.Match[str]]) -> list[tuple[int, int]]:
-    """Where a question describes the asker's situation rather than asks: the statements
-    beside a question sentence that asks on its own ("when would i turn on acks_late? my
-    worker sometimes gets oom killed mid task"). Their words say what the asker runs or
-    sees, not what the answer must be about."""
-    bounds, start = [], 0
-    for end in _SENTENCE_END.finditer(question):
-        bounds.append((start, end.end()))
-        start = end.end()
-    bounds.append((start, len(question)))
-    asks = [question[a:b].rstrip().endswith("?") for a, b in bounds]
-    # A second question of its own after the first ("how do i X? also, is there a Y?") is
-    # answered another time: this answer is the first one's. One that leans on the first
-    # ("... ? how?", "does it work on windows?") is part of it.
-    leans = [refers_back(question[a:b]) for a, b in bounds]
-    own = [
-        sum(is_content(normalize_word(m.group())) for m in spans if a <= m.start() < b) >= 2
-        and not back
-        for (a, b), back in zip(bounds, leans, strict=True)
-    ]
-    first = next((i for i, (q, o) in enumerate(zip(asks, own, strict=True)) if q and o), None)
-    if first is not None:
-        asks = [q and not (i > first and own[i]) for i, q in enumerate(asks)]
-    rest = [
-        (a, b) for (a, b), q in zip(bounds, asks, strict=True) if not q and question[a:b].strip()
-    ]
-    if not any(asks) or not rest:
-        return []
-    starts = [a for a, _ in bounds]
-    content = sum(
-        1
-        for m in spans
-        if asks[bisect_right(starts, m.start()) - 1] and is_content(normalize_word(m.group()))
-    )
-    # A question sentence pointing back at a statement before it ("... empty after the loop.
-    # any way to keep them?") or a bare tag of one word ("... inside an if. bug?") leaves the
-    # statement as what is asked. A pronoun can't point at a statement that comes after.
-    first_statement = min(a for a, _ in rest)
-    pointing = any(
-        back
-        for (a, _), q, back in zip(bounds, asks, leans, strict=True)
-        if q and a > first_statement
-    )
-    if content < 2 or pointing:
-        return []
-    return rest
-
-
 def _within(position: int, ranges: list[tuple[int, int]]) -> bool:
     """`position` falls in one of `ranges` (sorted, disjoint)."""
     i = bisect_right(ranges, (position, math.inf)) - 1  # the last range starting at or before
     return i >= 0 and position < ranges[i][1]
 
 
-def question_terms(question: str, common: frozenset[str], *, weight: float = 1.0) -> list[Term]:
+def question_terms(
+    question: str,
+    common: frozenset[str],
+    *,
+    weight: float = 1.0,
+    counts: Mapping[str, int] = MappingProxyType({}),
+) -> list[Term]:
     """Content terms of a question, marking names, numbers and rare words as hard. A chat
     shortening ("cmd") is an ordinary word, and so is a number inside code, and so is a
-    word of a sentence that only describes the asker's situation (`context_ranges`)."""
+    word of a sentence that only describes the asker's situation (`context_ranges`), and so
+    is an everyday English word typed in capitals for emphasis ("URGENT:", "it does NOT
+    work"; `counts`: English word counts) where an acronym ("SPI", "DNS", "HA") stays a name."""
     out: dict[str, Term] = {}
     spans = word_spans(question)
     partners = _alternatives(question, spans)
@@ -235,6 +185,8 @@ def question_terms(question: str, common: frozenset[str], *, weight: float = 1.0
         common_word = all(_is_common(p, common) for p in parts) or stem(w) in SPELLED_OUT
         # A capital on the first word is just sentence case; elsewhere it marks a name.
         capital = raw[:1].isupper() and (i > 0 or not common_word or raw.isupper())
+        if raw.isupper() and len(raw) > 2 and counts.get(w, 0) >= RARE_COUNT:
+            capital = False  # shouted, not named
         glued = question[m.start() - 1 : m.start()] + question[m.end() : m.end() + 1]
         situation = _within(m.start(), context)
         if situation:
@@ -637,16 +589,29 @@ class ExtractiveAnswerer:
 
     def explain(self, q: Standalone, docs: list[Document]) -> tuple[Answer, dict[str, float]]:
         """The answer and the features the decision saw (for the dev-set tools)."""
-        terms = question_terms(q.question, self._common)
-        own = {t.term for t in terms}
-        terms += [
-            t
-            for t in question_terms(" ".join(q.context), self._common, weight=0.5)
-            if t.term not in own
-        ]
+        terms = question_terms(q.question, self._common, counts=self._counts)
+        # Words beside the question weigh less: the asker's situation (never a name the
+        # answer must hold) and subject words borrowed from earlier in the thread.
+        aside: set[str] = set()
+        for text, weight, names in (
+            (q.preamble, SITUATION_WEIGHT, False),
+            (q.situation, SITUATION_WEIGHT, False),
+            (" ".join(q.context), 0.5, True),
+        ):
+            own = {t.term for t in terms}
+            more = [
+                t if names else replace(t, hard=False)
+                for t in question_terms(text, self._common, weight=weight, counts=self._counts)
+                if t.term not in own
+            ]
+            terms += more
+            aside |= set() if names else {t.term for t in more}
         if not terms or not docs:
             return self._abstain(q, docs, "no content terms" if not terms else "no chunks"), {}
         lexicon = self._lexicon()
+        # A word of the situation the corpus never uses picks no passage, and its absence
+        # says nothing about the answer's ("i've been reading the docs and i'm stuck").
+        terms = [t for t in terms if t.term not in aside or lexicon.knows(t.term)]
         terms = _named(terms, lexicon)
         terms = [self._read(t, lexicon) for t in terms]
         # Word weights from the documents that hold the evidence, not the whole corpus.
@@ -657,7 +622,7 @@ class ExtractiveAnswerer:
         def coverage(have: set[str]) -> float:
             return sum(idf[t.term] for t in terms if matches(t.term, have)) / total
 
-        qvec = np.asarray(self._embeddings.embed_query(q.query), dtype=np.float32)
+        qvec = np.asarray(self._embeddings.embed_query(q.meaning), dtype=np.float32)
         qvec /= max(float(np.linalg.norm(qvec)), 1e-12)
         wants_code = asks_for_code(q.question)
         wanted = answer_type(q.question)
