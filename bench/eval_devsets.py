@@ -30,7 +30,8 @@ a trailing emoji, bold, capitals, a link, "i tried googling", "pls ...??", "I wa
 wondering", "does anyone know", a typo, the asker's situation after the question, a
 traceback pasted after it, code pasted before it, a second question after it, the asker's
 situation before it, "I'm stuck" or some context on a line before it, "URGENT:", one word in
-capitals): the share of those still answered correctly, per variant.
+capitals, "edit: still stuck" on a line after it, "lol"): the share of those still answered
+correctly, per variant.
 
 Per set and split it prints:
 * answered: the answer is not a decline and cites a passage of an expected document that
@@ -343,6 +344,8 @@ CHAT_VARIANTS: tuple[tuple[str, Callable[[str], str]], ...] = (
     ("a line of context before", lambda q: f"I followed the tutorial step by step\n{q}"),
     ("a shouted label", lambda q: f"URGENT: {q}"),
     ("a shouted word", _shout),
+    ("an edit line after", lambda q: f"{q}\nedit: still stuck"),
+    ("laughter", lambda q: f"{q} lol"),
 )
 
 

@@ -256,19 +256,20 @@ def context_ranges(question: str, spans: list[re.Match[str]]) -> list[tuple[int,
     asks = [question[a:b].rstrip().endswith("?") for a, b in bounds]
     opens = [bool(_OPENS_QUESTION.match(question[a:b])) for a, b in bounds]
     wh = [bool(_WH.match(question[a:b])) for a, b in bounds]
-    if not any(asks):
-        # Typed without a question mark, a question opens like one ("how do i ...", "is it
-        # ok to ..."); else it is the last sentence ("been stuck for hours. set A4 as the
-        # default paper size").
-        asks = opens if any(opens) else [i == len(bounds) - 1 for i in range(len(bounds))]
-    # A second question of its own after the first ("how do i X? also, is there a Y?") is
-    # answered another time: this answer is the first one's. One that leans on the first
-    # ("... ? how?", "does it work on windows?") is part of it.
-    leans = [refers_back(question[a:b]) for a, b in bounds]
     said = [
         sum(is_content(normalize_word(m.group())) for m in spans if a <= m.start() < b)
         for a, b in bounds
     ]
+    if not any(asks):
+        # Typed without a question mark, a question opens like one ("how do i ...", "is it
+        # ok to ..."); else it is the sentence that says the most, the last of equals ("been
+        # stuck for hours. set A4 as the default paper size", not "...\nedit: still stuck").
+        most = max(range(len(bounds)), key=lambda i: (said[i], i))
+        asks = opens if any(opens) else [i == most for i in range(len(bounds))]
+    # A second question of its own after the first ("how do i X? also, is there a Y?") is
+    # answered another time: this answer is the first one's. One that leans on the first
+    # ("... ? how?", "does it work on windows?") is part of it.
+    leans = [refers_back(question[a:b]) for a, b in bounds]
     # Two words of its own say what a question is about; one does after a question word
     # ("what is SPI"), not as a bare tag ("bug?") nor after "is it" ("is it fast?").
     own = [

@@ -122,6 +122,10 @@ _TRAILING_TONE = re.compile(
     r"(?:\s*(?:[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F\u200D]+|[:;]-?[()DPp/\\|]|<3|xD))+\s*$"
 )
 
+# Laughter at the end of a question of a few words ("why does it 404 lol"); "what is lol"
+# asks about it.
+_LAUGHTER = re.compile(r"(?i)(?<=[\w?!.)])\s+(?:lol|lmao|rofl|haha+|hehe|xd)\W*$")
+
 
 # Discord's markdown around words: `code`, **bold**, ~~strike~~, ||spoiler||. The marks go,
 # the words stay ("`acks_late`" asks about acks_late). Single * and __ stay: in code they
@@ -174,6 +178,8 @@ def core_question(message: str) -> str:
     while True:
         before = text
         text = _TRAILING_TONE.sub("", text)
+        if len(text.split()) > 3:
+            text = _LAUGHTER.sub("", text)
         text = _LEADING.sub("", text, count=1)
         text = _TRAILING.sub("", text, count=1).rstrip(" ,;:-–—")
         text = _SEARCHED.sub("", text, count=1).rstrip(" ,;:-–—")

@@ -40,6 +40,7 @@ QUESTION = "When did North Korea start mining bitcoin?"
         ("URGENT: how do I X", "how do I X"),
         ("[help] why does it hang?", "why does it hang?"),
         ("help! my build fails", "my build fails"),
+        ("why does it 404 lol", "why does it 404"),
     ],
 )
 def test_framing_around_the_question_goes(message, question):
@@ -61,6 +62,7 @@ def test_framing_around_the_question_goes(message, question):
         "what does the config: key do",
         "so far, how many workers can it run",
         "help options: what does -h do",
+        "what is lol",
         # Single * and __ are code, not formatting.
         "is a*b the same as b*a",
         "why is __init__ called twice",
