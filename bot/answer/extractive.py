@@ -605,7 +605,8 @@ class ExtractiveAnswerer:
                 if t.term not in own
             ]
             terms += more
-            aside |= set() if names else {t.term for t in more}
+            if not names:
+                aside |= {t.term for t in more}
         if not terms or not docs:
             return self._abstain(q, docs, "no content terms" if not terms else "no chunks"), {}
         lexicon = self._lexicon()
