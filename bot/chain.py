@@ -22,6 +22,7 @@ from bot.errors import LLMError, fallback_note
 from bot.followup import Standalone, condense
 from bot.models import Answer
 from bot.retriever import HybridRetriever
+from bot.sentences import words
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +39,20 @@ def create_chain(
         s = condense(inputs["question"], inputs.get("history") or (), llm_answerer=llm)
         if respell is None:
             return s
+        parts = (s.question, s.preamble, s.situation)
+        fixed = tuple(respell(p) for p in parts)
+        # The words put in for typos: ordinary words, not names the answer must hold.
+        fixes = set()
+        for was, now in zip(parts, fixed, strict=True):
+            before, after = words(was), words(now)
+            if len(before) == len(after):  # one word for one word
+                fixes |= {b.lower() for a, b in zip(before, after, strict=True) if a != b}
         return replace(
             s,
-            question=respell(s.question),
-            preamble=respell(s.preamble),
-            situation=respell(s.situation),
+            question=fixed[0],
+            preamble=fixed[1],
+            situation=fixed[2],
+            respelled=s.respelled | frozenset(fixes),
         )
 
     def answer(inputs: dict[str, Any]) -> Answer:

@@ -54,6 +54,7 @@ class Standalone:
     # other words ("can an option take a str and an int? different types per value").
     preamble: str = ""
     situation: str = ""
+    respelled: frozenset[str] = frozenset()  # words put in for typos (lower case)
 
     @property
     def query(self) -> str:

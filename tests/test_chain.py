@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.chain import create_chain
 from bot.errors import LLMError, QuestionRejected, user_text
 from bot.followup import (
     Standalone,
@@ -40,6 +41,27 @@ def test_offline_chain_answers_extractively(service):
     assert answer.standalone_question is None
     assert "Youbit" in answer.citations[0].quote
     assert answer.latency_ms > 0
+
+
+def test_the_chain_reads_the_situation_and_typos_before_answering(service):
+    """What the answerer gets: the question apart from the scene set before it, typos
+    respelled (and marked as such: ordinary words, not names)."""
+    seen: list[Standalone] = []
+
+    class Recording:
+        def answer(self, question, docs):
+            seen.append(question)
+            return service.extractive.answer(question, docs)
+
+    chain = create_chain(retriever=service._retriever, extractive=Recording())
+    chain.invoke({"question": "im on windows 10.\nWhen did North Korea start minnig bitocin?"})
+    assert seen == [
+        Standalone(
+            "When did North Korea start mining bitcoin?",
+            preamble="im on windows 10.",
+            respelled=frozenset({"mining", "bitcoin"}),
+        )
+    ]
 
 
 def test_follow_up_uses_the_previous_question(service):

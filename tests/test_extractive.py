@@ -410,6 +410,20 @@ def test_a_name_borrowed_from_an_earlier_question_need_not_be_in_the_quote(servi
     assert seen == {"alone": 0.0, "borrowed": 0.0, "own": 1.0}
 
 
+def test_a_word_put_in_for_a_typo_is_no_name_the_quote_must_hold(service):
+    # "Ceds" stands for a word the chain respelled (one slip away, as a junk file's random
+    # word can be): an ordinary word, as the answerer's own typo reading makes one.
+    q = "When did North Korea start mining bitcoin, ceds?"
+    seen = {}
+    for label, st in (
+        ("typed", Standalone(q)),
+        ("respelled", Standalone(q, respelled=frozenset({"ceds"}))),
+    ):
+        _, features = service.extractive.explain(st, service.search(st.query))
+        seen[label] = features["hard_uncovered"]
+    assert seen == {"typed": 1.0, "respelled": 0.0}
+
+
 def test_a_second_quote_pairs_only_with_another_chunk_of_the_same_document():
     first = ("a.md", 0, 100, 200)
     assert pairs_with(first, ("a.md", 2, 300, 400))

@@ -590,6 +590,9 @@ class ExtractiveAnswerer:
     def explain(self, q: Standalone, docs: list[Document]) -> tuple[Answer, dict[str, float]]:
         """The answer and the features the decision saw (for the dev-set tools)."""
         terms = question_terms(q.question, self._common, counts=self._counts)
+        # A word put in for a typo is an ordinary word, as `_read` makes one (the chain
+        # respells the question before it is embedded and searched).
+        terms = [replace(t, hard=False) if t.word.lower() in q.respelled else t for t in terms]
         # Words beside the question weigh less: the asker's situation (never a name the
         # answer must hold) and subject words borrowed from earlier in the thread.
         aside: set[str] = set()
