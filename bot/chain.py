@@ -22,7 +22,6 @@ from bot.errors import LLMError, fallback_note
 from bot.followup import Standalone, condense
 from bot.models import Answer
 from bot.retriever import HybridRetriever
-from bot.sentences import words
 
 log = logging.getLogger(__name__)
 
@@ -33,26 +32,24 @@ def create_chain(
     extractive: ExtractiveAnswerer,
     llm: Any | None = None,  # bot.llm.LLMAnswerer: answers and rewrites follow-ups
 ) -> Runnable:
-    respell = getattr(retriever, "respelled", None)  # HybridRetriever: typos as the corpus spells
+    # HybridRetriever: typos read as the corpus spells them, and search by words and by
+    # meaning apart; any other retriever gets the query as typed.
+    hybrid = retriever if isinstance(retriever, HybridRetriever) else None
 
     def standalone(inputs: dict[str, Any]) -> Standalone:
         s = condense(inputs["question"], inputs.get("history") or (), llm_answerer=llm)
-        if respell is None:
+        if hybrid is None:
             return s
-        parts = (s.question, s.preamble, s.situation)
-        fixed = tuple(respell(p) for p in parts)
+        (question, q_fixes), (preamble, p_fixes), (situation, s_fixes) = (
+            hybrid.respelled(part) for part in (s.question, s.preamble, s.situation)
+        )
         # The words put in for typos: ordinary words, not names the answer must hold.
-        fixes = set()
-        for was, now in zip(parts, fixed, strict=True):
-            before, after = words(was), words(now)
-            if len(before) == len(after):  # one word for one word
-                fixes |= {b.lower() for a, b in zip(before, after, strict=True) if a != b}
         return replace(
             s,
-            question=fixed[0],
-            preamble=fixed[1],
-            situation=fixed[2],
-            respelled=s.respelled | frozenset(fixes),
+            question=question,
+            preamble=preamble,
+            situation=situation,
+            respelled=s.respelled | q_fixes | p_fixes | s_fixes,
         )
 
     def answer(inputs: dict[str, Any]) -> Answer:
@@ -78,8 +75,8 @@ def create_chain(
         return result
 
     def retrieve(s: Standalone, config: RunnableConfig) -> list[Document]:
-        if isinstance(retriever, HybridRetriever):  # searches by words and by meaning apart
-            return retriever.invoke(s.query, config, meaning=s.meaning)
+        if hybrid is not None:
+            return hybrid.invoke(s.query, config, meaning=s.meaning)
         return retriever.invoke(s.query, config)
 
     return (

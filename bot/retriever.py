@@ -437,14 +437,14 @@ class HybridRetriever(BaseRetriever):
             )
         return out
 
-    def respelled(self, text: str) -> str:
+    def respelled(self, text: str) -> tuple[str, frozenset[str]]:
         """`text` with its typos respelled as BM25 and the answerer read them
         (`Lexicon.spelling`): so the query's vector is that of the words meant ("optoin"
-        would embed as pieces of nothing)."""
+        would embed as pieces of nothing). And the words put in (lower case)."""
         if not self.english:
-            return text
+            return text, frozenset()
         lexicon = self.lexicon()
-        out, last = [], 0
+        out, fixes, last = [], set(), 0
         for m in word_spans(text):
             w = normalize_word(m.group())
             if not is_content(w):
@@ -452,8 +452,9 @@ class HybridRetriever(BaseRetriever):
             fix = lexicon.spelling(m.group(), stem(w), self.english, self.english_counts)
             if fix is not None:
                 out += [text[last : m.start()], fix]
+                fixes.add(fix.lower())
                 last = m.end()
-        return "".join(out) + text[last:] if out else text
+        return ("".join(out) + text[last:] if out else text), frozenset(fixes)
 
     def _get_relevant_documents(
         self,
