@@ -1,6 +1,8 @@
 """The answering chain as LangChain runnables.
 
 {"question", "history"} -> standalone question -> retriever -> answerer -> Answer.
+A message asking several questions of their own is answered question by question, the
+answers put together (`bot.answer.combined`).
 With an LLM answerer, its failures (LLMError) fall back to the extractive answer. An optional
 "on_draft" input (a callable) gets the LLM answer's verified text so far while it streams
 (`LLMAnswerer.draft`); the extractive answer never streams.
@@ -17,9 +19,11 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, RunnablePassthrough
 
+from bot.answer.combined import combine_answers
 from bot.answer.extractive import ExtractiveAnswerer
 from bot.errors import LLMError, fallback_note
-from bot.followup import Standalone, condense
+from bot.followup import Standalone, condense, separate_questions
+from bot.framing import core_question
 from bot.models import Answer
 from bot.retriever import HybridRetriever
 
@@ -79,8 +83,24 @@ def create_chain(
             return hybrid.invoke(s.query, config, meaning=s.meaning)
         return retriever.invoke(s.query, config)
 
-    return (
+    single = (
         RunnablePassthrough.assign(standalone=RunnableLambda(standalone))
         | RunnablePassthrough.assign(docs=itemgetter("standalone") | RunnableLambda(retrieve))
         | RunnableLambda(answer)
     ).with_config(run_name="answer_question")
+
+    def answer_message(inputs: dict[str, Any], config: RunnableConfig) -> Answer:
+        # Several questions in one message ("how do i X? also, is there a Y?") are answered
+        # one by one, each from its own search. A model reads the whole message itself.
+        parts = [] if llm is not None else separate_questions(core_question(inputs["question"]))
+        if not parts:
+            return single.invoke(inputs, config)
+        answers = [single.invoke({**inputs, "question": p.text}, config) for p in parts]
+        if all(a.abstained for a in answers):  # perhaps they ask one thing together
+            return single.invoke(inputs, config)
+        result = combine_answers(
+            inputs["question"], [(p.question, a) for p, a in zip(parts, answers, strict=True)]
+        )
+        return result
+
+    return RunnableLambda(answer_message).with_config(run_name="answer_message")

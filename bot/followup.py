@@ -145,6 +145,11 @@ _NEW_TOPIC = re.compile(
     r"(?:\s*[,:;.!?-]+\s*(?:but\b)?|\s+but\b)[\s,:]*"
 )
 _BY_THE_WAY = re.compile(r"(?i)\b(?:btw|by\s+the\s+way)\b")
+# Words that open one more question of the same message ("...? also, is there a Y?").
+_ANOTHER = re.compile(
+    r"(?i)^\s*(?:and\s+)?(?:also|plus|btw|by\s+the\s+way|one\s+more\s+thing|"
+    r"another\s+(?:thing|question)|second(?:ly)?|lastly|finally)\b[\s,:;.-]*"
+)
 
 
 def without_new_topic(question: str) -> str:
@@ -228,6 +233,9 @@ _SENTENCE_END = re.compile(
     r"(?<!\b[^\W\d_]\.[^\W\d_])(?<!\betc)(?<!\bvs)(?<!\bcf)"  # not after "e.g" nor "etc"
     r"(?<=[^\W_])(?:[?!][.?!]*|\.(?!\.))(?=\s)"
     r"|\n+"
+    # "how do i X also, is there a Y": a second question typed on in the same sentence.
+    r"|(?<=[^\W_]),?(?=\s+(?:and\s+)?also\b,?\s+(?:how|what|why|when|where|which|who|is|are|"
+    r"can|could|does|do|did|should|would|will|any\s+way)\b)"
 )
 _WH_WORD = r"how|what|what's|whats|why|when|where|which|who|whose"
 _WH = re.compile(rf"(?i)\s*(?:{_WH_WORD})\b")
@@ -244,18 +252,28 @@ _OPENS_QUESTION = re.compile(
 SITUATION_WEIGHT = 0.25
 
 
-def context_ranges(question: str, spans: list[re.Match[str]]) -> list[tuple[int, int]]:
-    """Where a question describes the asker's situation rather than asks: the statements
-    beside a question sentence that asks on its own ("when would i turn on acks_late? my
-    worker sometimes gets oom killed mid task"). Their words say what the asker runs or
-    sees, not what the answer must be about."""
+@dataclass(frozen=True)
+class _Sentences:
+    """A message read sentence by sentence (`_read_sentences`)."""
+
+    bounds: list[tuple[int, int]]  # each sentence's start and end
+    asks: list[bool]  # is a question ("?", or opening like one when none has a "?")
+    said: list[int]  # its content words
+    wh: list[bool]  # opens with a question word
+    leans: list[bool]  # refers back to what came before ("does it work on windows?")
+    own: list[bool]  # says what it asks about itself, not leaning back
+
+
+def _read_sentences(question: str, spans: list[re.Match[str]]) -> _Sentences:
     bounds, start = [], 0
     for end in _SENTENCE_END.finditer(question):
         bounds.append((start, end.end()))
         start = end.end()
     bounds.append((start, len(question)))
-    asks = [question[a:b].rstrip().endswith("?") for a, b in bounds]
     opens = [bool(_OPENS_QUESTION.match(question[a:b])) for a, b in bounds]
+    asks = [
+        question[a:b].rstrip().endswith("?") or o for (a, b), o in zip(bounds, opens, strict=True)
+    ]
     wh = [bool(_WH.match(question[a:b])) for a, b in bounds]
     said = [
         sum(is_content(normalize_word(m.group())) for m in spans if a <= m.start() < b)
@@ -267,15 +285,35 @@ def context_ranges(question: str, spans: list[re.Match[str]]) -> list[tuple[int,
         # stuck for hours. set A4 as the default paper size", not "...\nedit: still stuck").
         most = max(range(len(bounds)), key=lambda i: (said[i], i))
         asks = opens if any(opens) else [i == most for i in range(len(bounds))]
-    # A second question of its own after the first ("how do i X? also, is there a Y?") is
-    # answered another time: this answer is the first one's. One that leans on the first
-    # ("... ? how?", "does it work on windows?") is part of it.
-    leans = [refers_back(question[a:b]) for a, b in bounds]
+    # "also" after a question opens another one; it leans only if its words do ("also, is
+    # there a changelog?" does not, "also, does it work on windows?" does).
+    # The first sentence has nothing of the message's own before it to lean on.
+    leans = [False] + [refers_back(_ANOTHER.sub("", question[a:b])) for a, b in bounds[1:]]
     # Two words of its own say what a question is about; one does after a question word
     # ("what is SPI"), not as a bare tag ("bug?") nor after "is it" ("is it fast?").
     own = [
         (n >= 2 or (n == 1 and w)) and not back for n, w, back in zip(said, wh, leans, strict=True)
     ]
+    return _Sentences(bounds, asks, said, wh, leans, own)
+
+
+def context_ranges(question: str, spans: list[re.Match[str]]) -> list[tuple[int, int]]:
+    """Where a question describes the asker's situation rather than asks: the statements
+    beside a question sentence that asks on its own ("when would i turn on acks_late? my
+    worker sometimes gets oom killed mid task"). Their words say what the asker runs or
+    sees, not what the answer must be about."""
+    read = _read_sentences(question, spans)
+    bounds, asks, said, wh, leans, own = (
+        read.bounds,
+        read.asks,
+        read.said,
+        read.wh,
+        read.leans,
+        read.own,
+    )
+    # A second question of its own after the first ("how do i X? also, is there a Y?") is
+    # answered apart (`separate_questions`): this answer is the first one's. One that leans
+    # on the first ("... ? how?", "does it work on windows?") is part of it.
     first = next((i for i, (q, o) in enumerate(zip(asks, own, strict=True)) if q and o), None)
     if first is not None:
         asks = [q and not (i > first and own[i]) for i, q in enumerate(asks)]
@@ -298,6 +336,64 @@ def context_ranges(question: str, spans: list[re.Match[str]]) -> list[tuple[int,
     if content < (1 if opened else 2) or pointing:
         return []
     return rest
+
+
+# At most this many questions of one message are answered apart; later ones go with the last.
+MAX_QUESTIONS = 3
+
+
+@dataclass(frozen=True)
+class Asked:
+    """One of the questions a message asks (`separate_questions`)."""
+
+    question: str  # the question sentence, as typed
+    text: str  # what is answered: it, the statements after it, the scene set before the first
+
+
+def separate_questions(message: str) -> list[Asked]:
+    """The questions of a message that each ask something of their own ("how do i make an
+    option required? also, is there a changelog somewhere?"), each with the statements
+    after it up to the next one, and the scene set before the first (said for all). A
+    question leaning on the one before ("does it work on windows too?") or saying less than
+    two words the message has not said yet ("what's the default?") goes with that one.
+    One question: []."""
+    spans = word_spans(message)
+    read = _read_sentences(message, spans)
+    heads = [i for i, (q, o) in enumerate(zip(read.asks, read.own, strict=True)) if q and o]
+
+    def said(a: int, b: int) -> set[str]:
+        return {
+            stem(w)
+            for m in spans
+            if a <= m.start() < b
+            if is_content(w := normalize_word(m.group()))
+        }
+
+    # A later question asks something of its own with two words the message has not said yet
+    # ("... prints bar?? where did foo go" asks about the same foo).
+    heads = heads[:1] + [
+        i for i in heads[1:] if len(said(*read.bounds[i]) - said(0, read.bounds[i][0])) >= 2
+    ]
+    if len(heads) < 2:
+        return []
+    heads = heads[:MAX_QUESTIONS]
+    starts = [read.bounds[i][0] for i in heads]
+    scene = message[: starts[0]]
+    out = []
+    for k, (i, start) in enumerate(zip(heads, starts, strict=True)):
+        end = starts[k + 1] if k + 1 < len(starts) else len(message)
+        a, b = read.bounds[i]
+        if k == 0:
+            out.append(Asked(" ".join(message[a:b].split()), message[:end].strip()))
+            continue
+        # "also, is there ..." asks "is there ...".
+        own = _ANOTHER.sub("", message[start:end], count=1)
+        asked = _ANOTHER.sub("", message[a:b], count=1)
+        # A line break keeps the scene a sentence of its own.
+        out.append(
+            Asked(" ".join(asked.split()), "\n".join(x for x in (scene.strip(), own.strip()) if x))
+        )
+    return out
 
 
 def split_situation(message: str) -> tuple[str, str, str]:

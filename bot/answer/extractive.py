@@ -326,6 +326,11 @@ _ABOUT_DOCUMENT = (
 _IDENTITY = ("title", "publisher", "site", "source")  # what names a document
 
 
+def quoted(citations: list[Citation]) -> str:
+    """An extractive answer's text: each cited passage in quotes, with its [n]."""
+    return " ".join(f"“{c.quote}” [{c.n}]" for c in citations)
+
+
 def asks_for_code(question: str) -> bool:
     return bool(_CODE_ASKED.search(question))
 
@@ -1002,8 +1007,7 @@ class ExtractiveAnswerer:
     @staticmethod
     def _compose(q: Standalone, quotes: list[tuple[Passage, list[Unit]]]) -> Answer:
         citations = [ExtractiveAnswerer._citation(n, p, w) for n, (p, w) in enumerate(quotes, 1)]
-        text = " ".join(f"“{c.quote}” [{c.n}]" for c in citations)
-        return Answer(question=q.question, text=text, citations=citations)
+        return Answer(question=q.question, text=quoted(citations), citations=citations)
 
     def _abstain(self, q: Standalone, docs: list[Document], reason: str) -> Answer:
         log.debug("abstain on %r: %s", q.question, reason)
