@@ -31,7 +31,8 @@ wondering", "does anyone know", a typo, the asker's situation after the question
 traceback pasted after it, code pasted before it, a second question after it, the asker's
 situation before it, "I'm stuck" or some context on a line before it, "URGENT:", one word in
 capitals, "edit: still stuck" on a line after it, "lol"): the share of those still answered
-correctly, per variant.
+correctly, per variant. Then two of those questions in one message ("Q1? also, Q2",
+consecutive pairs): the share of replies answering the first, the second, and both.
 
 Per set and split it prints:
 * answered: the answer is not a decline and cites a passage of an expected document that
@@ -351,22 +352,35 @@ CHAT_VARIANTS: tuple[tuple[str, Callable[[str], str]], ...] = (
 
 def chat_robustness(service, qfile: Path, *, split: str | None) -> dict[str, list[bool]]:
     """Per chat variant: for every answerable question (no history) answered correctly
-    bare, whether the variant is answered correctly too."""
+    bare, whether the variant is answered correctly too. And two such questions asked in
+    one message ("Q1? also, Q2", consecutive pairs): is each answered in the reply."""
     kept: dict[str, list[bool]] = defaultdict(list)
+    good: list[Item] = []
     for item in load_items(qfile):
         if split not in (None, item.split) or not item.answerable or item.history:
             continue
 
         def correct(question: str, item: Item = item) -> bool:
-            a = service.answer(question, [])
-            return not a.abstained and any(
-                c.source in item.sources and holds_fact(c.quote, item) for c in a.citations
-            )
+            return answered(service.answer(question, []), item)
 
         if correct(item.q):
+            good.append(item)
             for label, frame in CHAT_VARIANTS:
                 kept[label].append(correct(frame(item.q)))
+    for first, second in zip(good[::2], good[1::2], strict=False):
+        asked = first.q if first.q.rstrip().endswith("?") else f"{first.q}?"
+        reply = service.answer(f"{asked} also, {second.q}", [])
+        kept["two questions: the first"].append(answered(reply, first))
+        kept["two questions: the second"].append(answered(reply, second))
+        kept["two questions: both"].append(answered(reply, first) and answered(reply, second))
     return kept
+
+
+def answered(answer, item: Item) -> bool:
+    """Does the answer cite the fact from one of the item's expected documents?"""
+    return not answer.abstained and any(
+        c.source in item.sources and holds_fact(c.quote, item) for c in answer.citations
+    )
 
 
 def rate(values: list) -> str:
