@@ -145,6 +145,7 @@ _NEW_TOPIC = re.compile(
     r"(?:\s*[,:;.!?-]+\s*(?:but\b)?|\s+but\b)[\s,:]*"
 )
 _BY_THE_WAY = re.compile(r"(?i)\b(?:btw|by\s+the\s+way)\b")
+_FIRST_PERSON = re.compile(r"(?i)\s*(?:i|i'?m|i'?ve|i'?d|i'?ll|my|we|we'?re|we'?ve|our|me)\b")
 # Words that open one more question of the same message ("...? also, is there a Y?").
 _ANOTHER = re.compile(
     r"(?i)^\s*(?:and\s+)?(?:also|plus|btw|by\s+the\s+way|one\s+more\s+thing|"
@@ -285,6 +286,12 @@ def _read_sentences(question: str, spans: list[re.Match[str]]) -> _Sentences:
         # stuck for hours. set A4 as the default paper size", not "...\nedit: still stuck").
         most = max(range(len(bounds)), key=lambda i: (said[i], i))
         asks = opens if any(opens) else [i == most for i in range(len(bounds))]
+    # After a question, "also, <request>" asks too ("...? also, load commands lazily from a
+    # folder"), unless it says something of the asker ("also, im on windows 10").
+    for i, (a, b) in enumerate(bounds[1:], 1):
+        m = _ANOTHER.match(question[a:b])
+        if m and m.end() and any(asks[:i]) and not _FIRST_PERSON.match(question[a + m.end() : b]):
+            asks[i] = True
     # "also" after a question opens another one; it leans only if its words do ("also, is
     # there a changelog?" does not, "also, does it work on windows?" does).
     # The first sentence has nothing of the message's own before it to lean on.

@@ -29,6 +29,17 @@ SECOND = "who wrote the CCN article?"
             [("how do i pin a version?", "im on windows 10. how do i pin a version? it keeps upgrading."),
              ("how do i clear the cache?", "im on windows 10.\nhow do i clear the cache?")],
         ),
+        # After a question, "also, ..." asks too, "?" or not.
+        (
+            "how do i pin a version? also, load plugins lazily from a folder",
+            [("how do i pin a version?", "how do i pin a version?"),
+             ("load plugins lazily from a folder", "load plugins lazily from a folder")],
+        ),
+        (
+            "how do i pin a version also, is there a changelog somewhere?",
+            [("how do i pin a version", "how do i pin a version"),
+             ("is there a changelog somewhere?", "is there a changelog somewhere?")],
+        ),
         # Typed without "?", one per line.
         (
             "how do i pin a version\nhow do i upgrade all packages",
@@ -51,6 +62,7 @@ def test_questions_of_their_own_are_told_apart(message, parts):
         "how do i make an option required? what is the default?",
         "why does my list keep growing? is that a bug?",
         "how do i pin a version? im on windows 10",  # a statement, not a question
+        "how do i pin a version? also im on windows 10 with python 3.11",  # the asker's own
         "how do i pin a version also is there a changelog",  # one sentence
     ],
 )
