@@ -251,6 +251,8 @@ _OPENS_QUESTION = re.compile(
 # passage, but the answer needn't hold it ("...? im on windows 10"). Tune halves: 0.5, 0.25
 # and 0 answer 33, 34 and 34 sphinx-site questions, the rest alike.
 SITUATION_WEIGHT = 0.25
+# A question sentence with more content words than this says what it is about by itself.
+SELF_CONTAINED = 3
 
 
 @dataclass(frozen=True)
@@ -335,9 +337,11 @@ def context_ranges(question: str, spans: list[re.Match[str]]) -> list[tuple[int,
     # any way to keep them?") or a bare tag of one word ("... inside an if. bug?") leaves the
     # statement as what is asked. A pronoun can't point at a statement that comes after.
     first_statement = min(a for a, _ in rest)
+    # One that says much of its own has its pronouns' nouns with it ("if the user doesn't
+    # pass --name can click ask them for it").
     pointing = any(
-        back
-        for (a, _), q, back in zip(bounds, asks, leans, strict=True)
+        back and n <= SELF_CONTAINED
+        for (a, _), q, back, n in zip(bounds, asks, leans, said, strict=True)
         if q and a > first_statement
     )
     if content < (1 if opened else 2) or pointing:

@@ -95,6 +95,8 @@ def test_condense_reads_past_the_framing_of_questions_and_history():
         # One word of its own is enough after a question word, not as a bare tag.
         ("im new here. what is SPI", "what is SPI", "im new here.", ""),
         ("set -e doesnt exit inside an if. bug?", "set -e doesnt exit inside an if. bug?", "", ""),
+        # Its pronouns' nouns are in a question that says much of its own.
+        ("im on windows 10. if the user doesn't pass --name can click ask them for it instead", "if the user doesn't pass --name can click ask them for it instead", "im on windows 10.", ""),
         # A question pointing back at the statement asks about it.
         ("vars set in the loop are empty after it. any way to keep them?", "vars set in the loop are empty after it. any way to keep them?", "", ""),
     ],
@@ -116,8 +118,12 @@ def test_a_framed_question_gets_the_bare_question_answer(seed_index):
         f"hi guys\n{QUESTION.lower()} any help appreciated",
         f"I've been reading the docs for a while and I'm stuck.\n{QUESTION}",
         f"URGENT: {QUESTION.replace('mining', 'MINING')}",
+        f"im on windows 10 with the latest version. {QUESTION}",
     ):
         got = service.answer(framed)
         assert got.question == framed  # what the user typed, as shown
         assert [c.quote for c in got.citations] == [c.quote for c in bare.citations]
         assert got.text == bare.text
+        # Whether it answers is judged on what is asked, whatever the asker says beside it.
+        for feature in ("coverage", "chunk_coverage", "heading", "missing"):
+            assert got.features[feature] == bare.features[feature]

@@ -601,6 +601,7 @@ class ExtractiveAnswerer:
         # Words beside the question weigh less: the asker's situation (never a name the
         # answer must hold) and subject words borrowed from earlier in the thread.
         aside: set[str] = set()
+        aside_words: set[str] = set()
         for text, weight, names in (
             (q.preamble, SITUATION_WEIGHT, False),
             (q.situation, SITUATION_WEIGHT, False),
@@ -615,6 +616,7 @@ class ExtractiveAnswerer:
             terms += more
             if not names:
                 aside |= {t.term for t in more}
+                aside_words |= {t.word for t in more}
         if not terms or not docs:
             return self._abstain(q, docs, "no content terms" if not terms else "no chunks"), {}
         lexicon = self._lexicon()
@@ -630,6 +632,14 @@ class ExtractiveAnswerer:
 
         def coverage(have: set[str]) -> float:
             return sum(idf[t.term] for t in terms if matches(t.term, have)) / total
+
+        # Whether the passage answers is judged on what is asked: the situation's words help
+        # pick a passage, but an answer need not speak of "windows 10" or "the latest version".
+        asked_terms = [t for t in terms if t.word not in aside_words]
+        asked_total = sum(idf[t.term] for t in asked_terms) or 1.0
+
+        def answered(have: set[str]) -> float:
+            return sum(idf[t.term] for t in asked_terms if matches(t.term, have)) / asked_total
 
         qvec = np.asarray(self._embeddings.embed_query(q.meaning), dtype=np.float32)
         qvec /= max(float(np.linalg.norm(qvec)), 1e-12)
@@ -720,16 +730,17 @@ class ExtractiveAnswerer:
         features = {
             "dense": top.dense,
             "best_dense": max(p.dense for p in passages),
-            "coverage": coverage(quoted | top.context_terms),
-            "chunk_coverage": coverage(
+            "coverage": answered(quoted | top.context_terms),
+            "chunk_coverage": answered(
                 set().union(*(u.terms for u in top.units)) | top.context_terms
             ),
-            "heading": coverage(top.context_terms),
+            "heading": answered(top.context_terms),
             "missing": sum(
                 idf[t.term] * (1.0 if t.hard else absence_weight(t.word, self._counts))
                 for t in missing
+                if t.word not in aside_words
             )
-            / total,
+            / asked_total,
             "hard_missing": float(any(t in hard_terms for t in missing)),
             "hard_uncovered": float(
                 any(not matches(t.term, quoted | top.context_terms) for t in hard_terms)
