@@ -424,8 +424,11 @@ def split_situation(message: str) -> tuple[str, str, str]:
     def joined(pieces: list[str]) -> str:
         return " ".join(" ".join(pieces).split())
 
+    # After the question, a statement about the asker ("im on windows 10") sets the scene
+    # as one before it does; others often restate what is asked ("different types per value").
+    scene = [(a, b) for a, b in ranges if b <= first or _FIRST_PERSON.match(message[a:b])]
     return (
         joined(asked),
-        joined([message[a:b] for a, b in ranges if b <= first]),
-        joined([message[a:b] for a, b in ranges if b > first]),
+        joined([message[a:b] for a, b in scene]),
+        joined([message[a:b] for a, b in ranges if (a, b) not in scene]),
     )

@@ -87,8 +87,10 @@ def test_condense_reads_past_the_framing_of_questions_and_history():
     [
         # Statements before or after a question that asks on its own describe the asker.
         ("im on windows 10. how do I pin a version?", "how do I pin a version?", "im on windows 10.", ""),
-        ("how do I pin a version? im on windows", "how do I pin a version?", "", "im on windows"),
-        ("ok. how do I pin a version? im on windows", "how do I pin a version?", "ok.", "im on windows"),
+        ("how do I pin a version? it keeps upgrading", "how do I pin a version?", "", "it keeps upgrading"),
+        ("ok. how do I pin a version? it keeps upgrading", "how do I pin a version?", "ok.", "it keeps upgrading"),
+        # After the question, a statement about the asker sets the scene as one before does.
+        ("how do I pin a version? im on windows", "how do I pin a version?", "im on windows", ""),
         # Typed without "?": a sentence that opens like a question asks, else the last one.
         ("been stuck for hours. how do i pin a version", "how do i pin a version", "been stuck for hours.", ""),
         ("been stuck for hours\nset A4 as the default paper size", "set A4 as the default paper size", "been stuck for hours", ""),
