@@ -261,6 +261,7 @@ class _Sentences:
 
     bounds: list[tuple[int, int]]  # each sentence's start and end
     asks: list[bool]  # is a question ("?", or opening like one when none has a "?")
+    opens: list[bool]  # opens like a question ("how ...", "is there ...") or another ("also, ...")
     said: list[int]  # its content words
     wh: list[bool]  # opens with a question word
     leans: list[bool]  # refers back to what came before ("does it work on windows?")
@@ -292,7 +293,7 @@ def _read_sentences(question: str, spans: list[re.Match[str]]) -> _Sentences:
     # folder"), unless it says something of the asker ("also, im on windows 10").
     for i, (a, b) in enumerate(bounds[1:], 1):
         m = _ANOTHER.match(question[a:b])
-        if m and m.end() and any(asks[:i]) and not _FIRST_PERSON.match(question[a + m.end() : b]):
+        if m and any(asks[:i]) and not _FIRST_PERSON.match(question[a + m.end() : b]):
             asks[i] = True
     # "also" after a question opens another one; it leans only if its words do ("also, is
     # there a changelog?" does not, "also, does it work on windows?" does).
@@ -303,7 +304,10 @@ def _read_sentences(question: str, spans: list[re.Match[str]]) -> _Sentences:
     own = [
         (n >= 2 or (n == 1 and w)) and not back for n, w, back in zip(said, wh, leans, strict=True)
     ]
-    return _Sentences(bounds, asks, said, wh, leans, own)
+    opens = [
+        o or bool(_ANOTHER.match(question[a:b])) for (a, b), o in zip(bounds, opens, strict=True)
+    ]
+    return _Sentences(bounds, asks, opens, said, wh, leans, own)
 
 
 def context_ranges(question: str, spans: list[re.Match[str]]) -> list[tuple[int, int]]:
@@ -382,8 +386,12 @@ def separate_questions(message: str) -> list[Asked]:
 
     # A later question asks something of its own with two words the message has not said yet
     # ("... prints bar?? where did foo go" asks about the same foo).
+    # A fragment ending in "?" after the first often restates it ("... together? different
+    # types per value?"): another question opens like one, or with "also".
     heads = heads[:1] + [
-        i for i in heads[1:] if len(said(*read.bounds[i]) - said(0, read.bounds[i][0])) >= 2
+        i
+        for i in heads[1:]
+        if read.opens[i] and len(said(*read.bounds[i]) - said(0, read.bounds[i][0])) >= 2
     ]
     if len(heads) < 2:
         return []

@@ -61,6 +61,7 @@ def test_questions_of_their_own_are_told_apart(message, parts):
         "how do i pin a version? also, does it work on windows?",
         "how do i make an option required? what is the default?",
         "why does my list keep growing? is that a bug?",
+        "can one option take a string and an int? different types per value?",  # restated
         "how do i pin a version? im on windows 10",  # a statement, not a question
         "how do i pin a version? also im on windows 10 with python 3.11",  # the asker's own
         "how do i pin a version also is there a changelog",  # one sentence
