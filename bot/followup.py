@@ -295,6 +295,17 @@ def _read_sentences(question: str, spans: list[re.Match[str]]) -> _Sentences:
         m = _ANOTHER.match(question[a:b])
         if m and any(asks[:i]) and not _FIRST_PERSON.match(question[a + m.end() : b]):
             asks[i] = True
+    # ... and what "also" follows asked too ("load commands lazily from a folder also, is
+    # there a changelog?"), unless it says something of the asker ("im on windows 10").
+    for i, (a, b) in enumerate(bounds[:-1]):
+        after = question[bounds[i + 1][0] : bounds[i + 1][1]]
+        if (
+            asks[i + 1]
+            and _ANOTHER.match(after)
+            and said[i] >= 2
+            and not _FIRST_PERSON.match(question[a:b])
+        ):
+            asks[i] = True
     # "also" after a question opens another one; it leans only if its words do ("also, is
     # there a changelog?" does not, "also, does it work on windows?" does).
     # The first sentence has nothing of the message's own before it to lean on.

@@ -40,6 +40,12 @@ SECOND = "who wrote the CCN article?"
             [("how do i pin a version", "how do i pin a version"),
              ("is there a changelog somewhere?", "is there a changelog somewhere?")],
         ),
+        # ... and so does what "also" follows.
+        (
+            "load plugins lazily from a folder also, is there a changelog somewhere?",
+            [("load plugins lazily from a folder", "load plugins lazily from a folder"),
+             ("is there a changelog somewhere?", "is there a changelog somewhere?")],
+        ),
         # Typed without "?", one per line.
         (
             "how do i pin a version\nhow do i upgrade all packages",
@@ -64,6 +70,7 @@ def test_questions_of_their_own_are_told_apart(message, parts):
         "can one option take a string and an int? different types per value?",  # restated
         "how do i pin a version? im on windows 10",  # a statement, not a question
         "how do i pin a version? also im on windows 10 with python 3.11",  # the asker's own
+        "im on windows 10 with python 3.11. also, how do i pin a version?",
         "how do i pin a version also is there a changelog",  # one sentence
     ],
 )
