@@ -260,7 +260,7 @@ class _Sentences:
     """A message read sentence by sentence (`_read_sentences`)."""
 
     bounds: list[tuple[int, int]]  # each sentence's start and end
-    asks: list[bool]  # is a question ("?", or opening like one when none has a "?")
+    asks: list[bool]  # is a question: "?", opening like one, or a request beside "also"
     opens: list[bool]  # opens like a question ("how ...", "is there ...") or another ("also, ...")
     said: list[int]  # its content words
     wh: list[bool]  # opens with a question word
@@ -269,6 +269,8 @@ class _Sentences:
 
 
 def _read_sentences(question: str, spans: list[re.Match[str]]) -> _Sentences:
+    """The message's sentences (ending at . ? ! or a line break, or before "also, <question>"
+    typed on in one) and what each does: ask, open like a question, lean back."""
     bounds, start = [], 0
     for end in _SENTENCE_END.finditer(question):
         bounds.append((start, end.end()))
