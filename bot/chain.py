@@ -98,9 +98,8 @@ def create_chain(
         answers = [single.invoke({**inputs, "question": p.text}, config) for p in parts]
         if all(a.abstained for a in answers):  # perhaps they ask one thing together
             return single.invoke(inputs, config)
-        result = combine_answers(
+        return combine_answers(
             inputs["question"], [(p.question, a) for p, a in zip(parts, answers, strict=True)]
         )
-        return result
 
     return RunnableLambda(answer_message).with_config(run_name="answer_message")
