@@ -311,7 +311,13 @@ def _read_sentences(question: str, spans: list[re.Match[str]]) -> _Sentences:
     # "also" after a question opens another one; it leans only if its words do ("also, is
     # there a changelog?" does not, "also, does it work on windows?" does).
     # The first sentence has nothing of the message's own before it to lean on.
-    leans = [False] + [refers_back(_ANOTHER.sub("", question[a:b])) for a, b in bounds[1:]]
+    # One that says much of its own has its pronouns' nouns with it ("if the user doesn't
+    # pass --name can click ask them for it", "the group callback runs every time I run a
+    # subcommand, is that expected?").
+    leans = [False] + [
+        refers_back(_ANOTHER.sub("", question[a:b])) and n <= SELF_CONTAINED
+        for (a, b), n in zip(bounds[1:], said[1:], strict=True)
+    ]
     # Two words of its own say what a question is about; one does after a question word
     # ("what is SPI"), not as a bare tag ("bug?") nor after "is it" ("is it fast?").
     own = [
@@ -354,11 +360,9 @@ def context_ranges(question: str, spans: list[re.Match[str]]) -> list[tuple[int,
     # any way to keep them?") or a bare tag of one word ("... inside an if. bug?") leaves the
     # statement as what is asked. A pronoun can't point at a statement that comes after.
     first_statement = min(a for a, _ in rest)
-    # One that says much of its own has its pronouns' nouns with it ("if the user doesn't
-    # pass --name can click ask them for it").
     pointing = any(
-        back and n <= SELF_CONTAINED
-        for (a, _), q, back, n in zip(bounds, asks, leans, said, strict=True)
+        back
+        for (a, _), q, back in zip(bounds, asks, leans, strict=True)
         if q and a > first_statement
     )
     if content < (1 if opened else 2) or pointing:

@@ -40,6 +40,13 @@ SECOND = "who wrote the CCN article?"
             [("how do i pin a version", "how do i pin a version"),
              ("is there a changelog somewhere?", "is there a changelog somewhere?")],
         ),
+        # A question saying much of its own has its pronoun's noun with it.
+        (
+            "how do i pin a version? also, the group callback runs every time I run a subcommand, is that expected?",
+            [("how do i pin a version?", "how do i pin a version?"),
+             ("the group callback runs every time I run a subcommand, is that expected?",
+              "the group callback runs every time I run a subcommand, is that expected?")],
+        ),
         # ... and so does what "also" follows.
         (
             "load plugins lazily from a folder also, is there a changelog somewhere?",
