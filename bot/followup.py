@@ -240,6 +240,7 @@ _SENTENCE_END = re.compile(
 )
 _WH_WORD = r"how|what|what's|whats|why|when|where|which|who|whose"
 _WH = re.compile(rf"(?i)\s*(?:{_WH_WORD})\b")
+_ASKS_INSIDE = re.compile(rf"(?i)[,:;]\s*(?:{_WH_WORD})\b|\b(?:{_WH_WORD})\W*$")
 # How a question typed without "?" opens.
 _OPENS_QUESTION = re.compile(
     rf"(?i)\s*(?:{_WH_WORD}|is|are|was|were|do|does|did|can|could|should|would|will|has|have|"
@@ -289,8 +290,16 @@ def _read_sentences(question: str, spans: list[re.Match[str]]) -> _Sentences:
         # Typed without a question mark, a question opens like one ("how do i ...", "is it
         # ok to ..."); else it is the sentence that says the most, the last of equals ("been
         # stuck for hours. set A4 as the default paper size", not "...\nedit: still stuck").
+        # A question word after a colon or comma, or last, asks too ("CliRunner: how do i
+        # ...", "options vs arguments, when should i use which", "... still there, why").
+        inside = [bool(_ASKS_INSIDE.search(question[a:b])) for a, b in bounds]
         most = max(range(len(bounds)), key=lambda i: (said[i], i))
-        asks = opens if any(opens) else [i == most for i in range(len(bounds))]
+        if any(opens):
+            asks = opens
+        elif any(inside):
+            asks = inside
+        else:
+            asks = [i == most for i in range(len(bounds))]
     # After a question, "also, <request>" asks too ("...? also, load commands lazily from a
     # folder"), unless it says something of the asker ("also, im on windows 10").
     for i, (a, b) in enumerate(bounds[1:], 1):

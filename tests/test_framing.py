@@ -94,6 +94,10 @@ def test_condense_reads_past_the_framing_of_questions_and_history():
         # Typed without "?": a sentence that opens like a question asks, else the last one.
         ("been stuck for hours. how do i pin a version", "how do i pin a version", "been stuck for hours.", ""),
         ("been stuck for hours\nset A4 as the default paper size", "set A4 as the default paper size", "been stuck for hours", ""),
+        # ... or one with a question word after a colon or comma, or last.
+        ("been stuck for hours\nCliRunner: how do i invoke a subcommand", "CliRunner: how do i invoke a subcommand", "been stuck for hours", ""),
+        ("been stuck for hours\nI removed foo but foo-data is still there, why", "I removed foo but foo-data is still there, why", "been stuck for hours", ""),
+        ("been stuck for hours and dont know what to do\nset A4 as the default paper size", "set A4 as the default paper size", "been stuck for hours and dont know what to do", ""),
         # One word of its own is enough after a question word, not as a bare tag.
         ("im new here. what is SPI", "what is SPI", "im new here.", ""),
         ("set -e doesnt exit inside an if. bug?", "set -e doesnt exit inside an if. bug?", "", ""),
