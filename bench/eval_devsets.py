@@ -186,9 +186,7 @@ def evaluate(
         answer = service.answer(item.q, history)
         r = results[item.split]
         if item.answerable:
-            ok = not answer.abstained and any(
-                c.source in item.sources and holds_fact(c.quote, item) for c in answer.citations
-            )
+            ok = answered(answer, item)
             r["answered"].append(ok)
             if not answer.abstained:
                 r["precision"].extend(c.source in item.sources for c in answer.citations)
@@ -251,11 +249,6 @@ def junk_robustness(name: str, corpus: Path, qfile: Path, overrides: dict) -> Ju
     import shutil
     import tempfile
 
-    def correct(item: Item, answer) -> bool:
-        return not answer.abstained and any(
-            c.source in item.sources and holds_fact(c.quote, item) for c in answer.citations
-        )
-
     before = build(name, corpus, settings_overrides=overrides)
     items = [i for i in load_items(qfile) if not i.history]
     first = {i.id: before.answer(i.q) for i in items}
@@ -277,8 +270,8 @@ def junk_robustness(name: str, corpus: Path, qfile: Path, overrides: dict) -> Ju
             key_b = (b.abstained, [(c.source, c.start) for c in b.citations])
             result.changed += key_a != key_b
             if i.answerable:
-                result.lost += correct(i, a) and not correct(i, b)
-                result.gained += correct(i, b) and not correct(i, a)
+                result.lost += answered(a, i) and not answered(b, i)
+                result.gained += answered(b, i) and not answered(a, i)
             else:
                 result.out_of_scope_answered += a.abstained and not b.abstained
     return result
