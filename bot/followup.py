@@ -302,17 +302,17 @@ def _read_sentences(question: str, spans: list[re.Match[str]]) -> _Sentences:
             asks = [i == most for i in range(len(bounds))]
     # After a question, "also, <request>" asks too ("...? also, load commands lazily from a
     # folder"), unless it says something of the asker ("also, im on windows 10").
-    for i, (a, b) in enumerate(bounds[1:], 1):
-        m = _ANOTHER.match(question[a:b])
-        if m and any(asks[:i]) and not _FIRST_PERSON.match(question[a + m.end() : b]):
+    another = [_ANOTHER.match(question[a:b]) for a, b in bounds]  # "also, ..."
+    after = [a + (m.end() if m else 0) for (a, _), m in zip(bounds, another, strict=True)]
+    for i, (_, b) in enumerate(bounds[1:], 1):
+        if another[i] and any(asks[:i]) and not _FIRST_PERSON.match(question[after[i] : b]):
             asks[i] = True
     # ... and what "also" follows asked too ("load commands lazily from a folder also, is
     # there a changelog?"), unless it says something of the asker ("im on windows 10").
     for i, (a, b) in enumerate(bounds[:-1]):
-        after = question[bounds[i + 1][0] : bounds[i + 1][1]]
         if (
             asks[i + 1]
-            and _ANOTHER.match(after)
+            and another[i + 1]
             and said[i] >= 2
             and not _FIRST_PERSON.match(question[a:b])
         ):
@@ -324,17 +324,15 @@ def _read_sentences(question: str, spans: list[re.Match[str]]) -> _Sentences:
     # pass --name can click ask them for it", "the group callback runs every time I run a
     # subcommand, is that expected?").
     leans = [False] + [
-        refers_back(_ANOTHER.sub("", question[a:b])) and n <= SELF_CONTAINED
-        for (a, b), n in zip(bounds[1:], said[1:], strict=True)
+        refers_back(question[start:b]) and n <= SELF_CONTAINED
+        for start, (_, b), n in zip(after[1:], bounds[1:], said[1:], strict=True)
     ]
     # Two words of its own say what a question is about; one does after a question word
     # ("what is SPI"), not as a bare tag ("bug?") nor after "is it" ("is it fast?").
     own = [
         (n >= 2 or (n == 1 and w)) and not back for n, w, back in zip(said, wh, leans, strict=True)
     ]
-    opens = [
-        o or bool(_ANOTHER.match(question[a:b])) for (a, b), o in zip(bounds, opens, strict=True)
-    ]
+    opens = [o or m is not None for o, m in zip(opens, another, strict=True)]
     return _Sentences(bounds, asks, opens, said, wh, leans, own)
 
 

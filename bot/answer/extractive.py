@@ -600,8 +600,7 @@ class ExtractiveAnswerer:
         terms = [replace(t, hard=False) if t.word.lower() in q.respelled else t for t in terms]
         # Words beside the question weigh less: the asker's situation (never a name the
         # answer must hold) and subject words borrowed from earlier in the thread.
-        aside: set[str] = set()
-        aside_words: set[str] = set()
+        aside: set[str] = set()  # the situation's words, as typed
         for text, weight, names in (
             (q.preamble, SITUATION_WEIGHT, False),
             (q.situation, SITUATION_WEIGHT, False),
@@ -615,14 +614,13 @@ class ExtractiveAnswerer:
             ]
             terms += more
             if not names:
-                aside |= {t.term for t in more}
-                aside_words |= {t.word for t in more}
+                aside |= {t.word for t in more}
         if not terms or not docs:
             return self._abstain(q, docs, "no content terms" if not terms else "no chunks"), {}
         lexicon = self._lexicon()
         # A word of the situation the corpus never uses picks no passage, and its absence
         # says nothing about the answer's ("i've been reading the docs and i'm stuck").
-        terms = [t for t in terms if t.term not in aside or lexicon.knows(t.term)]
+        terms = [t for t in terms if t.word not in aside or lexicon.knows(t.term)]
         terms = _named(terms, lexicon)
         terms = [self._read(t, lexicon) for t in terms]
         # Word weights from the documents that hold the evidence, not the whole corpus.
@@ -635,7 +633,7 @@ class ExtractiveAnswerer:
 
         # Whether the passage answers is judged on what is asked: the situation's words help
         # pick a passage, but an answer need not speak of "windows 10" or "the latest version".
-        asked_terms = [t for t in terms if t.word not in aside_words]
+        asked_terms = [t for t in terms if t.word not in aside]
         asked_total = sum(idf[t.term] for t in asked_terms) or 1.0
 
         def answered(have: set[str]) -> float:
@@ -738,7 +736,7 @@ class ExtractiveAnswerer:
             "missing": sum(
                 idf[t.term] * (1.0 if t.hard else absence_weight(t.word, self._counts))
                 for t in missing
-                if t.word not in aside_words
+                if t.word not in aside
             )
             / asked_total,
             "hard_missing": float(any(t in hard_terms for t in missing)),
