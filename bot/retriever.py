@@ -271,6 +271,12 @@ class Lexicon:
             return None
         return self._data.names.get(key)
 
+    def initialism_name(self, word: str) -> str | None:
+        """The multi-word name the corpus writes with `word`'s letters as initials ("drf",
+        "DRF": "Django REST Framework"), however `word` is cased; three letters at least."""
+        key = acronym_key(word)
+        return self._data.names.get(key) if len(key) >= 3 and key.isalpha() else None
+
     def corrected(
         self,
         word: str,

@@ -154,6 +154,11 @@ _NOTE_BOX = re.compile(
     r"(?i)\b(?:sidebar|note|tip|warning|admonition|footnote|topic|callout|important|caution)"
 )
 _CHROME_ROLES = frozenset({"navigation", "banner", "contentinfo", "search", "complementary"})
+# A link styled as the code host's ("View on GitHub", or a badge naming the page's source
+# file: Django REST framework's MkDocs theme puts `<a class="github">throttling.py</a>` above
+# every page's <h1>): where the page comes from, not what it says. Links only: a code block's
+# highlighting style may be named after a host too.
+_SOURCE_LINK = re.compile(r"(?:^|[\s_-])(?:github|gitlab|bitbucket|codeberg)(?:$|[\s_-])", re.I)
 # Not a CSS selector: a <section> (or docutils' div.section) that opens with the page's <h1>
 # (`_titled_section`), for Sphinx themes without role=main or div.body (Django's).
 _TITLED_SECTION = "titled section"
@@ -210,7 +215,8 @@ def _is_chrome(tag: Tag) -> bool:
     label = str(attrs.get("aria-label") or "").lower()
     if "breadcrumb" in label or label.startswith("direct link"):
         return True
-    return bool(_CHROME.search(_classes(tag)))
+    classes = _classes(tag)
+    return bool(_CHROME.search(classes)) or (tag.tag == "a" and bool(_SOURCE_LINK.search(classes)))
 
 
 def _visible(text: str) -> str:

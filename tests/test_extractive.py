@@ -28,6 +28,7 @@ from bot.answer.extractive import (
     joined_text,
     load_common_words,
     more_quotes,
+    named_terms,
     pairs_with,
     question_terms,
     runs_on,
@@ -235,6 +236,31 @@ def test_question_terms_mark_names_numbers_and_rare_words():
         "since": False,
         "2019": True,
     }
+
+
+def test_the_capitals_of_an_identifier_mark_no_name():
+    common = load_common_words(TOKENIZER_PATH)
+    got = {
+        t.word: t.hard
+        for t in question_terms("is KDB read from DEFAULT_CLASSES or MAX_KDB", common)
+    }
+    # A setting's capitals are how it is spelled; the same letters alone are an acronym.
+    assert got == {"KDB": True, "read": False, "DEFAULT": False, "CLASSES": False, "MAX": False}
+
+
+def test_an_initialism_the_corpus_uses_is_held_by_the_name_it_writes_out():
+    rows = [("a", "The Korea Development Bank (KDB) said so.", {"source": "a.md"})]
+    corpus = Lexicon(lexical.build("g", rows), lambda ids: {})
+    assert (
+        corpus.initialism_name("kdb")
+        == corpus.initialism_name("KDB")
+        == "The Korea Development Bank"
+    )
+    assert corpus.initialism_name("kd") is None  # two initials fit too many pairs of words
+    common = load_common_words(TOKENIZER_PATH)
+    (kdb,) = [t for t in named_terms(question_terms("did kdb agree", common), corpus) if t.hard]
+    assert kdb.held_by({"kdb"}) and kdb.held_by({"korea", "development", "bank"})
+    assert not kdb.held_by({"korea", "bank"})
 
 
 def test_a_sentence_describing_the_askers_situation_names_nothing_the_answer_must_hold():

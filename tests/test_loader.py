@@ -291,6 +291,15 @@ def test_html_fallbacks(tmp_path):
     assert doc.text == "# Heading One\n\nBody text."
 
 
+def test_a_link_to_the_pages_source_on_a_code_host_is_chrome(tmp_path):
+    # Django REST framework's MkDocs theme: a badge naming the page's source file above <h1>.
+    badge = "<a class='github' href='https://github.com/o/r/tree/m/throttle.py'>throttle.py</a>"
+    prose = "<p>See <a class='reference' href='https://github.com/o/r'>the repository</a>.</p>"
+    code = "<div class='highlight github'><pre>x = 1</pre></div>"
+    doc = load(tmp_path, "t.html", f"<body>{badge}<h1>Throttling</h1>{prose}{code}</body>")
+    assert doc.text == "# Throttling\n\nSee the repository.\n\n```\nx = 1\n```"
+
+
 def test_html_declared_charset_is_honoured(tmp_path):
     raw = b"<html><head><meta charset='iso-8859-1'></head><body><p>Caf\xe9 au lait.</p></body>"
     assert load(tmp_path, "l.html", raw).text == "Caf\u00e9 au lait."

@@ -137,6 +137,14 @@ class Term:
     # The words offered in its place ("a usb stick or pxe", "ETA / remaining time"): when
     # the corpus knows one of them, the corpus lacking this one is no sign it lacks the answer.
     alternatives: tuple[str, ...] = ()
+    # An initialism's name as the corpus writes it ("drf": Django REST Framework), as terms:
+    # a quote holding the name holds what the initialism names.
+    spelled: tuple[str, ...] = ()
+
+    def held_by(self, terms: set[str]) -> bool:
+        return matches(self.term, terms) or (
+            bool(self.spelled) and all(matches(w, terms) for w in self.spelled)
+        )
 
 
 def _is_common(word: str, common: frozenset[str]) -> bool:
@@ -183,11 +191,15 @@ def question_terms(
             continue
         parts = [p for p in w.replace("'", "-").split("-") if p]
         common_word = all(_is_common(p, common) for p in parts) or stem(w) in SPELLED_OUT
-        # A capital on the first word is just sentence case; elsewhere it marks a name.
-        capital = raw[:1].isupper() and (i > 0 or not common_word or raw.isupper())
+        # A capital on the first word is just sentence case; elsewhere it marks a name. Not in
+        # an identifier: the capitals of DEFAULT_AUTHENTICATION_CLASSES are how settings are
+        # spelled, and its words are as ordinary as those of show_default.
+        glued = question[m.start() - 1 : m.start()] + question[m.end() : m.end() + 1]
+        capital = (
+            raw[:1].isupper() and (i > 0 or not common_word or raw.isupper()) and "_" not in glued
+        )
         if raw.isupper() and len(raw) > 2 and counts.get(w, 0) >= RARE_COUNT:
             capital = False  # shouted, not named
-        glued = question[m.start() - 1 : m.start()] + question[m.end() : m.end() + 1]
         situation = _within(m.start(), context)
         if situation:
             hard = False
@@ -208,7 +220,7 @@ def question_terms(
     return list(out.values())
 
 
-def _named(terms: list[Term], lexicon: Lexicon) -> list[Term]:
+def named_terms(terms: list[Term], lexicon: Lexicon) -> list[Term]:
     """An acronym the corpus never uses, read as the name it writes with those initials
     ("DPRK": "Democratic People's Republic of Korea", `Lexicon.acronym_name`): that name's
     words, sharing the acronym's weight, none of them a name the quote must hold. The
@@ -219,7 +231,9 @@ def _named(terms: list[Term], lexicon: Lexicon) -> list[Term]:
         name = lexicon.acronym_name(t.word) if t.hard else None
         parts = [w for w in dict.fromkeys(tokenize(name)) if w not in have] if name else []
         if not parts:
-            out.append(t)
+            # One the corpus uses, and also writes out: either form answers for it.
+            written = lexicon.initialism_name(t.word) if t.hard else None
+            out.append(replace(t, spelled=tuple(tokenize(written))) if written else t)
             continue
         out += [replace(t, term=w, word=w, hard=False, weight=t.weight / len(parts)) for w in parts]
         have.update(parts)
@@ -621,7 +635,7 @@ class ExtractiveAnswerer:
         # A word of the situation the corpus never uses picks no passage, and its absence
         # says nothing about the answer's ("i've been reading the docs and i'm stuck").
         terms = [t for t in terms if t.word not in aside or lexicon.knows(t.term)]
-        terms = _named(terms, lexicon)
+        terms = named_terms(terms, lexicon)
         terms = [self._read(t, lexicon) for t in terms]
         # Word weights from the documents that hold the evidence, not the whole corpus.
         idf_of = lexicon.idf_within({str(d.metadata.get("source", "")) for d in docs})
@@ -691,7 +705,7 @@ class ExtractiveAnswerer:
                     "asks": float(u.text.rstrip().endswith("?")),
                     "opens": float(i == 0 or p.units[i - 1].para != u.para),
                     "hard": (
-                        sum(matches(t.term, quoted) for t in hard_terms) / len(hard_terms)
+                        sum(t.held_by(quoted) for t in hard_terms) / len(hard_terms)
                         if hard_terms
                         else 1.0
                     ),
@@ -741,7 +755,7 @@ class ExtractiveAnswerer:
             / asked_total,
             "hard_missing": float(any(t in hard_terms for t in missing)),
             "hard_uncovered": float(
-                any(not matches(t.term, quoted | top.context_terms) for t in hard_terms)
+                any(not t.held_by(quoted | top.context_terms) for t in hard_terms)
             ),
             "lead": float(top.section_lead and unit.para == 0),
             "sem": unit.sem,
