@@ -411,6 +411,13 @@ def test_answer_types():
     how_many = answer_type("How many attacks were traced?")
     assert how_many("five different attacks") and not how_many("some attacks")
     assert answer_type("What is North Korea best known for?") is None
+    # A symptom ("never gets called", "still isn't paginated") is answered by a limit or a
+    # condition: what the software does not do, or only does when.
+    symptom = answer_type("has_object_permission never gets called on my list endpoint")
+    assert symptom("Generic views will not apply object level permissions to lists.")
+    assert symptom("It is called only if the view-level check passed.")
+    assert not symptom("Object level permissions are run by generic views.")
+    assert answer_type("i set the page size but the list still isn't paginated") is not None
 
 
 def test_a_standalone_follow_up_carries_its_context_at_half_weight(service):

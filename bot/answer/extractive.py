@@ -312,6 +312,15 @@ _TYPES: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
             r"(?i)\b(?:because|due\s+to|in\s+order\s+to|so\s+that|as\s+a\s+means|reason|since)\b"
         ),
     ),
+    (
+        # A symptom ("X never gets called", "the list still isn't paginated") is answered by
+        # a limit or a condition: what the software does not do, or does only when.
+        re.compile(r"(?i)\b(?:never|not|doesnt|dont|isnt|wont|cant|didnt|arent|still|\w+n[’']t)\b"),
+        re.compile(
+            r"(?i)\b(?:not|only|unless|must|need\s+to|needs\s+to|requires?|required|cannot|"
+            r"\w+n[’']t|instead|both)\b"
+        ),
+    ),
 )
 _CODE_ASKED = re.compile(
     r"(?i)\b(?:code|example|snippet|syntax|command|commands|script|function\s+signature|"
