@@ -134,6 +134,7 @@ _NOT_REFERRING = re.compile(
     r"|\b(?:(?:a|an|the|some|any)\s+\w+|\w+(?:thing|one|body)|so|such|sure)\s+that\b"
 )
 _POSSESSIVE = frozenset({"its", "their"})
+_QUANTIFIED = re.compile(r"(?i)\b(?:every|each|all|any)\s+[^\W\d_]+")
 _THE_ONE = re.compile(r"(?i)\b(?:the|that|this|which)\s+(?:\w+\s+)?ones?\b")  # "the linux one"
 # A question that says it starts a new topic: "unrelated, but ...", "different question:
 # ...", "off topic - ..." at its start (punctuation or "but" after the marker, so that
@@ -173,7 +174,10 @@ def refers_back(question: str) -> bool:
     # A possessive after a name of the question's own is that name's ("Did the DPRK keep its
     # mining going", "does Celery retry their tasks"), not the conversation's.
     named = _first_name_end(q)
-    later = {normalize_word(w) for w in words(q[named:])} if named is not None else set()
+    # ... and so is one after a quantified noun ("does every user get their own crontab").
+    quantified = _QUANTIFIED.search(q)
+    ends = [e for e in (named, quantified.end() if quantified else None) if e is not None]
+    later = {normalize_word(w) for w in words(q[min(ends) :])} if ends else set()
     return any(w in _REFERRING and not (w in _POSSESSIVE and w in later) for w in said)
 
 
@@ -233,6 +237,7 @@ def condense(
 _SENTENCE_END = re.compile(
     r"(?<!\b[^\W\d_]\.[^\W\d_])(?<!\betc)(?<!\bvs)(?<!\bcf)"  # not after "e.g" nor "etc"
     r"(?<=[^\W_])(?:[?!][.?!]*|\.(?!\.))(?=\s)"
+    r"|(?<=[)\]\"'’”])[?!][.?!]*(?=\s)"  # "... in my home dir (xdg)? also, ..."
     r"|\n+"
     # "how do i X also, is there a Y": a second question typed on in the same sentence.
     r"|(?<=[^\W_]),?(?=\s+(?:and\s+)?also\b,?\s+(?:how|what|why|when|where|which|who|is|are|"
@@ -281,7 +286,6 @@ def _read_sentences(question: str, spans: list[re.Match[str]]) -> _Sentences:
     asks = [
         question[a:b].rstrip().endswith("?") or o for (a, b), o in zip(bounds, opens, strict=True)
     ]
-    wh = [bool(_WH.match(question[a:b])) for a, b in bounds]
     said = [
         sum(is_content(normalize_word(m.group())) for m in spans if a <= m.start() < b)
         for a, b in bounds
@@ -304,6 +308,7 @@ def _read_sentences(question: str, spans: list[re.Match[str]]) -> _Sentences:
     # folder"), unless it says something of the asker ("also, im on windows 10").
     another = [_ANOTHER.match(question[a:b]) for a, b in bounds]  # "also, ..."
     after = [a + (m.end() if m else 0) for (a, _), m in zip(bounds, another, strict=True)]
+    wh = [bool(_WH.match(question[a:b])) for a, (_, b) in zip(after, bounds, strict=True)]
     for i, (_, b) in enumerate(bounds[1:], 1):
         if another[i] and any(asks[:i]) and not _FIRST_PERSON.match(question[after[i] : b]):
             asks[i] = True
@@ -412,10 +417,16 @@ def separate_questions(message: str) -> list[Asked]:
     # ("... prints bar?? where did foo go" asks about the same foo).
     # A fragment ending in "?" after the first often restates it ("... together? different
     # types per value?"): another question opens like one, or with "also".
+    # One word will do after "also, <question word>" ("also, what is SPI"): the asker says
+    # outright that this is another question.
+    def new_words(i: int) -> int:
+        return len(said(*read.bounds[i]) - said(0, read.bounds[i][0]))
+
+    def marked(i: int) -> bool:
+        return read.wh[i] and _ANOTHER.match(message[slice(*read.bounds[i])]) is not None
+
     heads = heads[:1] + [
-        i
-        for i in heads[1:]
-        if read.opens[i] and len(said(*read.bounds[i]) - said(0, read.bounds[i][0])) >= 2
+        i for i in heads[1:] if read.opens[i] and new_words(i) >= (1 if marked(i) else 2)
     ]
     if len(heads) < 2:
         return []

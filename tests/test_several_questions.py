@@ -53,6 +53,19 @@ SECOND = "who wrote the CCN article?"
             [("load plugins lazily from a folder", "load plugins lazily from a folder"),
              ("is there a changelog somewhere?", "is there a changelog somewhere?")],
         ),
+        # One word of its own will do after "also, <question word>".
+        (
+            "is the bug tracker public? also, what is SPI",
+            [("is the bug tracker public?", "is the bug tracker public?"),
+             ("what is SPI", "what is SPI")],
+        ),
+        # "?" after a bracket ends a question too; a possessive after a quantified noun is
+        # that noun's ("every user ... their"), so the second leans on nothing before.
+        (
+            "where do apps keep config in my home (xdg)? also, does every user get their own crontab?",
+            [("where do apps keep config in my home (xdg)?", "where do apps keep config in my home (xdg)?"),
+             ("does every user get their own crontab?", "does every user get their own crontab?")],
+        ),
         # Typed without "?", one per line.
         (
             "how do i pin a version\nhow do i upgrade all packages",
@@ -79,6 +92,8 @@ def test_questions_of_their_own_are_told_apart(message, parts):
         "how do i pin a version? also im on windows 10 with python 3.11",  # the asker's own
         "im on windows 10 with python 3.11. also, how do i pin a version?",
         "how do i pin a version also is there a changelog",  # one sentence
+        "how do i make an option required? also, why?",  # nothing of its own
+        "how do i reset a user's password? also, can i expire their passwords?",  # leans
     ],
 )
 def test_one_question_is_not_split(message):
