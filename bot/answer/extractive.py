@@ -224,7 +224,9 @@ def named_terms(terms: list[Term], lexicon: Lexicon) -> list[Term]:
     """An acronym the corpus never uses, read as the name it writes with those initials
     ("DPRK": "Democratic People's Republic of Korea", `Lexicon.acronym_name`): that name's
     words, sharing the acronym's weight, none of them a name the quote must hold. The
-    corpus names it, just not that way."""
+    corpus names it, just not that way. One the corpus uses and also writes out ("drf":
+    "Django REST Framework", `Lexicon.initialism_name`) stays a name, held by either form
+    (`Term.held_by`)."""
     out: list[Term] = []
     have = {t.term for t in terms}
     for t in terms:
