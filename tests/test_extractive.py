@@ -418,6 +418,7 @@ def test_answer_types():
     assert symptom("It is called only if the view-level check passed.")
     assert not symptom("Object level permissions are run by generic views.")
     assert answer_type("i set the page size but the list still isn't paginated") is not None
+    assert answer_type("should I firewall services or just not run them") is None
 
 
 def test_a_standalone_follow_up_carries_its_context_at_half_weight(service):

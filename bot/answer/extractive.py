@@ -316,8 +316,12 @@ _TYPES: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
     ),
     (
         # A symptom ("X never gets called", "the list still isn't paginated") is answered by
-        # a limit or a condition: what the software does not do, or does only when.
-        re.compile(r"(?i)\b(?:never|not|doesnt|dont|isnt|wont|cant|didnt|arent|still|\w+n[’']t)\b"),
+        # a limit or a condition: what the software does not do, or does only when. A bare
+        # "not" is no symptom ("should I firewall them or just not run them").
+        re.compile(
+            r"(?i)\b(?:never|doesnt|dont|isnt|wont|cant|didnt|arent|still|\w+n[’']t|"
+            r"(?:does|do|did|is|are|was|were|will|can|could)\s+not)\b"
+        ),
         re.compile(
             r"(?i)\b(?:not|only|unless|must|need\s+to|needs\s+to|requires?|required|cannot|"
             r"\w+n[’']t|instead|both)\b"
