@@ -272,6 +272,8 @@ class _Sentences:
     wh: list[bool]  # opens with a question word
     leans: list[bool]  # refers back to what came before ("does it work on windows?")
     own: list[bool]  # says what it asks about itself, not leaning back
+    # Where its own words start: past an opening "also, " ("another question"), else its start.
+    after: list[int]
 
 
 def _read_sentences(question: str, spans: list[re.Match[str]]) -> _Sentences:
@@ -338,7 +340,7 @@ def _read_sentences(question: str, spans: list[re.Match[str]]) -> _Sentences:
         (n >= 2 or (n == 1 and w)) and not back for n, w, back in zip(said, wh, leans, strict=True)
     ]
     opens = [o or m is not None for o, m in zip(opens, another, strict=True)]
-    return _Sentences(bounds, asks, opens, said, wh, leans, own)
+    return _Sentences(bounds, asks, opens, said, wh, leans, own, after)
 
 
 def context_ranges(question: str, spans: list[re.Match[str]]) -> list[tuple[int, int]]:
@@ -423,7 +425,7 @@ def separate_questions(message: str) -> list[Asked]:
         return len(said(*read.bounds[i]) - said(0, read.bounds[i][0]))
 
     def marked(i: int) -> bool:
-        return read.wh[i] and _ANOTHER.match(message[slice(*read.bounds[i])]) is not None
+        return read.wh[i] and read.after[i] > read.bounds[i][0]
 
     heads = heads[:1] + [
         i for i in heads[1:] if read.opens[i] and new_words(i) >= (1 if marked(i) else 2)
@@ -434,15 +436,15 @@ def separate_questions(message: str) -> list[Asked]:
     starts = [read.bounds[i][0] for i in heads]
     scene = message[: starts[0]]
     out = []
-    for k, (i, start) in enumerate(zip(heads, starts, strict=True)):
+    for k, i in enumerate(heads):
         end = starts[k + 1] if k + 1 < len(starts) else len(message)
         a, b = read.bounds[i]
         if k == 0:
             out.append(Asked(" ".join(message[a:b].split()), message[:end].strip()))
             continue
         # "also, is there ..." asks "is there ...".
-        own = _ANOTHER.sub("", message[start:end], count=1)
-        asked = _ANOTHER.sub("", message[a:b], count=1)
+        own = message[read.after[i] : end]
+        asked = message[read.after[i] : b]
         # A line break keeps the scene a sentence of its own.
         out.append(
             Asked(" ".join(asked.split()), "\n".join(x for x in (scene.strip(), own.strip()) if x))

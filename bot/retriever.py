@@ -267,9 +267,9 @@ class Lexicon:
         """The multi-word name the corpus writes where the asker wrote an acronym it never
         uses ("DPRK": "Democratic People's Republic of Korea"), if it has one with those
         initials. Three letters at least: two initials fit too many pairs of words."""
-        if not is_acronym(word) or len(key := acronym_key(word)) < 3 or self.knows(stem(key)):
+        if not is_acronym(word) or self.knows(stem(acronym_key(word))):
             return None
-        return self._data.names.get(key)
+        return self.initialism_name(word)
 
     def initialism_name(self, word: str) -> str | None:
         """The multi-word name the corpus writes with `word`'s letters as initials ("drf",
