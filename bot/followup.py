@@ -136,6 +136,9 @@ _NOT_REFERRING = re.compile(
 _POSSESSIVE = frozenset({"its", "their"})
 _QUANTIFIED = re.compile(r"(?i)\b(?:every|each|all|any)\s+[^\W\d_]+")
 _THE_ONE = re.compile(r"(?i)\b(?:the|that|this|which)\s+(?:\w+\s+)?ones?\b")  # "the linux one"
+# An adverb closing the question that stands for what was just said: "what should i use
+# instead?" (of that), "does the client have to send limit then?" (in that case).
+_CLOSING_ANAPHOR = re.compile(r"(?i)\b(?:instead|then|anyway|otherwise|either)\W*$")
 # A question that says it starts a new topic: "unrelated, but ...", "different question:
 # ...", "off topic - ..." at its start (punctuation or "but" after the marker, so that
 # "unrelated histories" stays a question about them), or "btw" / "by the way" anywhere.
@@ -168,7 +171,7 @@ def refers_back(question: str) -> bool:
     q = re.sub(r"(?i)^\W*(?:(?:ok(?:ay)?|so|right|cool|thanks|thx)\W+)*", "", question.strip())
     if q.lower().startswith(_CONTINUATIONS):
         return True
-    if _THE_ONE.search(q):
+    if _THE_ONE.search(q) or _CLOSING_ANAPHOR.search(q):
         return True
     said = [normalize_word(w) for w in words(_NOT_REFERRING.sub(" ", q))]
     # A possessive after a name of the question's own is that name's ("Did the DPRK keep its

@@ -215,6 +215,8 @@ def test_what_refers_back():
         "ok, is that safe?",
         "how do I change its color",  # no name of its own before "its"
         "Is their API stable",
+        "ok so what should i use instead?",  # instead of what was just said
+        "does the client always have to send limit then?",
     ):
         assert refers_back(q), q
     for q in (
@@ -226,6 +228,7 @@ def test_what_refers_back():
         "how do I make an option required",
         "Did the DPRK keep its crypto mining going for long?",  # its = the DPRK's
         "does Celery retry their tasks",
+        "should i use ed25519 instead of rsa for the key",
     ):
         assert not refers_back(q), q
 
