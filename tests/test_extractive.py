@@ -246,6 +246,23 @@ def test_the_capitals_of_an_identifier_mark_no_name():
     }
     # A setting's capitals are how it is spelled; the same letters alone are an acronym.
     assert got == {"KDB": True, "read": False, "DEFAULT": False, "CLASSES": False, "MAX": False}
+    # A value after "=" is spelled as the language spells its constants.
+    value = {t.word: t.hard for t in question_terms("i set post_update=True, Mapper stays", common)}
+    assert value["True"] is False and value["Mapper"] is True
+
+
+def test_examples_in_parentheses_are_not_what_the_answer_must_hold():
+    common = load_common_words(TOKENIZER_PATH)
+    for question, example in (
+        ("how do i pass extra args (like an ssl option) through create_engine", "ssl"),
+        ("loading is slow in python (populate_state etc), how to speed it up", "populate"),
+        ("share state (e.g. a db handle, a KDB) with subcommands", "KDB"),
+    ):
+        terms = {t.word: t for t in question_terms(question, common)}
+        assert not terms[example].hard and terms[example].weight < 1.0, question
+    # A parenthesis that says what is asked is part of the question.
+    (xdg,) = [t for t in question_terms("where do configs go (xdg)", common) if t.word == "xdg"]
+    assert xdg.hard and xdg.weight == 1.0
 
 
 def test_an_initialism_the_corpus_uses_is_held_by_the_name_it_writes_out():

@@ -167,6 +167,31 @@ def _within(position: int, ranges: list[tuple[int, int]]) -> bool:
     return i >= 0 and position < ranges[i][1]
 
 
+# A parenthesis that gives examples: "(like an ssl option)", "(e.g. a db handle)",
+# "(populate_state etc)". What it names illustrates the question; the answer needn't hold it.
+_EXAMPLES = re.compile(
+    r"\((?:\s*(?:like|e\.?g\.?|such\s+as|for\s+example|for\s+instance)\b[^()]*"
+    r"|[^()]*\betc\b\.?\s*)\)",
+    re.IGNORECASE,
+)
+
+
+def example_ranges(question: str) -> list[tuple[int, int]]:
+    """Where the question gives examples in parentheses (`_EXAMPLES`)."""
+    return [m.span() for m in _EXAMPLES.finditer(question)]
+
+
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The ranges sorted, overlapping ones joined (as `_within` expects)."""
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(ranges):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
 def question_terms(
     question: str,
     common: frozenset[str],
@@ -183,7 +208,7 @@ def question_terms(
     spans = word_spans(question)
     partners = _alternatives(question, spans)
     asker_own = placeholders(question)
-    context = context_ranges(question, spans)
+    context = _merged(context_ranges(question, spans) + example_ranges(question))
     for i, m in enumerate(spans):
         raw = m.group()
         w = normalize_word(raw)
@@ -195,8 +220,12 @@ def question_terms(
         # an identifier: the capitals of DEFAULT_AUTHENTICATION_CLASSES are how settings are
         # spelled, and its words are as ordinary as those of show_default.
         glued = question[m.start() - 1 : m.start()] + question[m.end() : m.end() + 1]
+        # Nor a value after "=" ("post_update=True"): Python spells its constants so.
         capital = (
-            raw[:1].isupper() and (i > 0 or not common_word or raw.isupper()) and "_" not in glued
+            raw[:1].isupper()
+            and (i > 0 or not common_word or raw.isupper())
+            and "_" not in glued
+            and not glued.startswith("=")
         )
         if raw.isupper() and len(raw) > 2 and counts.get(w, 0) >= RARE_COUNT:
             capital = False  # shouted, not named
