@@ -246,9 +246,6 @@ def test_the_capitals_of_an_identifier_mark_no_name():
     }
     # A setting's capitals are how it is spelled; the same letters alone are an acronym.
     assert got == {"KDB": True, "read": False, "DEFAULT": False, "CLASSES": False, "MAX": False}
-    # A value after "=" is spelled as the language spells its constants.
-    value = {t.word: t.hard for t in question_terms("i set post_update=True, Mapper stays", common)}
-    assert value["True"] is False and value["Mapper"] is True
 
 
 def test_examples_in_parentheses_are_not_what_the_answer_must_hold():

@@ -220,12 +220,8 @@ def question_terms(
         # an identifier: the capitals of DEFAULT_AUTHENTICATION_CLASSES are how settings are
         # spelled, and its words are as ordinary as those of show_default.
         glued = question[m.start() - 1 : m.start()] + question[m.end() : m.end() + 1]
-        # Nor a value after "=" ("post_update=True"): Python spells its constants so.
         capital = (
-            raw[:1].isupper()
-            and (i > 0 or not common_word or raw.isupper())
-            and "_" not in glued
-            and not glued.startswith("=")
+            raw[:1].isupper() and (i > 0 or not common_word or raw.isupper()) and "_" not in glued
         )
         if raw.isupper() and len(raw) > 2 and counts.get(w, 0) >= RARE_COUNT:
             capital = False  # shouted, not named
