@@ -37,6 +37,7 @@ from index.terms import (
     normalize_word,
     placeholders,
     stem,
+    symbol_names,
     tokenize,
     typo_fixes,
     word_spans,
@@ -441,7 +442,7 @@ class HybridRetriever(BaseRetriever):
             out.append(
                 full if full != t else lexicon.corrected(raw, t, self.english, self.english_counts)
             )
-        return out
+        return out + [stem(name) for name in symbol_names(query)]
 
     def respelled(self, text: str) -> tuple[str, frozenset[str]]:
         """`text` with its typos respelled as BM25 and the answerer read them

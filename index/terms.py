@@ -155,6 +155,22 @@ def placeholders(text: str) -> set[str]:
     return found | ({"bar"} & said) if found else set()
 
 
+# A symbol typed alone ("why does it show %% where i wrote one %", "what does * do here")
+# is asked about by the name documentation writes for it ("percent signs are doubled").
+_SYMBOL_NAMES = {
+    "%": "percent", "*": "asterisk", "/": "slash", "\\": "backslash", "~": "tilde",
+    "&": "ampersand", "|": "pipe", "^": "caret", "#": "hash", ";": "semicolon",
+}  # fmt: skip
+_LONE_SYMBOL = re.compile(
+    r"(?:^|(?<=[\s\"'`(\[{,]))([%*/\\~&|^#;])\1*(?=$|[\s\"'`)\]}]|[,.!:?](?:\s|$))"
+)
+
+
+def symbol_names(text: str) -> list[str]:
+    """The names of the symbols typed alone in `text`, not inside code ("2>&1", "*.txt")."""
+    return list(dict.fromkeys(_SYMBOL_NAMES[m.group(1)] for m in _LONE_SYMBOL.finditer(text)))
+
+
 def is_content(word: str) -> bool:
     """A normalized word that carries content: no stop word, no lone letter (digits count)."""
     return word not in STOPWORDS and (len(word) >= 2 or word.isdigit())

@@ -46,7 +46,7 @@ from index.embedder import TOKENIZER_PATH
 from index.loader import load_file
 from index.pipeline import reindex
 from index.sentences import UNIT_VECTORS, decode_unit_vectors, units_of_chunk
-from index.terms import normalize_word, placeholders, stem, typo_fixes
+from index.terms import normalize_word, placeholders, stem, symbol_names, typo_fixes
 from tests.helpers import index_reader
 
 SITES = Path(__file__).parent / "data" / "sites"
@@ -321,6 +321,17 @@ def test_placeholder_names_are_the_askers_own_not_words_to_search_for():
     corpus = Lexicon(lexical.build("g", [("a", "x", {"source": "a.md"})]), lambda ids: {})
     assert retriever._query_terms("import { foo } from a package", corpus) == ["import", "packag"]
     assert placeholders("a progress bar") == set()
+
+
+def test_a_symbol_typed_alone_is_searched_for_by_its_name():
+    assert symbol_names("my sql shows %% where i only wrote one %") == ["percent"]
+    assert symbol_names("what does the / mean in def f(a, /)?") == ["slash"]
+    assert symbol_names("what does * do, and ~?") == ["asterisk", "tilde"]
+    # Inside code or a path it is syntax, not something asked about.
+    assert symbol_names("cmd 2>&1 >file; for f in *.txt; cd ~/src; a/b") == []
+    retriever = HybridRetriever(reader=None)
+    corpus = Lexicon(lexical.build("g", [("a", "x", {"source": "a.md"})]), lambda ids: {})
+    assert retriever._query_terms("why %% here", corpus) == ["percent"]
 
 
 def test_words_offered_as_alternatives_know_each_other():

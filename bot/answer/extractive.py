@@ -55,6 +55,7 @@ from bot.sentences import (
     normalize_word,
     placeholders,
     stem,
+    symbol_names,
     tokenize,
     word_spans,
 )
@@ -659,6 +660,8 @@ class ExtractiveAnswerer:
             (q.preamble, SITUATION_WEIGHT, False),
             (q.situation, SITUATION_WEIGHT, False),
             (" ".join(q.context), 0.5, True),
+            # The name of a symbol typed alone: held by a passage that says it in words.
+            (" ".join(symbol_names(q.question)), SITUATION_WEIGHT, False),
         ):
             own = {t.term for t in terms}
             more = [
