@@ -166,9 +166,21 @@ _LONE_SYMBOL = re.compile(
 )
 
 
+# Between two words these join them, as "or" and "and" do ("no ETA / remaining time",
+# "backup & restore"): no symbol is asked about.
+_JOINING = frozenset("&|/")
+
+
 def symbol_names(text: str) -> list[str]:
-    """The names of the symbols typed alone in `text`, not inside code ("2>&1", "*.txt")."""
-    return list(dict.fromkeys(_SYMBOL_NAMES[m.group(1)] for m in _LONE_SYMBOL.finditer(text)))
+    """The names of the symbols typed alone in `text`, not inside code ("2>&1", "*.txt") nor
+    joining two words."""
+    out = []
+    for m in _LONE_SYMBOL.finditer(text):
+        a, b = m.span()
+        if m.group(1) in _JOINING and re.search(r"\w\s$", text[:a]) and re.match(r"\s\w", text[b:]):
+            continue
+        out.append(_SYMBOL_NAMES[m.group(1)])
+    return list(dict.fromkeys(out))
 
 
 def is_content(word: str) -> bool:

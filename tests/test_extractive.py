@@ -326,6 +326,9 @@ def test_placeholder_names_are_the_askers_own_not_words_to_search_for():
 def test_a_symbol_typed_alone_is_searched_for_by_its_name():
     assert symbol_names("my sql shows %% where i only wrote one %") == ["percent"]
     assert symbol_names("what does the / mean in def f(a, /)?") == ["slash"]
+    # Between two words "/", "&" and "|" join them.
+    assert symbol_names("no ETA / remaining time, backup & restore, dev | prod") == []
+    assert symbol_names("started jobs with &, how do i wait") == ["ampersand"]
     assert symbol_names("what does * do, and ~?") == ["asterisk", "tilde"]
     # Inside code or a path it is syntax, not something asked about.
     assert symbol_names("cmd 2>&1 >file; for f in *.txt; cd ~/src; a/b") == []
