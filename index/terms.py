@@ -162,13 +162,14 @@ _SYMBOL_NAMES = {
     "&": "ampersand", "|": "pipe", "^": "caret", "#": "hash", ";": "semicolon",
 }  # fmt: skip
 _LONE_SYMBOL = re.compile(
-    r"(?:^|(?<=[\s\"'`(\[{,]))([%*/\\~&|^#;])\1*(?=$|[\s\"'`)\]}]|[,.!:?](?:\s|$))"
+    rf"(?:^|(?<=[\s\"'`(\[{{,]))([{re.escape(''.join(_SYMBOL_NAMES))}])\1*"
+    r"(?=$|[\s\"'`)\]}]|[,.!:?](?:\s|$))"
 )
-
-
 # Between two words these join them, as "or" and "and" do ("no ETA / remaining time",
 # "backup & restore"): no symbol is asked about.
 _JOINING = frozenset("&|/")
+_WORD_SPACE = re.compile(r"\w\s")
+_SPACE_WORD = re.compile(r"\s\w")
 
 
 def symbol_names(text: str) -> list[str]:
@@ -177,9 +178,13 @@ def symbol_names(text: str) -> list[str]:
     out = []
     for m in _LONE_SYMBOL.finditer(text):
         a, b = m.span()
-        if m.group(1) in _JOINING and re.search(r"\w\s$", text[:a]) and re.match(r"\s\w", text[b:]):
-            continue
-        out.append(_SYMBOL_NAMES[m.group(1)])
+        joining = (
+            m.group(1) in _JOINING
+            and _WORD_SPACE.fullmatch(text[max(0, a - 2) : a])
+            and _SPACE_WORD.fullmatch(text[b : b + 2])
+        )
+        if not joining:
+            out.append(_SYMBOL_NAMES[m.group(1)])
     return list(dict.fromkeys(out))
 
 
